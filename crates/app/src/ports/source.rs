@@ -1,0 +1,133 @@
+//! Sources: where records come from (a CSV, NDJSON or JSON file, a request body, a message).
+
+use emdp_domain::RawRecord;
+
+/// The input formats emdp reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    /// CSV with a header row (RFC 4180).
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+    /// A JSON array of objects (or a single object).
+    Json,
+}
+
+impl SourceFormat {
+    /// The format's name as used by `--format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Ndjson => "ndjson",
+            SourceFormat::Json => "json",
+        }
+    }
+
+    /// Guesses the format from a file name's extension (`.csv`, `.ndjson`/`.jsonl`, `.json`).
+    pub fn from_path(path: &str) -> Option<Self> {
+        let extension = path.rsplit_once('.')?.1.to_ascii_lowercase();
+        match extension.as_str() {
+            "csv" => Some(SourceFormat::Csv),
+            "ndjson" | "jsonl" => Some(SourceFormat::Ndjson),
+            "json" => Some(SourceFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// One record as a source found it.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRow<'a> {
+    /// Where the record starts: the physical line for CSV and NDJSON (the CSV header is
+    /// line 1), the 1-based position of the element for a JSON array.
+    pub line: u64,
+    /// The payload exactly as received (a CSV record without its line terminator, an NDJSON
+    /// line, a JSON element's text).
+    pub raw: &'a str,
+    /// The record's fields as read.
+    pub record: RawRecord<'a>,
+    /// Why the payload could not be read as a record at all (e.g. invalid JSON); the row is
+    /// then `malformed` with no fields.
+    pub parse_error: Option<&'a str>,
+}
+
+/// What stops a source: problems with the file as a whole, not with one record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The input could not be read.
+    #[error("cannot read input: {0}")]
+    Io(String),
+    /// The input is not UTF-8.
+    #[error("line {line}: invalid UTF-8")]
+    InvalidUtf8 {
+        /// Where the bad bytes are.
+        line: u64,
+    },
+    /// The input has no header row.
+    #[error("empty input: no header row")]
+    Empty,
+    /// The header row lacks required columns.
+    #[error("line 1: header is missing required column(s): {}", .columns.join(", "))]
+    MissingColumns {
+        /// The columns that are not there.
+        columns: Vec<&'static str>,
+    },
+    /// A column appears twice in the header.
+    #[error("line 1: column '{column}' appears more than once in the header")]
+    DuplicateColumn {
+        /// The repeated column.
+        column: &'static str,
+    },
+    /// The document's structure is broken (e.g. a JSON array that does not close).
+    #[error("line {line}: {message}")]
+    Syntax {
+        /// Where reading stopped.
+        line: u64,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// An error raised by the code visiting rows (e.g. a report that cannot be written); it
+/// stops the source and is handed back to the caller unchanged.
+pub type VisitError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why reading a source stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The source itself failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The visitor asked to stop.
+    #[error(transparent)]
+    Visit(VisitError),
+}
+
+/// A stream of records. Pushes each row to `visit` in input order, borrowing from its own
+/// buffers, so memory stays flat however long the input is.
+pub trait RecordSource {
+    /// The format being read.
+    fn format(&self) -> SourceFormat;
+
+    /// The CSV header line as read, which is needed to interpret raw CSV payloads later.
+    fn header(&self) -> Option<&str>;
+
+    /// Reads every row, calling `visit` for each; stops at the first error.
+    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_from_extension() {
+        assert_eq!(SourceFormat::from_path("a/b.CSV"), Some(SourceFormat::Csv));
+        assert_eq!(SourceFormat::from_path("x.jsonl"), Some(SourceFormat::Ndjson));
+        assert_eq!(SourceFormat::from_path("x.ndjson"), Some(SourceFormat::Ndjson));
+        assert_eq!(SourceFormat::from_path("x.json"), Some(SourceFormat::Json));
+        assert_eq!(SourceFormat::from_path("x.txt"), None);
+        assert_eq!(SourceFormat::from_path("-"), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per use case.
+
+pub mod validate;

@@ -1,0 +1,11 @@
+//! One module per subcommand.
+
+pub mod generate;
+pub mod validate;
+
+use chrono::NaiveDate;
+
+/// Parses `--today` and other date flags as ISO 8601 `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    emdp_domain::parse_iso_date(text.trim()).map_err(|err| format!("{err}: expected YYYY-MM-DD"))
+}

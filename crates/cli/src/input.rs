@@ -1,0 +1,36 @@
+//! Opening input files and standard input as record sources.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+
+use emdp_app::ports::{RecordSource, SourceFormat};
+
+use crate::error::CliError;
+
+/// Buffer size for input files: large reads keep system calls off the profile.
+const BUFFER: usize = 256 * 1024;
+
+/// Opens `path` (`-` = standard input) as a record source. The format is `format` when
+/// given, else guessed from the extension.
+pub fn open(path: &str, format: Option<SourceFormat>) -> Result<Box<dyn RecordSource>, CliError> {
+    let format = match format.or_else(|| SourceFormat::from_path(path)) {
+        Some(format) => format,
+        None if path == "-" => {
+            return Err(CliError::Usage("reading standard input needs --format csv|ndjson|json".into()));
+        }
+        None => {
+            return Err(CliError::Input {
+                path: path.to_owned(),
+                message: "cannot tell the format from the extension; pass --format csv|ndjson|json".into(),
+            });
+        }
+    };
+    let input: Box<dyn BufRead> = if path == "-" {
+        Box::new(BufReader::with_capacity(BUFFER, std::io::stdin()))
+    } else {
+        let file = File::open(path)
+            .map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot open: {err}") })?;
+        Box::new(BufReader::with_capacity(BUFFER, file))
+    };
+    Ok(emdp_formats::open_source(format, input))
+}

@@ -1,0 +1,444 @@
+//! CSV with a header row: columns matched by name (trimmed, case-insensitive) in any order,
+//! extra columns ignored, RFC 4180 quoting, UTF-8 BOM and CRLF accepted, blank lines skipped.
+//!
+//! Each record's raw bytes are kept exactly, because the raw store keeps the payload as
+//! received, not a re-serialization. Lines without a quote or a stray carriage return (the
+//! overwhelming majority of meter exports) are split on commas directly, found with `memchr`;
+//! any other record is handed to `csv-core`, the parser under the `csv` crate, so quoting
+//! follows it exactly. A property test checks both paths against the `csv` crate.
+
+use std::io::Read;
+
+use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
+use emdp_domain::{FieldName, RawField, RawRecord};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+const BUFFER: usize = 256 * 1024;
+
+/// A CSV record source. See the module documentation for the accepted dialect.
+pub struct CsvSource<R> {
+    input: R,
+    eof: bool,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    parser: csv_core::Reader,
+    header: Option<String>,
+    /// Column index of each of the five fields, in [`FieldName::ALL`] order.
+    columns: [usize; 5],
+    header_len: usize,
+    /// Line feeds consumed so far: the next record starts on line `line + 1` or later.
+    line: u64,
+    /// The slow path's copy of a record's raw bytes, and csv-core's unescaped output.
+    raw: Vec<u8>,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// Byte ranges of the current record's fields, in `Record::text`.
+    spans: Vec<(usize, usize)>,
+}
+
+/// One record: where it starts, its raw text, and its fields as spans of `text`.
+struct Record<'b> {
+    line: u64,
+    raw: &'b str,
+    text: &'b str,
+    spans: &'b [(usize, usize)],
+}
+
+impl Record<'_> {
+    fn field(&self, index: usize) -> Option<&str> {
+        let &(start, end) = self.spans.get(index)?;
+        self.text.get(start..end)
+    }
+}
+
+fn io(err: std::io::Error) -> SourceError {
+    SourceError::Io(err.to_string())
+}
+
+impl<R: Read> CsvSource<R> {
+    /// A source over `input`; the header is read on the first call to `read_all`.
+    pub fn new(input: R) -> Self {
+        CsvSource {
+            input,
+            eof: false,
+            buf: vec![0; BUFFER],
+            pos: 0,
+            len: 0,
+            parser: csv_core::Reader::new(),
+            header: None,
+            columns: [usize::MAX; 5],
+            header_len: 0,
+            line: 0,
+            raw: Vec::with_capacity(256),
+            out: vec![0; 256],
+            ends: vec![0; 16],
+            spans: Vec::with_capacity(16),
+        }
+    }
+
+    /// Moves unread bytes to the front and reads more; grows the buffer when it is full.
+    /// Returns false at the end of input.
+    fn refill(&mut self) -> Result<bool, SourceError> {
+        if self.eof {
+            return Ok(false);
+        }
+        self.buf.copy_within(self.pos..self.len, 0);
+        self.len -= self.pos;
+        self.pos = 0;
+        if self.len == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.input.read(&mut self.buf[self.len..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(read) => {
+                    self.len += read;
+                    return Ok(true);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(io(err)),
+            }
+        }
+    }
+
+    /// Reads the next record, or `None` at the end of input.
+    fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
+        loop {
+            let pending = &self.buf[self.pos..self.len];
+            let (line_len, next) = match memchr::memchr(b'\n', pending) {
+                Some(at) => (at, at + 1),
+                None if !self.eof => {
+                    self.refill()?;
+                    continue;
+                }
+                None if pending.is_empty() => return Ok(None),
+                None => (pending.len(), pending.len()),
+            };
+            let mut content = &pending[..line_len];
+            if let [rest @ .., b'\r'] = content {
+                content = rest;
+            }
+            if memchr::memchr2(b'"', b'\r', content).is_some() {
+                return self.next_record_slow();
+            }
+            let (start, line) = (self.pos, self.line + 1);
+            self.pos += next;
+            self.line += (next > line_len) as u64;
+            if content.is_empty() {
+                continue;
+            }
+            let content_len = content.len();
+            let raw = std::str::from_utf8(&self.buf[start..start + content_len])
+                .map_err(|_| SourceError::InvalidUtf8 { line })?;
+            self.spans.clear();
+            let mut field_start = 0;
+            for comma in memchr::memchr_iter(b',', raw.as_bytes()) {
+                self.spans.push((field_start, comma));
+                field_start = comma + 1;
+            }
+            self.spans.push((field_start, raw.len()));
+            return Ok(Some(Record { line, raw, text: raw, spans: &self.spans }));
+        }
+    }
+
+    /// Reads one record with csv-core (quoted fields, stray carriage returns).
+    fn next_record_slow(&mut self) -> Result<Option<Record<'_>>, SourceError> {
+        use csv_core::ReadRecordResult as Read;
+        self.raw.clear();
+        let (mut out_len, mut ends_len) = (0, 0);
+        loop {
+            let pending = &self.buf[self.pos..self.len];
+            let (result, consumed, written, ended) =
+                self.parser.read_record(pending, &mut self.out[out_len..], &mut self.ends[ends_len..]);
+            self.raw.extend_from_slice(&pending[..consumed]);
+            self.pos += consumed;
+            out_len += written;
+            ends_len += ended;
+            match result {
+                Read::InputEmpty => {
+                    self.refill()?;
+                }
+                Read::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                Read::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                Read::Record => break,
+                Read::End => return Ok(None),
+            }
+        }
+        // Blank lines before the record are skipped by csv-core but consumed into `raw`.
+        let leading = self.raw.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+        let start_line = self.line + memchr::memchr_iter(b'\n', &self.raw[..leading]).count() as u64 + 1;
+        self.line += memchr::memchr_iter(b'\n', &self.raw).count() as u64;
+        let mut raw = &self.raw[leading..];
+        while let [rest @ .., b'\r' | b'\n'] = raw {
+            raw = rest;
+        }
+        let invalid = SourceError::InvalidUtf8 { line: start_line };
+        let raw = std::str::from_utf8(raw).map_err(|_| invalid.clone())?;
+        let text = std::str::from_utf8(&self.out[..out_len]).map_err(|_| invalid)?;
+        self.spans.clear();
+        let mut start = 0;
+        for &end in &self.ends[..ends_len] {
+            self.spans.push((start, end));
+            start = end;
+        }
+        Ok(Some(Record { line: start_line, raw, text, spans: &self.spans }))
+    }
+
+    fn read_header(&mut self) -> Result<(), SourceError> {
+        while self.len < BOM.len() && self.refill()? {}
+        if self.buf[..self.len].starts_with(BOM) {
+            self.pos = BOM.len();
+        }
+        let record = self.next_record()?.ok_or(SourceError::Empty)?;
+        let mut columns = [usize::MAX; 5];
+        for index in 0..record.spans.len() {
+            let Some(field) = record.field(index).and_then(FieldName::from_header) else { continue };
+            let slot = &mut columns[field as usize];
+            if *slot != usize::MAX {
+                return Err(SourceError::DuplicateColumn { column: field.as_str() });
+            }
+            *slot = index;
+        }
+        let missing: Vec<_> = FieldName::ALL
+            .into_iter()
+            .filter(|field| columns[*field as usize] == usize::MAX)
+            .map(FieldName::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(SourceError::MissingColumns { columns: missing });
+        }
+        let (header_len, header) = (record.spans.len(), record.raw.to_owned());
+        self.header_len = header_len;
+        self.header = Some(header);
+        self.columns = columns;
+        Ok(())
+    }
+}
+
+impl<R: Read> RecordSource for CsvSource<R> {
+    fn format(&self) -> SourceFormat {
+        SourceFormat::Csv
+    }
+
+    fn header(&self) -> Option<&str> {
+        self.header.as_deref()
+    }
+
+    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
+        if self.header.is_none() {
+            self.read_header()?;
+        }
+        let (columns, header_len) = (self.columns, self.header_len);
+        loop {
+            self.read_plain_lines(visit)?;
+            // Refills, a quoted record, an invalid line or the end of input.
+            let Some(record) = self.next_record()? else { return Ok(()) };
+            emit(columns, header_len, &record, visit)?;
+        }
+    }
+}
+
+/// Maps a record's columns to the five fields and hands the row to `visit`.
+fn emit(
+    columns: [usize; 5],
+    header_len: usize,
+    record: &Record<'_>,
+    visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
+) -> Result<(), ReadError> {
+    let mut raw = RawRecord { malformed: record.spans.len() > header_len, ..RawRecord::default() };
+    for field in FieldName::ALL {
+        if let Some(text) = record.field(columns[field as usize]) {
+            raw.set(field, RawField::Text(text));
+        }
+    }
+    visit(SourceRow { line: record.line, raw: record.raw, record: raw, parse_error: None }).map_err(ReadError::Visit)
+}
+
+impl<R: Read> CsvSource<R> {
+    /// The hot loop: visits every plain line (no quote, no stray carriage return) among the
+    /// complete lines already buffered. UTF-8 is checked once for the whole region rather
+    /// than line by line. Stops before the first line that needs csv-core, or that holds
+    /// invalid UTF-8 (which `next_record` then reports with its line number).
+    fn read_plain_lines(
+        &mut self,
+        visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
+    ) -> Result<(), ReadError> {
+        let pending = &self.buf[self.pos..self.len];
+        let end = if self.eof {
+            pending.len()
+        } else {
+            match memchr::memrchr(b'\n', pending) {
+                Some(at) => at + 1,
+                None => return Ok(()),
+            }
+        };
+        let region = &pending[..end];
+        let text = match std::str::from_utf8(region) {
+            Ok(text) => text,
+            Err(err) => match memchr::memrchr(b'\n', &region[..err.valid_up_to()]) {
+                Some(at) => std::str::from_utf8(&region[..=at]).unwrap_or_default(),
+                None => return Ok(()),
+            },
+        };
+        let mut offset = 0;
+        let mut result = Ok(());
+        while offset < text.len() {
+            let rest = &text[offset..];
+            let (line_len, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
+                Some(at) => (at, at + 1),
+                None => (rest.len(), rest.len()),
+            };
+            let content = rest[..line_len].strip_suffix('\r').unwrap_or(&rest[..line_len]);
+            if memchr::memchr2(b'"', b'\r', content.as_bytes()).is_some() {
+                break;
+            }
+            let line = self.line + 1;
+            offset += next;
+            self.line += (next > line_len) as u64;
+            if content.is_empty() {
+                continue;
+            }
+            self.spans.clear();
+            let mut field_start = 0;
+            for comma in memchr::memchr_iter(b',', content.as_bytes()) {
+                self.spans.push((field_start, comma));
+                field_start = comma + 1;
+            }
+            self.spans.push((field_start, content.len()));
+            let record = Record { line, raw: content, text: content, spans: &self.spans };
+            result = emit(self.columns, self.header_len, &record, visit);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.pos += offset;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `input` and returns (line, raw, five fields as read, malformed) per row.
+    fn rows(input: &[u8]) -> Result<Vec<(u64, String, [String; 5], bool)>, ReadError> {
+        let mut source = CsvSource::new(input);
+        let mut out = Vec::new();
+        source.read_all(&mut |row| {
+            let fields = FieldName::ALL.map(|f| row.record.get(f).as_read().to_owned());
+            out.push((row.line, row.raw.to_owned(), fields, row.record.malformed));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn maps_columns_by_name_in_any_order() {
+        let out =
+            rows(b"Provider, DATE ,extra,building_id,temperature,consumption\np,2024-01-01,x,B1,3.5,10\n").unwrap();
+        assert_eq!(out.len(), 1);
+        let (line, raw, fields, malformed) = &out[0];
+        assert_eq!(*line, 2);
+        assert_eq!(raw, "p,2024-01-01,x,B1,3.5,10");
+        assert_eq!(fields, &["B1", "2024-01-01", "10", "3.5", "p"].map(String::from));
+        assert!(!malformed);
+    }
+
+    #[test]
+    fn bom_crlf_quotes_and_blank_lines() {
+        let input = b"\xEF\xBB\xBFbuilding_id,date,consumption,temperature,provider\r\n\r\n\"B,1\",2024-01-01,\"1\"\"2\",3,\"multi\nline\"\r\nB2,2024-01-02,1,2,p\r\n";
+        let out = rows(input).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].0, 3);
+        assert_eq!(out[0].1, "\"B,1\",2024-01-01,\"1\"\"2\",3,\"multi\nline\"");
+        assert_eq!(out[0].2[0], "B,1");
+        assert_eq!(out[0].2[2], "1\"2");
+        assert_eq!(out[0].2[4], "multi\nline");
+        assert_eq!(out[1].0, 5);
+    }
+
+    #[test]
+    fn short_rows_are_missing_fields_and_long_rows_are_malformed() {
+        let out =
+            rows(b"building_id,date,consumption,temperature,provider\nB1,2024-01-01\nB1,2024-01-01,1,2,p,extra\n")
+                .unwrap();
+        assert_eq!(out[0].2[2], "");
+        assert!(!out[0].3);
+        assert!(out[1].3);
+        assert_eq!(out[1].2[4], "p");
+    }
+
+    #[test]
+    fn last_line_without_newline() {
+        let out = rows(b"building_id,date,consumption,temperature,provider\nB1,2024-01-01,1,2,p").unwrap();
+        assert_eq!(out[0].1, "B1,2024-01-01,1,2,p");
+    }
+
+    #[test]
+    fn header_errors() {
+        let err = rows(b"building_id,date,kwh\nB1,2024-01-01,1\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 1: header is missing required column(s): consumption, temperature, provider");
+        let err = rows(b"date,building_id,date,consumption,temperature,provider\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 1: column 'date' appears more than once in the header");
+        assert!(matches!(rows(b""), Err(ReadError::Source(SourceError::Empty))));
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let err =
+            rows(b"building_id,date,consumption,temperature,provider\nB1,2024-01-01,1,2,p\nB\xff,2024-01-01,1,2,p\n")
+                .unwrap_err();
+        assert!(matches!(err, ReadError::Source(SourceError::InvalidUtf8 { line: 3 })));
+    }
+
+    #[test]
+    fn long_fields_grow_the_buffers() {
+        let long = "x".repeat(10_000);
+        let input = format!(
+            "building_id,date,consumption,temperature,provider{}\n{long},2024-01-01,1,2,p{}\n",
+            ",c".repeat(40),
+            ",v".repeat(40)
+        );
+        let out = rows(input.as_bytes()).unwrap();
+        assert_eq!(out[0].2[0], long);
+    }
+
+    /// The records and fields the `csv` crate finds after the header.
+    fn csv_crate_records(input: &[u8]) -> Vec<Vec<String>> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+        reader
+            .byte_records()
+            .map(|r| r.unwrap().iter().map(|f| String::from_utf8(f.to_vec()).unwrap()).collect())
+            .collect()
+    }
+
+    /// The fields this source finds, in header order (a..e plus extras are not exposed, so
+    /// the header names the five columns and every row is compared on them).
+    fn our_records(input: &[u8]) -> Vec<Vec<String>> {
+        rows(input).unwrap().into_iter().map(|(_, _, fields, _)| fields.to_vec()).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_csv_crate(body in proptest::collection::vec(proptest::sample::select(vec!["a", "b", ",", "\"", "\n", "\r", "\r\n", " "]), 0..60)) {
+            let mut input = b"building_id,date,consumption,temperature,provider\n".to_vec();
+            input.extend(body.concat().into_bytes());
+            let expected: Vec<Vec<String>> = csv_crate_records(&input)
+                .into_iter()
+                .map(|mut fields| { fields.resize(5, String::new()); fields.truncate(5); fields })
+                .collect();
+            proptest::prop_assert_eq!(our_records(&input), expected);
+        }
+
+        #[test]
+        fn never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let mut input = b"building_id,date,consumption,temperature,provider\n".to_vec();
+            input.extend(body);
+            let _ = rows(&input);
+        }
+    }
+}

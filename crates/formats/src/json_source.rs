@@ -1,0 +1,368 @@
+//! JSON sources: NDJSON (one object per line) and a JSON array of objects.
+//!
+//! Keys are matched like CSV headers (trimmed, case-insensitive); unknown keys are ignored.
+//! A string is text; a number is kept as its literal text (so `1e999` is found unparsable by
+//! the domain, not rejected by the JSON parser); `null` is missing; `true`, objects and arrays
+//! are values of the wrong type. A line or element that is not a JSON object is a
+//! `malformed_row` with no fields, kept with its parse error.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::BufRead;
+
+use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
+use emdp_domain::{FieldName, RawField, RawRecord};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// The five values of one JSON object, borrowed from its text.
+#[derive(Default)]
+struct JsonFields<'a> {
+    values: [Option<&'a RawValue>; 5],
+}
+
+impl<'de> de::Deserialize<'de> for JsonFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = JsonFields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = JsonFields::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    if let Some(field) = FieldName::from_header(&key) {
+                        let slot = &mut fields.values[field as usize];
+                        if slot.is_some() {
+                            return Err(de::Error::custom(format_args!("duplicate key `{}`", field.as_str())));
+                        }
+                        *slot = Some(value);
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Turns one JSON text into a row and hands it to `visit`. `scratch` holds strings that
+/// needed unescaping, so the row can borrow them.
+fn visit_object(
+    line: u64,
+    text: &str,
+    scratch: &mut [String; 5],
+    visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
+) -> Result<(), VisitError> {
+    let fields = match serde_json::from_str::<JsonFields<'_>>(text) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let message = err.to_string();
+            let record = RawRecord { malformed: true, ..RawRecord::default() };
+            return visit(SourceRow { line, raw: text, record, parse_error: Some(&message) });
+        }
+    };
+    for (slot, value) in scratch.iter_mut().zip(&fields.values) {
+        if let Some(json) = value.map(|v| v.get()).filter(|json| json.starts_with('"') && json.contains('\\')) {
+            // A JSON string from serde_json's own parser: unescaping cannot fail.
+            *slot = serde_json::from_str::<String>(json).unwrap_or_default();
+        }
+    }
+    let mut record = RawRecord::default();
+    for field in FieldName::ALL {
+        let Some(json) = fields.values[field as usize].map(RawValue::get) else { continue };
+        let value = match json.as_bytes()[0] {
+            b'"' if json.contains('\\') => RawField::Text(&scratch[field as usize]),
+            b'"' => RawField::Text(&json[1..json.len() - 1]),
+            b'n' => RawField::Absent,
+            b't' | b'f' | b'{' | b'[' => RawField::WrongType(json),
+            _ => RawField::Text(json),
+        };
+        record.set(field, value);
+    }
+    visit(SourceRow { line, raw: text, record, parse_error: None })
+}
+
+/// Newline-delimited JSON: one object per line; blank lines are skipped.
+pub struct NdjsonSource<R> {
+    input: R,
+    line: Vec<u8>,
+    scratch: [String; 5],
+}
+
+impl<R: BufRead> NdjsonSource<R> {
+    /// A source over `input`.
+    pub fn new(input: R) -> Self {
+        NdjsonSource { input, line: Vec::with_capacity(256), scratch: Default::default() }
+    }
+}
+
+impl<R: BufRead> RecordSource for NdjsonSource<R> {
+    fn format(&self) -> SourceFormat {
+        SourceFormat::Ndjson
+    }
+
+    fn header(&self) -> Option<&str> {
+        None
+    }
+
+    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
+        let mut number = 0u64;
+        loop {
+            self.line.clear();
+            let read = self.input.read_until(b'\n', &mut self.line).map_err(|e| SourceError::Io(e.to_string()))?;
+            if read == 0 {
+                return Ok(());
+            }
+            number += 1;
+            if number == 1 && self.line.starts_with(b"\xEF\xBB\xBF") {
+                self.line.drain(..3);
+            }
+            let text = std::str::from_utf8(&self.line).map_err(|_| SourceError::InvalidUtf8 { line: number })?;
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            visit_object(number, text, &mut self.scratch, visit).map_err(ReadError::Visit)?;
+        }
+    }
+}
+
+/// A JSON document holding an array of objects (or one object), read element by element
+/// without loading the document.
+pub struct JsonArraySource<R> {
+    input: Option<R>,
+}
+
+impl<R: BufRead> JsonArraySource<R> {
+    /// A source over `input`.
+    pub fn new(input: R) -> Self {
+        JsonArraySource { input: Some(input) }
+    }
+}
+
+/// Deserializes a top-level array, visiting each element as it is read.
+struct Elements<'v> {
+    visit: &'v mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
+    /// The visitor's error, kept aside since serde can only carry a message.
+    stopped: Option<VisitError>,
+    count: u64,
+    scratch: [String; 5],
+}
+
+impl Elements<'_> {
+    /// Visits one element; a visitor error is kept aside and reported to serde as a stop.
+    fn element<E: de::Error>(&mut self, text: &str) -> Result<(), E> {
+        self.count += 1;
+        visit_object(self.count, text, &mut self.scratch, self.visit).map_err(|err| {
+            self.stopped = Some(err);
+            E::custom("stopped")
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Elements<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(element) = seq.next_element::<Box<RawValue>>()? {
+            self.element(element.get())?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Elements<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+use serde::Deserialize as _;
+
+/// Skips leading whitespace and returns the first byte after it, without consuming it.
+fn first_non_space(input: &mut impl BufRead) -> std::io::Result<Option<u8>> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(at) => {
+                let byte = buf[at];
+                input.consume(at);
+                return Ok(Some(byte));
+            }
+            None => {
+                let len = buf.len();
+                input.consume(len);
+            }
+        }
+    }
+}
+
+impl<R: BufRead> RecordSource for JsonArraySource<R> {
+    fn format(&self) -> SourceFormat {
+        SourceFormat::Json
+    }
+
+    fn header(&self) -> Option<&str> {
+        None
+    }
+
+    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
+        let Some(mut input) = self.input.take() else { return Ok(()) };
+        let io = |e: std::io::Error| SourceError::Io(e.to_string());
+        if input.fill_buf().map_err(io)?.starts_with(b"\xEF\xBB\xBF") {
+            input.consume(3);
+        }
+        let single_object = first_non_space(&mut input).map_err(io)? == Some(b'{');
+        let mut elements = Elements { visit, stopped: None, count: 0, scratch: Default::default() };
+        let mut deserializer = serde_json::Deserializer::from_reader(input);
+        let result = if single_object {
+            // One object: small by nature, read whole and visited as the only record.
+            Box::<RawValue>::deserialize(&mut deserializer).and_then(|object| elements.element(object.get()))
+        } else {
+            (&mut elements).deserialize(&mut deserializer)
+        }
+        .and_then(|()| deserializer.end());
+        if let Some(err) = elements.stopped {
+            return Err(ReadError::Visit(err));
+        }
+        result.map_err(|err| {
+            let message = err.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            if err.is_io() {
+                SourceError::Io(message).into()
+            } else {
+                SourceError::Syntax { line: err.line() as u64, message }.into()
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Row = (u64, String, [String; 5], bool, Option<String>);
+
+    fn collect(source: &mut dyn RecordSource) -> Result<Vec<Row>, ReadError> {
+        let mut out = Vec::new();
+        source.read_all(&mut |row| {
+            let fields = FieldName::ALL.map(|f| match row.record.get(f) {
+                RawField::Absent => "<absent>".to_owned(),
+                RawField::Text(t) => t.to_owned(),
+                RawField::WrongType(t) => format!("<wrong {t}>"),
+            });
+            out.push((row.line, row.raw.to_owned(), fields, row.record.malformed, row.parse_error.map(str::to_owned)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn ndjson(input: &str) -> Result<Vec<Row>, ReadError> {
+        collect(&mut NdjsonSource::new(input.as_bytes()))
+    }
+
+    fn array(input: &str) -> Result<Vec<Row>, ReadError> {
+        collect(&mut JsonArraySource::new(input.as_bytes()))
+    }
+
+    #[test]
+    fn ndjson_values_of_every_kind() {
+        let out = ndjson(
+            "{\"building_id\":\"B\\u0031\",\"date\":\"2024-01-01\",\"consumption\":100.50,\"temperature\":null,\"Provider\":true,\"x\":[1]}\r\n",
+        )
+        .unwrap();
+        assert_eq!(out[0].2, ["B1", "2024-01-01", "100.50", "<absent>", "<wrong true>"].map(String::from));
+        assert!(!out[0].3);
+    }
+
+    #[test]
+    fn ndjson_numbers_keep_their_text() {
+        let out = ndjson("{\"consumption\": 1e999, \"temperature\": \"12,5\"}\n").unwrap();
+        assert_eq!(out[0].2[2], "1e999");
+        assert_eq!(out[0].2[3], "12,5");
+        assert_eq!(out[0].2[0], "<absent>");
+    }
+
+    #[test]
+    fn ndjson_blank_lines_are_skipped_and_lines_counted() {
+        let out = ndjson("\n{\"date\":\"2024-01-01\"}\n   \n{\"date\":\"2024-01-02\"}").unwrap();
+        assert_eq!(out.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 4]);
+    }
+
+    #[test]
+    fn ndjson_non_objects_are_malformed_rows_with_the_error() {
+        let out = ndjson("[1,2]\nnot json\n{\"date\":1,\"date\":2}\n").unwrap();
+        assert_eq!(out.len(), 3);
+        for row in &out {
+            assert!(row.3, "{row:?}");
+            assert!(row.4.is_some());
+            assert_eq!(row.2[0], "<absent>");
+        }
+        assert_eq!(out[1].1, "not json");
+        assert!(out[2].4.as_deref().unwrap().contains("duplicate key `date`"));
+    }
+
+    #[test]
+    fn ndjson_invalid_utf8_is_a_file_error() {
+        let mut source = NdjsonSource::new(&b"{}\n{\"a\":\"\xff\"}\n"[..]);
+        let err = collect(&mut source).unwrap_err();
+        assert!(matches!(err, ReadError::Source(SourceError::InvalidUtf8 { line: 2 })));
+    }
+
+    #[test]
+    fn array_elements_are_streamed() {
+        let out =
+            array("\u{feff} [ {\"building_id\":\"B1\",\"consumption\":\"7\"},\n 42 ,\n{\"building_id\":\"B2\"} ]")
+                .unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].0, 1);
+        assert_eq!(out[0].2[0], "B1");
+        assert!(out[1].3);
+        assert_eq!(out[1].1, "42");
+        assert_eq!(out[2].2[0], "B2");
+    }
+
+    #[test]
+    fn a_single_object_is_one_record() {
+        let out = array("{\"building_id\":\"B1\"}").unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].2[0], "B1");
+    }
+
+    #[test]
+    fn broken_documents_are_file_errors_with_a_line() {
+        let err = array("[{\"building_id\":\"B1\"},\n{").unwrap_err();
+        assert!(matches!(err, ReadError::Source(SourceError::Syntax { line: 2, .. })), "{err:?}");
+        let err = array("[{}] trailing").unwrap_err();
+        assert!(matches!(err, ReadError::Source(SourceError::Syntax { .. })), "{err:?}");
+        let err = array("\"text\"").unwrap_err();
+        assert!(matches!(err, ReadError::Source(SourceError::Syntax { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_visitor_error_stops_the_array() {
+        let mut source = JsonArraySource::new(&b"[{},{}]"[..]);
+        let err = source.read_all(&mut |_| Err("stop".into())).unwrap_err();
+        assert!(matches!(err, ReadError::Visit(e) if e.to_string() == "stop"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in ".{0,200}") {
+            let _ = ndjson(&text);
+            let _ = array(&text);
+        }
+    }
+}

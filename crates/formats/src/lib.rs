@@ -1,0 +1,27 @@
+//! Adapters for files: the record sources (CSV, NDJSON, JSON) that implement
+//! [`emdp_app::ports::RecordSource`], the TOML rules file, and the per-row CSV report.
+//!
+//! Every source streams: it reads through a buffer and hands out rows that borrow from it.
+
+pub mod csv_source;
+pub mod json_source;
+pub mod report;
+pub mod rules_file;
+
+use std::io::BufRead;
+
+use emdp_app::ports::{RecordSource, SourceFormat};
+
+pub use csv_source::CsvSource;
+pub use json_source::{JsonArraySource, NdjsonSource};
+pub use report::ReportWriter;
+pub use rules_file::{RulesFileError, load_rules};
+
+/// Opens a source of the given format over any buffered reader.
+pub fn open_source<'r>(format: SourceFormat, input: Box<dyn BufRead + 'r>) -> Box<dyn RecordSource + 'r> {
+    match format {
+        SourceFormat::Csv => Box::new(CsvSource::new(input)),
+        SourceFormat::Ndjson => Box::new(NdjsonSource::new(input)),
+        SourceFormat::Json => Box::new(JsonArraySource::new(input)),
+    }
+}
