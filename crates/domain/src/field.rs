@@ -25,7 +25,7 @@ impl<'a> RawField<'a> {
         match self {
             RawField::Absent => None,
             RawField::Text(text) => {
-                let text = text.trim();
+                let text = trim(text);
                 (!text.is_empty()).then_some(Ok(text))
             }
             RawField::WrongType(json) => Some(Err(json)),
@@ -39,6 +39,14 @@ impl<'a> RawField<'a> {
             RawField::Text(text) | RawField::WrongType(text) => text,
         }
     }
+}
+
+/// `str::trim`, skipped when the text starts and ends with a visible ASCII character (the
+/// usual case), which no whitespace can be.
+fn trim(text: &str) -> &str {
+    let visible = |byte: Option<&u8>| matches!(byte, Some(b'!'..=b'~'));
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) { text } else { text.trim() }
 }
 
 /// A field after parsing: missing, present but unusable, or a typed value.
@@ -69,7 +77,15 @@ impl<T> Field<T> {
     /// Parses a raw field: missing stays missing, a wrong JSON type or a `parse` error is
     /// [`Field::Invalid`].
     pub fn parse<'a, E>(raw: RawField<'a>, parse: impl FnOnce(&'a str) -> Result<T, E>) -> Self {
-        match raw.trimmed() {
+        Self::parse_trimmed(raw.trimmed(), parse)
+    }
+
+    /// [`Field::parse`] for a field already trimmed with [`RawField::trimmed`].
+    pub fn parse_trimmed<'a, E>(
+        trimmed: Option<Result<&'a str, &'a str>>,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+    ) -> Self {
+        match trimmed {
             None => Field::Missing,
             Some(Err(_)) => Field::Invalid,
             Some(Ok(text)) => parse(text).map_or(Field::Invalid, Field::Present),
@@ -91,6 +107,9 @@ mod tests {
     #[test]
     fn text_is_trimmed() {
         assert_eq!(RawField::Text("  B1 ").trimmed(), Some(Ok("B1")));
+        assert_eq!(RawField::Text("B1").trimmed(), Some(Ok("B1")));
+        assert_eq!(RawField::Text("B 1\u{a0}").trimmed(), Some(Ok("B 1")));
+        assert_eq!(RawField::Text("\u{2003}x\t").trimmed(), Some(Ok("x")));
     }
 
     #[test]

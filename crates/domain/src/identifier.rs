@@ -30,7 +30,10 @@ fn check(text: &str, max_chars: usize) -> Result<(), IdentifierError> {
     if text.len() > max_chars && text.chars().count() > max_chars {
         return Err(IdentifierError::TooLong { max: max_chars });
     }
-    if text.chars().any(char::is_control) {
+    // ASCII text has no control characters if no byte is below space or DEL; any other
+    // text is checked character by character (C1 controls are two bytes in UTF-8).
+    let ascii_visible = text.bytes().all(|byte| (b' '..b'\x7f').contains(&byte));
+    if !ascii_visible && text.chars().any(char::is_control) {
         return Err(IdentifierError::ControlCharacter);
     }
     Ok(())

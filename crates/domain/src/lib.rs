@@ -13,6 +13,7 @@ pub mod identifier;
 pub mod number;
 pub mod quality;
 pub mod record;
+pub mod resolution;
 pub mod rules;
 pub mod summary;
 
@@ -23,5 +24,6 @@ pub use identifier::{BuildingId, IdentifierError, ProviderName};
 pub use number::{NumberError, parse_decimal};
 pub use quality::{Assessment, QualityStatus, Reason, ReasonSet, assess};
 pub use record::{FieldName, ParsedRecord, RawRecord};
+pub use resolution::{Admission, Arrival, ConflictPolicy, KeyVersions, Version};
 pub use rules::{RuleSet, RuleSetError};
 pub use summary::{DuplicateCounts, QualitySummary};

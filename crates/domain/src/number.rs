@@ -18,12 +18,52 @@ pub enum NumberError {
 /// (`inf`, `NaN`, `infinity`), values that overflow to infinity (`1e999`), hexadecimal,
 /// decimal commas (`12,5`) and units (`12 kWh`).
 pub fn parse_decimal(text: &str) -> Result<f64, NumberError> {
+    if let Some(value) = parse_short(text.as_bytes()) {
+        return Ok(value);
+    }
     if !is_decimal_syntax(text.as_bytes()) {
         return Err(NumberError::Syntax);
     }
     // The grammar was checked above, so the standard parser (correctly rounded) cannot fail.
     let value: f64 = text.parse().map_err(|_| NumberError::Syntax)?;
     if value.is_finite() { Ok(value) } else { Err(NumberError::Overflow) }
+}
+
+/// Powers of ten that are exact in an `f64`.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// The fast path for what meters write: `[+-]? digits ('.' digits?)?` or `[+-]? '.' digits`,
+/// at most 19 characters after the sign, no exponent, and digits that form an integer of
+/// at most 2^53. Then the integer and the power of ten are both exact, so one division is
+/// correctly rounded and equals the standard parser's result (Clinger's fast path).
+/// `None` sends everything else to the general path.
+fn parse_short(bytes: &[u8]) -> Option<f64> {
+    let (negative, body) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, bytes),
+    };
+    if body.len() > 19 {
+        return None;
+    }
+    let mut mantissa = 0u64;
+    let mut point = None;
+    for (i, &byte) in body.iter().enumerate() {
+        match byte {
+            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(byte - b'0'),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    if body.len() == usize::from(point.is_some()) || mantissa > 1 << 53 {
+        return None;
+    }
+    let fraction_digits = point.map_or(0, |at| body.len() - at - 1);
+    let value = mantissa as f64 / EXACT_POWERS_OF_TEN[fraction_digits];
+    Some(if negative { -value } else { value })
 }
 
 /// `[+-]? (digits ('.' digits?)? | '.' digits) ([eE] [+-]? digits)?`
@@ -139,6 +179,13 @@ mod tests {
         #[test]
         fn never_panics(text in ".*") {
             let _ = parse_decimal(&text);
+        }
+
+        #[test]
+        fn fast_path_agrees_with_the_standard_parser(text in "[+-]?[0-9]{0,12}[.]?[0-9]{0,12}") {
+            let expected = text.parse::<f64>().ok().filter(|_| is_decimal_syntax(text.as_bytes()));
+            let got = parse_decimal(&text).ok();
+            proptest::prop_assert_eq!(got.map(f64::to_bits), expected.map(f64::to_bits));
         }
 
         #[test]

@@ -117,21 +117,22 @@ impl<'a> ParsedRecord<'a> {
     /// finding ([`Field::Missing`] or [`Field::Invalid`]).
     pub fn parse(raw: &RawRecord<'a>, rules: &RuleSet) -> Self {
         let max = rules.identifiers.max_length;
-        let building_id = Field::parse(raw.building_id, |t| BuildingId::parse(t, max));
-        let provider = Field::parse(raw.provider, |t| ProviderName::parse(t, max));
-        let date = Field::parse(raw.date, parse_iso_date);
-        let consumption = Field::parse(raw.consumption, parse_decimal);
-        let temperature = Field::parse(raw.temperature, parse_decimal);
+        // Each field is trimmed once: the typed value, the key and the fingerprint share it.
+        let [building_text, date_text, consumption_text, temperature_text, provider_text] =
+            [raw.building_id, raw.date, raw.consumption, raw.temperature, raw.provider].map(RawField::trimmed);
+        let building_id = Field::parse_trimmed(building_text, |t| BuildingId::parse(t, max));
+        let provider = Field::parse_trimmed(provider_text, |t| ProviderName::parse(t, max));
+        let date = Field::parse_trimmed(date_text, parse_iso_date);
+        let consumption = Field::parse_trimmed(consumption_text, parse_decimal);
+        let temperature = Field::parse_trimmed(temperature_text, parse_decimal);
 
-        let text = |field: RawField<'a>| field.trimmed().and_then(Result::ok);
-        let key = match (text(raw.building_id), date, text(raw.provider)) {
-            (Some(building_id), Field::Present(date), Some(provider)) => {
+        let key = match (building_text, date, provider_text) {
+            (Some(Ok(building_id)), Field::Present(date), Some(Ok(provider))) => {
                 Some(DuplicateKey { building_id, date, provider })
             }
             _ => None,
         };
-        let values =
-            ValueFingerprint::new((&consumption, raw.consumption.trimmed()), (&temperature, raw.temperature.trimmed()));
+        let values = ValueFingerprint::new((&consumption, consumption_text), (&temperature, temperature_text));
         ParsedRecord { building_id, date, consumption, temperature, provider, malformed: raw.malformed, key, values }
     }
 }

@@ -228,10 +228,15 @@ impl<R: Read> RecordSource for CsvSource<R> {
         self.header.as_deref()
     }
 
-    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
+    fn start(&mut self) -> Result<(), SourceError> {
         if self.header.is_none() {
             self.read_header()?;
         }
+        Ok(())
+    }
+
+    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
+        self.start()?;
         let (columns, header_len) = (self.columns, self.header_len);
         loop {
             self.read_plain_lines(visit)?;
@@ -284,48 +289,73 @@ impl<R: Read> CsvSource<R> {
                 None => return Ok(()),
             },
         };
-        let mut offset = 0;
+        // Every line before the first quote or stray carriage return is plain.
+        let plain_len = match first_special(text.as_bytes()) {
+            Some(at) => memchr::memrchr(b'\n', &text.as_bytes()[..at]).map_or(0, |newline| newline + 1),
+            None => text.len(),
+        };
+        let plain = &text[..plain_len];
+        let bytes = plain.as_bytes();
+        let (mut line_start, mut field_start) = (0, 0);
         let mut result = Ok(());
-        while offset < text.len() {
-            let rest = &text[offset..];
-            let (line_len, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
-                Some(at) => (at, at + 1),
-                None => (rest.len(), rest.len()),
-            };
-            let content = rest[..line_len].strip_suffix('\r').unwrap_or(&rest[..line_len]);
-            if memchr::memchr2(b'"', b'\r', content.as_bytes()).is_some() {
-                break;
-            }
-            let line = self.line + 1;
-            offset += next;
-            self.line += (next > line_len) as u64;
-            if content.is_empty() {
+        self.spans.clear();
+        // One pass finds both the field and the line ends.
+        for at in memchr::memchr2_iter(b',', b'\n', bytes) {
+            if bytes[at] == b',' {
+                self.spans.push((field_start - line_start, at - line_start));
+                field_start = at + 1;
                 continue;
             }
-            self.spans.clear();
-            let mut field_start = 0;
-            for comma in memchr::memchr_iter(b',', content.as_bytes()) {
-                self.spans.push((field_start, comma));
-                field_start = comma + 1;
+            self.line += 1;
+            let content_end = if at > line_start && bytes[at - 1] == b'\r' { at - 1 } else { at };
+            let content = &plain[line_start..content_end];
+            self.spans.push((field_start - line_start, content_end - line_start));
+            (line_start, field_start) = (at + 1, at + 1);
+            if !content.is_empty() {
+                let record = Record { line: self.line, raw: content, text: content, spans: &self.spans };
+                result = emit(self.columns, self.header_len, &record, visit);
             }
-            self.spans.push((field_start, content.len()));
-            let record = Record { line, raw: content, text: content, spans: &self.spans };
-            result = emit(self.columns, self.header_len, &record, visit);
+            self.spans.clear();
             if result.is_err() {
                 break;
             }
         }
-        self.pos += offset;
+        // The last line of the input may have no line feed.
+        if result.is_ok() && line_start < plain_len {
+            let content = &plain[line_start..];
+            self.spans.push((field_start - line_start, content.len()));
+            let record = Record { line: self.line + 1, raw: content, text: content, spans: &self.spans };
+            result = emit(self.columns, self.header_len, &record, visit);
+            line_start = plain_len;
+        }
+        self.pos += line_start;
         result
     }
+}
+
+/// Where the first byte that needs csv-core is: a quote, or a carriage return that does not
+/// end a line.
+fn first_special(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = memchr::memchr2(b'"', b'\r', &bytes[from..]) {
+        let at = from + found;
+        if bytes[at] == b'"' || bytes.get(at + 1) != Some(&b'\n') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Reads `input` and returns (line, raw, five fields as read, malformed) per row.
-    fn rows(input: &[u8]) -> Result<Vec<(u64, String, [String; 5], bool)>, ReadError> {
+    /// One row as the tests see it: line, raw text, the five fields as read, malformed.
+    type Row = (u64, String, [String; 5], bool);
+
+    /// Reads `input` and returns every row.
+    fn rows(input: &[u8]) -> Result<Vec<Row>, ReadError> {
         let mut source = CsvSource::new(input);
         let mut out = Vec::new();
         source.read_all(&mut |row| {

@@ -110,6 +110,12 @@ pub trait RecordSource {
     /// The format being read.
     fn format(&self) -> SourceFormat;
 
+    /// Reads what comes before the records (the CSV header), so that [`RecordSource::header`]
+    /// is known before the first row. `read_all` calls it when it was not called.
+    fn start(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// The CSV header line as read, which is needed to interpret raw CSV payloads later.
     fn header(&self) -> Option<&str>;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use chrono::NaiveDate;
 use emdp_app::ports::{Clock, ReadError, SourceFormat, SystemClock};
-use emdp_app::usecases::validate::{ValidationSink, validate};
+use emdp_app::usecases::validate::{summarize, validate};
 use emdp_domain::{QualityStatus, QualitySummary, Reason, RuleSet};
 use emdp_formats::ReportWriter;
 
@@ -88,11 +88,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
         None => None,
     };
-    let sink: &mut dyn ValidationSink = match report.as_mut() {
-        Some(report) => report,
-        None => &mut (),
+    // Without a per-row report, the summary-only path finds duplicates on a second thread.
+    let summary = match report.as_mut() {
+        Some(report) => validate(source.as_mut(), &rules, today, report),
+        None => summarize(source.as_mut(), &rules, today),
     };
-    let summary = validate(source.as_mut(), &rules, today, sink).map_err(|err| match err {
+    let summary = summary.map_err(|err| match err {
         ReadError::Source(err) => CliError::Input { path: args.file.clone(), message: err.to_string() },
         ReadError::Visit(err) => output_error(report_path.as_deref().unwrap_or("report"), &err),
     })?;

@@ -1,0 +1,278 @@
+//! Conflict resolution: the versions a stored record has received and which one wins.
+//!
+//! Every version a key receives is kept (in the raw store); a [`ConflictPolicy`] picks the one
+//! the curated record shows. An incoming version whose values equal a kept version is an
+//! exact duplicate and is not kept again.
+
+use serde::{Deserialize, Serialize};
+
+use crate::duplicates::{DuplicateKind, ValueFingerprint};
+use crate::quality::QualityStatus;
+
+/// How a conflict between versions of one key is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// A VALID version wins; among several (or none) the latest arrival wins.
+    #[default]
+    PreferValid,
+    /// The first version to arrive stays.
+    KeepFirst,
+    /// The latest version to arrive wins.
+    KeepLatest,
+    /// No automatic winner: the group waits for someone to decide (the record keeps showing
+    /// the version it had, flagged as pending review).
+    Manual,
+}
+
+impl ConflictPolicy {
+    /// Every policy.
+    pub const ALL: [ConflictPolicy; 4] = [Self::PreferValid, Self::KeepFirst, Self::KeepLatest, Self::Manual];
+
+    /// The policy's name (`prefer_valid`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreferValid => "prefer_valid",
+            Self::KeepFirst => "keep_first",
+            Self::KeepLatest => "keep_latest",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// Parses a policy name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|policy| policy.as_str() == text.trim())
+    }
+}
+
+/// Where a version came from, ordered by arrival: batch number, then line in the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Arrival {
+    /// The ingestion batch (increasing over time).
+    pub batch: i64,
+    /// The line (or element) within the batch.
+    pub line: i64,
+}
+
+/// One kept version of a key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Version {
+    /// Its arrival.
+    pub arrival: Arrival,
+    /// Its quality status.
+    pub status: QualityStatus,
+    /// What makes it equal or not to another version.
+    pub values: ValueFingerprint,
+}
+
+/// What happened to an incoming version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// The first version of its key: a new record.
+    New,
+    /// Equal to a kept version: counted and linked, not kept again.
+    Exact,
+    /// Different from every kept version: kept as a further version.
+    Conflicting,
+}
+
+impl Admission {
+    /// The name used in storage and output (`new`, `exact`, `conflicting`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admission::New => "new",
+            Admission::Exact => "exact",
+            Admission::Conflicting => "conflicting",
+        }
+    }
+
+    /// Parses [`Admission::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [Admission::New, Admission::Exact, Admission::Conflicting].into_iter().find(|a| a.as_str() == text)
+    }
+
+    /// The duplicate kind this admission means, if any.
+    pub fn duplicate(self) -> Option<DuplicateKind> {
+        match self {
+            Admission::New => None,
+            Admission::Exact => Some(DuplicateKind::Exact),
+            Admission::Conflicting => Some(DuplicateKind::Conflicting),
+        }
+    }
+}
+
+/// The kept versions of one key and the index of the winning one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeyVersions {
+    versions: Vec<Version>,
+    winner: usize,
+    pending: bool,
+}
+
+impl KeyVersions {
+    /// Rebuilds the state of a stored key from its kept versions and current winner.
+    /// Returns `None` when `versions` is empty or `winner` is not one of them.
+    pub fn from_stored(versions: Vec<Version>, winner: Arrival, pending: bool) -> Option<Self> {
+        let winner = versions.iter().position(|v| v.arrival == winner)?;
+        Some(KeyVersions { versions, winner, pending })
+    }
+
+    /// The kept versions, in the order they were admitted.
+    pub fn versions(&self) -> &[Version] {
+        &self.versions
+    }
+
+    /// The version the record shows.
+    pub fn winner(&self) -> Option<&Version> {
+        self.versions.get(self.winner)
+    }
+
+    /// Whether the group waits for a manual decision.
+    pub fn is_pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Admits an incoming version under `policy` and says what it was.
+    pub fn admit(&mut self, version: Version, policy: ConflictPolicy) -> Admission {
+        if self.versions.is_empty() {
+            self.versions.push(version);
+            self.winner = 0;
+            return Admission::New;
+        }
+        if self.versions.iter().any(|kept| kept.values == version.values) {
+            return Admission::Exact;
+        }
+        self.versions.push(version);
+        self.resolve(policy);
+        Admission::Conflicting
+    }
+
+    /// Picks the winner again under `policy` (e.g. after the policy changed).
+    pub fn resolve(&mut self, policy: ConflictPolicy) {
+        let latest = |candidates: &mut dyn Iterator<Item = (usize, &Version)>| {
+            candidates.max_by_key(|(_, v)| v.arrival).map(|(i, _)| i)
+        };
+        let pick = match policy {
+            ConflictPolicy::PreferValid => {
+                latest(&mut self.versions.iter().enumerate().filter(|(_, v)| v.status == QualityStatus::Valid))
+                    .or_else(|| latest(&mut self.versions.iter().enumerate()))
+            }
+            ConflictPolicy::KeepFirst => {
+                self.versions.iter().enumerate().min_by_key(|(_, v)| v.arrival).map(|(i, _)| i)
+            }
+            ConflictPolicy::KeepLatest => latest(&mut self.versions.iter().enumerate()),
+            ConflictPolicy::Manual => {
+                self.pending = self.versions.len() > 1;
+                return;
+            }
+        };
+        self.pending = false;
+        self.winner = pick.unwrap_or(self.winner);
+    }
+
+    /// Makes the version that arrived at `arrival` the winner (a manual decision). Returns
+    /// false when no kept version arrived there.
+    pub fn choose(&mut self, arrival: Arrival) -> bool {
+        match self.versions.iter().position(|v| v.arrival == arrival) {
+            Some(index) => {
+                self.winner = index;
+                self.pending = false;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FieldName, ParsedRecord, RawField, RawRecord, RuleSet};
+
+    fn values(consumption: &'static str) -> ValueFingerprint {
+        let mut raw = RawRecord::default();
+        raw.set(FieldName::Consumption, RawField::Text(consumption));
+        ParsedRecord::parse(&raw, &RuleSet::default()).values
+    }
+
+    fn version(line: i64, status: QualityStatus, consumption: &'static str) -> Version {
+        Version { arrival: Arrival { batch: 1, line }, status, values: values(consumption) }
+    }
+
+    use QualityStatus::{Inconsistent, Valid};
+
+    #[test]
+    fn first_is_new_equal_is_exact_different_is_conflicting() {
+        let mut key = KeyVersions::default();
+        assert_eq!(key.admit(version(1, Valid, "10"), ConflictPolicy::PreferValid), Admission::New);
+        assert_eq!(key.admit(version(2, Valid, "10.0"), ConflictPolicy::PreferValid), Admission::Exact);
+        assert_eq!(key.admit(version(3, Valid, "11"), ConflictPolicy::PreferValid), Admission::Conflicting);
+        assert_eq!(key.admit(version(4, Valid, "11"), ConflictPolicy::PreferValid), Admission::Exact);
+        assert_eq!(key.versions().len(), 2);
+    }
+
+    #[test]
+    fn prefer_valid_then_latest() {
+        let mut key = KeyVersions::default();
+        key.admit(version(1, Valid, "10"), ConflictPolicy::PreferValid);
+        key.admit(version(2, Inconsistent, "-1"), ConflictPolicy::PreferValid);
+        assert_eq!(key.winner().unwrap().arrival.line, 1, "a VALID version beats a later invalid one");
+        key.admit(version(3, Valid, "12"), ConflictPolicy::PreferValid);
+        assert_eq!(key.winner().unwrap().arrival.line, 3, "the latest VALID wins");
+
+        let mut invalid_only = KeyVersions::default();
+        invalid_only.admit(version(1, Inconsistent, "0"), ConflictPolicy::PreferValid);
+        invalid_only.admit(version(2, Inconsistent, "-3"), ConflictPolicy::PreferValid);
+        assert_eq!(invalid_only.winner().unwrap().arrival.line, 2, "no VALID version: the latest wins");
+    }
+
+    #[test]
+    fn keep_first_keep_latest_and_manual() {
+        let build = |policy| {
+            let mut key = KeyVersions::default();
+            key.admit(version(1, Inconsistent, "0"), policy);
+            key.admit(version(2, Valid, "5"), policy);
+            key.admit(version(3, Inconsistent, "-1"), policy);
+            key
+        };
+        assert_eq!(build(ConflictPolicy::KeepFirst).winner().unwrap().arrival.line, 1);
+        assert_eq!(build(ConflictPolicy::KeepLatest).winner().unwrap().arrival.line, 3);
+        let mut manual = build(ConflictPolicy::Manual);
+        assert!(manual.is_pending());
+        assert_eq!(manual.winner().unwrap().arrival.line, 1, "manual keeps showing the version it had");
+        assert!(manual.choose(Arrival { batch: 1, line: 2 }));
+        assert!(!manual.is_pending());
+        assert_eq!(manual.winner().unwrap().arrival.line, 2);
+        assert!(!manual.choose(Arrival { batch: 9, line: 9 }));
+    }
+
+    #[test]
+    fn re_resolving_with_another_policy() {
+        let mut key = KeyVersions::default();
+        key.admit(version(1, Valid, "1"), ConflictPolicy::KeepFirst);
+        key.admit(version(2, Valid, "2"), ConflictPolicy::KeepFirst);
+        assert_eq!(key.winner().unwrap().arrival.line, 1);
+        key.resolve(ConflictPolicy::KeepLatest);
+        assert_eq!(key.winner().unwrap().arrival.line, 2);
+    }
+
+    #[test]
+    fn rebuilt_from_storage() {
+        let versions = vec![version(1, Valid, "1"), version(2, Valid, "2")];
+        let key = KeyVersions::from_stored(versions.clone(), Arrival { batch: 1, line: 2 }, false).unwrap();
+        assert_eq!(key.winner().unwrap().arrival.line, 2);
+        assert!(KeyVersions::from_stored(versions, Arrival { batch: 7, line: 7 }, false).is_none());
+        assert!(KeyVersions::from_stored(Vec::new(), Arrival { batch: 1, line: 1 }, false).is_none());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for policy in ConflictPolicy::ALL {
+            assert_eq!(ConflictPolicy::parse(policy.as_str()), Some(policy));
+        }
+        for admission in [Admission::New, Admission::Exact, Admission::Conflicting] {
+            assert_eq!(Admission::parse(admission.as_str()), Some(admission));
+        }
+    }
+}
