@@ -20,6 +20,9 @@ pub enum CliError {
     /// The rules file cannot be used.
     #[error(transparent)]
     Rules(#[from] emdp_formats::RulesFileError),
+    /// The database failed: unreachable, a schema from another version, a full disk.
+    #[error("{0}")]
+    Store(emdp_app::ports::StoreError),
     /// An output file cannot be written.
     #[error("{path}: cannot write: {message}")]
     Output {
@@ -31,9 +34,13 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// Exit code 2 for every error: bad input, bad usage or failed output. (Exit code 1 is
-    /// reserved for `--fail-on-invalid` finding records that are not VALID.)
+    /// Exit code 3 when the database failed, 2 for every other error (bad input, bad usage,
+    /// failed output). Exit code 1 is reserved for `--fail-on-invalid` finding records that
+    /// are not VALID.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(2)
+        match self {
+            CliError::Store(_) => ExitCode::from(3),
+            _ => ExitCode::from(2),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `emdp`: the energy monitoring data platform's one binary.
 
 mod commands;
+mod db;
 mod error;
 mod input;
 mod output;
@@ -21,6 +22,10 @@ struct Cli {
 enum Command {
     Validate(commands::validate::Args),
     Generate(commands::generate::Args),
+    Ingest(commands::ingest::Args),
+    Migrate(commands::migrate::Args),
+    #[command(subcommand)]
+    Records(commands::records::Command),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +33,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Generate(args) => commands::generate::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
+        Command::Records(command) => commands::records::run(command),
     };
     match result {
         Ok(code) => code,

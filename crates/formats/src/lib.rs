@@ -18,7 +18,7 @@ pub use report::ReportWriter;
 pub use rules_file::{RulesFileError, load_rules};
 
 /// Opens a source of the given format over any buffered reader.
-pub fn open_source<'r>(format: SourceFormat, input: Box<dyn BufRead + 'r>) -> Box<dyn RecordSource + 'r> {
+pub fn open_source<'r>(format: SourceFormat, input: Box<dyn BufRead + Send + 'r>) -> Box<dyn RecordSource + Send + 'r> {
     match format {
         SourceFormat::Csv => Box::new(CsvSource::new(input)),
         SourceFormat::Ndjson => Box::new(NdjsonSource::new(input)),

@@ -1,11 +1,17 @@
 //! What "today" is: the quality rules reject dates after it.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
-/// Tells use cases the current day (UTC). A port so that tests and `--today` can pin it.
+/// Tells use cases the current day (UTC) and time. A port so that tests and `--today` can
+/// pin "today".
 pub trait Clock: Send + Sync {
     /// Today's date, UTC.
     fn today(&self) -> NaiveDate;
+
+    /// The current time (arrival times, audit stamps).
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
 }
 
 /// The machine's clock.

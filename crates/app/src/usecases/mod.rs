@@ -1,3 +1,4 @@
 //! One module per use case.
 
+pub mod ingest;
 pub mod validate;

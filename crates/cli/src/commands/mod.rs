@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
 pub mod generate;
+pub mod ingest;
+pub mod migrate;
+pub mod records;
 pub mod validate;
 
 use chrono::NaiveDate;

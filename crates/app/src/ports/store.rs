@@ -1,0 +1,310 @@
+//! The stores: the raw store (every payload exactly as received, append-only) and the curated
+//! record store (one record per duplicate key, with its classification and its versions).
+//!
+//! Both live behind one [`RecordStore`], because an ingest writes to both in one
+//! transaction: a crash leaves neither ahead of the other.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use emdp_domain::{Arrival, QualityStatus, ReasonSet, ValueFingerprint, Version};
+use serde::Serialize;
+
+use crate::ports::SourceFormat;
+
+/// A curated record's stable id.
+pub type RecordId = i64;
+
+/// An ingestion batch's id (increasing: later batches have larger ids).
+pub type BatchId = i64;
+
+/// What identifies a curated record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKey {
+    /// A reading: building, day and provider (trimmed as received, date parsed).
+    Reading {
+        /// The building.
+        building_id: String,
+        /// The day.
+        date: NaiveDate,
+        /// The provider.
+        provider: String,
+    },
+    /// A record without a usable key (a field of the key is missing or unparsable): it is
+    /// identified by a hash of its content, so that receiving it again is idempotent.
+    Content(String),
+}
+
+/// The typed values of a record or a version; `None` where the field is missing or unusable.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct RecordFields {
+    /// The building, trimmed (kept even when it violates the identifier rules).
+    pub building_id: Option<String>,
+    /// The day.
+    pub date: Option<NaiveDate>,
+    /// The consumption.
+    pub consumption: Option<f64>,
+    /// The temperature, °C.
+    pub temperature: Option<f64>,
+    /// The provider, trimmed (kept even when it violates the identifier rules).
+    pub provider: Option<String>,
+}
+
+/// One received payload with its classification, as the raw store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRow {
+    /// The line (or element) in its batch.
+    pub line: i64,
+    /// The payload exactly as received.
+    pub payload: String,
+    /// Why the payload could not be parsed at all, if it could not.
+    pub parse_error: Option<String>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// The key it belongs to.
+    pub key: RecordKey,
+    /// Its typed values.
+    pub fields: RecordFields,
+    /// Its status.
+    pub status: QualityStatus,
+    /// Its violated rules.
+    pub reasons: ReasonSet,
+    /// Its values' fingerprint (for exact-duplicate checks against later arrivals).
+    pub values: ValueFingerprint,
+    /// For imports from another system: the id it had there.
+    pub original_id: Option<String>,
+    /// For imports from another system: when it was created there.
+    pub original_created_at: Option<DateTime<Utc>>,
+}
+
+/// A raw row linked to the curated record it became part of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawLink {
+    /// The record.
+    pub record_id: RecordId,
+    /// Whether the row was new, an exact duplicate or a conflicting version.
+    pub admission: emdp_domain::Admission,
+}
+
+/// The state of a curated record: which version wins, and the values it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordState {
+    /// The values shown (the winning version's).
+    pub fields: RecordFields,
+    /// The winning version's status.
+    pub status: QualityStatus,
+    /// The winning version's reasons.
+    pub reasons: ReasonSet,
+    /// The winning version's fingerprint.
+    pub values: ValueFingerprint,
+    /// Where the winning version arrived.
+    pub winner: Arrival,
+    /// How many distinct versions the key has received.
+    pub versions: i64,
+    /// Whether the conflict waits for a manual decision.
+    pub pending: bool,
+}
+
+/// A record to insert, if its key is not stored yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// Its key.
+    pub key: RecordKey,
+    /// Its state.
+    pub state: RecordState,
+    /// When it was first received.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One kept version of a stored key, with what a record needs if it wins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVersion {
+    /// Arrival, status and fingerprint.
+    pub version: Version,
+    /// Its typed values.
+    pub fields: RecordFields,
+    /// Its violated rules.
+    pub reasons: ReasonSet,
+}
+
+/// A stored key as an ingest needs it: its id, its state and every kept version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    /// The record.
+    pub id: RecordId,
+    /// Its key.
+    pub key: RecordKey,
+    /// Its current state.
+    pub state: RecordState,
+    /// Every kept (non-exact) version, in arrival order.
+    pub versions: Vec<StoredVersion>,
+}
+
+/// A change to a stored record after new versions arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordUpdate {
+    /// The record.
+    pub id: RecordId,
+    /// Its new state.
+    pub state: RecordState,
+    /// When it changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new ingestion batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBatch {
+    /// Where the data comes from (a file name, `api`, `mqtt:<topic>`, ...).
+    pub source: String,
+    /// Its format.
+    pub format: SourceFormat,
+    /// The CSV header, needed to read raw CSV payloads later.
+    pub header: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// What the stores can fail with. Every variant is something an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the connection.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The schema is not the one this binary expects (run `emdp migrate`, or upgrade).
+    #[error("database schema mismatch: {0}")]
+    Migration(String),
+    /// A concurrent writer created the same key first; the operation can be retried.
+    #[error("concurrent write conflict: {0}")]
+    Conflict(String),
+    /// The disk is full or the database is read-only.
+    #[error("database cannot be written: {0}")]
+    Full(String),
+    /// The requested record or batch does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// One ingestion transaction: everything written through it becomes visible at
+/// [`IngestTx::commit`], or not at all.
+#[async_trait]
+pub trait IngestTx: Send {
+    /// Inserts records whose keys are not stored yet. Returns, per input, the new id or
+    /// `None` where the key was already stored.
+    async fn insert_absent(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError>;
+
+    /// Loads stored keys with every kept version; keys that are not stored are left out.
+    async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Applies new states to stored records.
+    async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError>;
+
+    /// Appends rows to the raw store, each linked to its record (`links[i]` for `rows[i]`).
+    async fn insert_raw(&mut self, batch: BatchId, rows: &[RawRow], links: &[RawLink]) -> Result<(), StoreError>;
+
+    /// Records a batch's progress (rows stored so far) in the same transaction.
+    async fn progress(&mut self, batch: BatchId, rows: i64) -> Result<(), StoreError>;
+
+    /// Makes everything visible atomically.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Which curated records to read. Every filter is optional; all given ones must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordFilter {
+    /// Only this building.
+    pub building_id: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only this status.
+    pub status: Option<QualityStatus>,
+    /// Only days on or after this one.
+    pub from: Option<NaiveDate>,
+    /// Only days on or before this one.
+    pub to: Option<NaiveDate>,
+}
+
+/// A curated record as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// Its stable id.
+    pub id: RecordId,
+    /// Its state (the winning version's values and classification).
+    pub state: RecordState,
+    /// Whether it has a reading key (false: identified by its content).
+    pub keyed: bool,
+    /// How many exact duplicates of it have been received.
+    pub exact_duplicates: i64,
+    /// When it was first stored.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One raw payload behind a curated record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawVersion {
+    /// The batch it arrived in.
+    pub batch_id: BatchId,
+    /// Its line (or element) in the batch.
+    pub line: i64,
+    /// The batch's source.
+    pub source: String,
+    /// The batch's format.
+    pub format: String,
+    /// The CSV header of the batch, to read a CSV payload.
+    pub header: Option<String>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// The payload exactly as received.
+    pub payload: String,
+    /// Why it could not be parsed at all, if so.
+    pub parse_error: Option<String>,
+    /// Whether it was new, an exact duplicate or a conflicting version.
+    pub admission: String,
+    /// Its status when it arrived.
+    pub status: QualityStatus,
+    /// Its reasons when it arrived.
+    pub reasons: Vec<&'static str>,
+    /// Whether this version is the one the record shows.
+    pub winner: bool,
+    /// For imports: its id in the system it came from.
+    pub original_id: Option<String>,
+    /// For imports: when it was created there.
+    pub original_created_at: Option<DateTime<Utc>>,
+}
+
+/// The raw and curated stores.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Checks that the database answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Starts a batch and returns its id.
+    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError>;
+
+    /// Marks a batch finished with its summary (as JSON).
+    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError>;
+
+    /// Opens an ingestion transaction.
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError>;
+
+    /// Reads one curated record.
+    async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Reads curated records matching `filter`, in id order, after the record `after` (keyset
+    /// pagination), at most `limit`.
+    async fn list_records(
+        &self,
+        filter: &RecordFilter,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Every raw payload behind a record, in arrival order.
+    async fn record_history(&self, id: RecordId) -> Result<Vec<RawVersion>, StoreError>;
+
+    /// Deletes a curated record (its raw payloads stay). Returns false when there was none.
+    async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,374 @@
+//! Use case: store every record of a source (`emdp ingest`, `POST /records`, MQTT).
+//!
+//! Source (a blocking reader thread) → classify each row (parse, assess) → chunks over a
+//! bounded channel → one transaction per chunk: resolve duplicates against the chunk and the
+//! store, write curated records and raw rows, note the batch's progress. A crash leaves the
+//! stores at a chunk boundary; running the same ingest again completes it, and every row
+//! already stored is then an exact duplicate.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use emdp_domain::{
+    Admission, Arrival, ConflictPolicy, FieldName, KeyVersions, ParsedRecord, QualitySummary, RawField, RawRecord,
+    RuleSet, Version, assess,
+};
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::ports::{
+    BatchId, Clock, NewBatch, NewRecord, RawLink, RawRow, ReadError, RecordFields, RecordKey, RecordSource,
+    RecordState, RecordStore, RecordUpdate, SourceError, SourceRow, StoreError, StoredKey,
+};
+
+/// Rows per transaction: large enough to amortize a commit, small enough that a crash loses
+/// little work and memory stays flat.
+pub const CHUNK_ROWS: usize = 20_000;
+
+/// How many rows were stored, skipped or kept as conflicting versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StoredCounts {
+    /// New curated records.
+    pub inserted: u64,
+    /// Exact duplicates (of the file or of the store): linked, not stored again.
+    pub duplicates_skipped: u64,
+    /// Conflicting versions kept and resolved by the policy.
+    pub conflicts: u64,
+}
+
+/// The outcome of an ingest: `validate`'s summary (with duplicates counted against the file
+/// *and* the store) plus what was stored and the batch id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestSummary {
+    /// Counts per status, duplicate kind and reason.
+    #[serde(flatten)]
+    pub quality: QualitySummary,
+    /// What the stores received.
+    pub stored: StoredCounts,
+    /// The batch the raw rows belong to.
+    pub batch_id: String,
+}
+
+/// Why an ingest stopped. Rows in chunks committed before the error stay stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The input as a whole is unusable (bad header, invalid UTF-8, broken JSON, ...).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The reader thread died.
+    #[error("the reader stopped unexpectedly: {0}")]
+    Reader(String),
+}
+
+/// Reports progress to a user (a progress bar, a log line).
+pub trait IngestProgress: Send + Sync {
+    /// Called after each committed chunk with the rows stored so far.
+    fn stored(&self, rows: u64);
+}
+
+/// No progress reporting.
+impl IngestProgress for () {
+    fn stored(&self, _: u64) {}
+}
+
+/// One classified row, ready for the stores.
+fn classify(
+    row: &SourceRow<'_>,
+    rules: &RuleSet,
+    clock_today: chrono::NaiveDate,
+    received_at: DateTime<Utc>,
+) -> RawRow {
+    let parsed = ParsedRecord::parse(&row.record, rules);
+    let assessment = assess(&parsed, rules, clock_today);
+    let key = match parsed.key {
+        Some(key) => RecordKey::Reading {
+            building_id: key.building_id.to_owned(),
+            date: key.date,
+            provider: key.provider.to_owned(),
+        },
+        None => RecordKey::Content(content_key(&row.record, row.raw)),
+    };
+    let text = |field: RawField<'_>| field.trimmed().map(|t| t.unwrap_or_else(|json| json).to_owned());
+    RawRow {
+        line: row.line as i64,
+        payload: row.raw.to_owned(),
+        parse_error: row.parse_error.map(str::to_owned),
+        received_at,
+        key,
+        fields: RecordFields {
+            building_id: text(row.record.building_id),
+            date: parsed.date.value().copied(),
+            consumption: parsed.consumption.value().copied(),
+            temperature: parsed.temperature.value().copied(),
+            provider: text(row.record.provider),
+        },
+        status: assessment.status,
+        reasons: assessment.reasons,
+        values: parsed.values,
+        original_id: None,
+        original_created_at: None,
+    }
+}
+
+/// The identity of a record that has no usable key: a stable 128-bit hash of its trimmed
+/// fields (and of its payload when the row was malformed, since its fields say nothing).
+pub fn content_key(record: &RawRecord<'_>, payload: &str) -> String {
+    let mut text = String::with_capacity(payload.len() + 8);
+    for field in FieldName::ALL {
+        match record.get(field).trimmed() {
+            None => text.push('\u{0}'),
+            Some(Ok(value) | Err(value)) => text.push_str(value),
+        }
+        text.push('\u{1f}');
+    }
+    if record.malformed {
+        text.push_str(payload);
+    }
+    format!("{:032x}", xxh3_128(text.as_bytes()))
+}
+
+/// The state a record shows when `winner` (one of `rows` or the stored versions) wins.
+fn state_of(
+    fields: &RecordFields,
+    version: &Version,
+    reasons: emdp_domain::ReasonSet,
+    keys: &KeyVersions,
+) -> RecordState {
+    RecordState {
+        fields: fields.clone(),
+        status: version.status,
+        reasons,
+        values: version.values,
+        winner: version.arrival,
+        versions: keys.versions().len() as i64,
+        pending: keys.is_pending(),
+    }
+}
+
+/// Stores sources into a [`RecordStore`] with a rule set, a clock and a conflict policy.
+#[derive(Clone)]
+pub struct Ingestor {
+    store: Arc<dyn RecordStore>,
+    rules: Arc<RuleSet>,
+    clock: Arc<dyn Clock>,
+    policy: ConflictPolicy,
+}
+
+/// The admission and record of each row of a chunk, in row order.
+pub type ChunkOutcome = Vec<RawLink>;
+
+impl Ingestor {
+    /// An ingestor writing to `store`.
+    pub fn new(
+        store: Arc<dyn RecordStore>,
+        rules: Arc<RuleSet>,
+        clock: Arc<dyn Clock>,
+        policy: ConflictPolicy,
+    ) -> Self {
+        Ingestor { store, rules, clock, policy }
+    }
+
+    /// The rule set in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Reads `source` to the end on a blocking thread and stores every row. `name` is the
+    /// batch's source (a file name, `api`, ...).
+    pub async fn ingest(
+        &self,
+        mut source: Box<dyn RecordSource + Send>,
+        name: &str,
+        progress: &dyn IngestProgress,
+    ) -> Result<IngestSummary, IngestError> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>)>(2);
+        let rules = Arc::clone(&self.rules);
+        let clock = Arc::clone(&self.clock);
+        let format = source.format();
+        let reader = tokio::task::spawn_blocking(move || -> Result<(), ReadError> {
+            source.start()?;
+            let mut header = source.header().map(str::to_owned);
+            let today = clock.today();
+            let mut rows = Vec::with_capacity(CHUNK_ROWS);
+            let mut received_at = clock.now();
+            source.read_all(&mut |row| {
+                rows.push(classify(&row, &rules, today, received_at));
+                if rows.len() == CHUNK_ROWS {
+                    let chunk = std::mem::replace(&mut rows, Vec::with_capacity(CHUNK_ROWS));
+                    sender.blocking_send((header.take(), chunk)).map_err(|_| "the writer stopped")?;
+                    received_at = clock.now();
+                }
+                Ok(())
+            })?;
+            if !rows.is_empty() {
+                // The receiver may be gone after a store error; that error is reported instead.
+                let _ = sender.blocking_send((header, rows));
+            }
+            Ok(())
+        });
+
+        let mut batch: Option<BatchId> = None;
+        let mut summary = IngestSummary {
+            quality: QualitySummary::default(),
+            stored: StoredCounts::default(),
+            batch_id: String::new(),
+        };
+        let mut stored_rows = 0u64;
+        let mut failure = None;
+        while let Some((header, rows)) = receiver.recv().await {
+            let batch_id = match batch {
+                Some(id) => id,
+                None => {
+                    let started_at = self.clock.now();
+                    let new = NewBatch { source: name.to_owned(), format, header, started_at };
+                    match self.store.create_batch(&new).await {
+                        Ok(id) => *batch.insert(id),
+                        Err(err) => {
+                            failure = Some(err);
+                            break;
+                        }
+                    }
+                }
+            };
+            match self.write_chunk(batch_id, &rows, stored_rows as i64).await {
+                Ok(links) => {
+                    for (row, link) in rows.iter().zip(&links) {
+                        let assessment = emdp_domain::Assessment { status: row.status, reasons: row.reasons };
+                        summary.quality.record(&assessment, link.admission.duplicate());
+                        match link.admission {
+                            Admission::New => summary.stored.inserted += 1,
+                            Admission::Exact => summary.stored.duplicates_skipped += 1,
+                            Admission::Conflicting => summary.stored.conflicts += 1,
+                        }
+                    }
+                    stored_rows += rows.len() as u64;
+                    progress.stored(stored_rows);
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        drop(receiver);
+        let read = reader.await.map_err(|err| IngestError::Reader(err.to_string()))?;
+        if let Some(batch) = batch {
+            summary.batch_id = batch.to_string();
+            let outcome = serde_json::to_value(&summary).unwrap_or_default();
+            self.store.finish_batch(batch, &outcome).await?;
+        }
+        if let Some(err) = failure {
+            return Err(err.into());
+        }
+        match read {
+            Ok(()) => Ok(summary),
+            Err(ReadError::Source(err)) => Err(err.into()),
+            Err(ReadError::Visit(err)) => Err(IngestError::Reader(err.to_string())),
+        }
+    }
+
+    /// Stores one chunk of classified rows in one transaction and says what became of each.
+    pub async fn write_chunk(
+        &self,
+        batch: BatchId,
+        rows: &[RawRow],
+        stored_before: i64,
+    ) -> Result<ChunkOutcome, StoreError> {
+        let now = self.clock.now();
+        let arrival = |row: &RawRow| Arrival { batch, line: row.line };
+        let version = |row: &RawRow| Version { arrival: arrival(row), status: row.status, values: row.values };
+
+        // Group rows by key, in order of first appearance.
+        let mut group_of: HashMap<&RecordKey, usize> = HashMap::with_capacity(rows.len());
+        let mut groups: Vec<(&RecordKey, Vec<usize>)> = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            let group = *group_of.entry(&row.key).or_insert_with(|| {
+                groups.push((&row.key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[group].1.push(index);
+        }
+
+        // First assume every key is new: resolve within the chunk.
+        let mut admissions = vec![Admission::New; rows.len()];
+        let mut new_records = Vec::with_capacity(groups.len());
+        for (key, members) in &groups {
+            let mut versions = KeyVersions::default();
+            for &index in members {
+                admissions[index] = versions.admit(version(&rows[index]), self.policy);
+            }
+            let winner = versions.winner().copied().unwrap_or_else(|| version(&rows[members[0]]));
+            let winning_row = members
+                .iter()
+                .map(|&i| &rows[i])
+                .find(|row| arrival(row) == winner.arrival)
+                .unwrap_or(&rows[members[0]]);
+            new_records.push(NewRecord {
+                key: (*key).clone(),
+                state: state_of(&winning_row.fields, &winner, winning_row.reasons, &versions),
+                created_at: now,
+            });
+        }
+
+        let mut tx = self.store.begin_ingest().await?;
+        let ids = tx.insert_absent(&new_records).await?;
+        let mut record_of = vec![0; groups.len()];
+        let mut existing = Vec::new();
+        for (group, id) in ids.iter().enumerate() {
+            match id {
+                Some(id) => record_of[group] = *id,
+                None => existing.push(group),
+            }
+        }
+
+        // Keys already stored: resolve the chunk's rows against their kept versions.
+        if !existing.is_empty() {
+            let keys: Vec<RecordKey> = existing.iter().map(|&g| groups[g].0.clone()).collect();
+            let stored: HashMap<RecordKey, StoredKey> =
+                tx.load_keys(&keys).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
+            let mut updates = Vec::new();
+            for &group in &existing {
+                let (key, members) = &groups[group];
+                let stored = stored.get(*key).ok_or_else(|| StoreError::Conflict(format!("key vanished: {key:?}")))?;
+                record_of[group] = stored.id;
+                let kept: Vec<Version> = stored.versions.iter().map(|v| v.version).collect();
+                let mut versions = KeyVersions::from_stored(kept, stored.state.winner, stored.state.pending)
+                    .ok_or_else(|| StoreError::Other(format!("record {} has no version for its winner", stored.id)))?;
+                let mut changed = false;
+                for &index in members {
+                    admissions[index] = versions.admit(version(&rows[index]), self.policy);
+                    changed |= admissions[index] == Admission::Conflicting;
+                }
+                if !changed {
+                    continue;
+                }
+                let Some(winner) = versions.winner().copied() else { continue };
+                let state =
+                    if let Some(row) = members.iter().map(|&i| &rows[i]).find(|row| arrival(row) == winner.arrival) {
+                        state_of(&row.fields, &winner, row.reasons, &versions)
+                    } else if let Some(kept) = stored.versions.iter().find(|v| v.version.arrival == winner.arrival) {
+                        state_of(&kept.fields, &winner, kept.reasons, &versions)
+                    } else {
+                        return Err(StoreError::Other(format!("record {}: winner not among its versions", stored.id)));
+                    };
+                updates.push(RecordUpdate { id: stored.id, state, updated_at: now });
+            }
+            tx.update_records(&updates).await?;
+        }
+
+        let mut links = vec![RawLink { record_id: 0, admission: Admission::New }; rows.len()];
+        for (group, (_, members)) in groups.iter().enumerate() {
+            for &index in members {
+                links[index] = RawLink { record_id: record_of[group], admission: admissions[index] };
+            }
+        }
+        tx.insert_raw(batch, rows, &links).await?;
+        tx.progress(batch, stored_before + rows.len() as i64).await?;
+        tx.commit().await?;
+        Ok(links)
+    }
+}

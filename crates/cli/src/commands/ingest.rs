@@ -1,0 +1,159 @@
+//! `emdp ingest`: store every record of one or more files, losing nothing.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceFormat, SystemClock};
+use emdp_app::usecases::ingest::{IngestError, IngestProgress, IngestSummary, Ingestor};
+use emdp_domain::ConflictPolicy;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::commands::validate::{InputFormat, load_rules, print_table};
+use crate::db::DatabaseArgs;
+use crate::error::CliError;
+use crate::output::OutputFormat;
+
+/// Store every record of one or more files (CSV, NDJSON, JSON): each payload in the raw store,
+/// each record classified in the curated store, duplicates linked, conflicts resolved by the
+/// policy. Safe to run again: rows already stored become exact duplicates.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files to ingest, one batch each; `-` reads standard input (then --format is required).
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// Input format; guessed from each file's extension when omitted.
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// The batch's source name (default: the file name).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Quality thresholds as TOML.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// The last day that is not in the future (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
+    pub today: Option<NaiveDate>,
+    /// How conflicting duplicates are resolved.
+    #[arg(long, value_enum, default_value_t = PolicyArg::PreferValid)]
+    pub policy: PolicyArg,
+    /// How to print each file's summary (JSON: one object per line, one line per file).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// The `--policy` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// A VALID version wins; ties (or no VALID version) go to the latest arrival.
+    PreferValid,
+    /// The first version stays.
+    KeepFirst,
+    /// The latest version wins.
+    KeepLatest,
+    /// No automatic winner: conflicts wait for a decision.
+    Manual,
+}
+
+impl From<PolicyArg> for ConflictPolicy {
+    fn from(policy: PolicyArg) -> Self {
+        match policy {
+            PolicyArg::PreferValid => ConflictPolicy::PreferValid,
+            PolicyArg::KeepFirst => ConflictPolicy::KeepFirst,
+            PolicyArg::KeepLatest => ConflictPolicy::KeepLatest,
+            PolicyArg::Manual => ConflictPolicy::Manual,
+        }
+    }
+}
+
+/// A progress bar on a terminal (bytes read, rows stored, rate, ETA); nothing otherwise.
+struct Progress(Option<ProgressBar>);
+
+impl IngestProgress for Progress {
+    fn stored(&self, rows: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(format!("{rows} rows stored"));
+        }
+    }
+}
+
+/// Opens `path` for ingestion, with a progress bar when standard error is a terminal.
+fn open(path: &str, format: Option<SourceFormat>) -> Result<(Box<dyn RecordSource + Send>, Progress), CliError> {
+    let format = crate::input::format_of(path, format)?;
+    let tty = std::io::stderr().is_terminal();
+    let (input, bar): (Box<dyn BufRead + Send>, Option<ProgressBar>) = if path == "-" {
+        let bar = tty.then(|| ProgressBar::new_spinner().with_style(spinner_style()));
+        (Box::new(BufReader::with_capacity(crate::input::BUFFER, std::io::stdin())), bar)
+    } else {
+        let file = File::open(path)
+            .map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot open: {err}") })?;
+        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+        match tty.then(|| ProgressBar::new(length).with_style(bar_style())) {
+            Some(bar) => (Box::new(BufReader::with_capacity(crate::input::BUFFER, bar.wrap_read(file))), Some(bar)),
+            None => (Box::new(BufReader::with_capacity(crate::input::BUFFER, file)), None),
+        }
+    };
+    Ok((emdp_formats::open_source(format, input), Progress(bar)))
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// Runs `emdp ingest`.
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let rules = Arc::new(load_rules(args.rules.as_ref())?);
+    let clock: Arc<dyn Clock> = match args.today {
+        Some(today) => Arc::new(FixedClock(today)),
+        None => Arc::new(SystemClock),
+    };
+    crate::db::block_on(async move {
+        let store = args.database.open().await?;
+        let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
+        for path in &args.files {
+            let (source, progress) = open(path, args.format.map(Into::into))?;
+            let name = args.source.clone().unwrap_or_else(|| path.clone());
+            let result = ingestor.ingest(source, &name, &progress).await;
+            if let Some(bar) = &progress.0 {
+                bar.finish_and_clear();
+            }
+            let summary = result.map_err(|err| match err {
+                IngestError::Source(err) => CliError::Input { path: path.clone(), message: err.to_string() },
+                IngestError::Store(err) => CliError::Store(err),
+                IngestError::Reader(message) => CliError::Input { path: path.clone(), message },
+            })?;
+            print_summary(path, &summary, args.output)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = match output {
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut out, summary).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+        }
+        OutputFormat::Text => print_table(&mut out, path, &summary.quality).and_then(|()| {
+            writeln!(out)?;
+            writeln!(out, "  {:<26} {:>12}", "stored", "records")?;
+            writeln!(out, "  {:<26} {:>12}", "inserted", summary.stored.inserted)?;
+            writeln!(out, "  {:<26} {:>12}", "duplicates skipped", summary.stored.duplicates_skipped)?;
+            writeln!(out, "  {:<26} {:>12}", "conflicts", summary.stored.conflicts)?;
+            writeln!(out, "  batch {}", summary.batch_id)
+        }),
+    };
+    written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+}

@@ -1,0 +1,189 @@
+//! `emdp records`: read the curated store.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use emdp_app::ports::{RecordFilter, RecordId, StoredRecord};
+use emdp_domain::QualityStatus;
+use serde_json::json;
+
+use crate::db::DatabaseArgs;
+use crate::error::CliError;
+use crate::output::OutputFormat;
+
+/// Read curated records.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List records (in id order), filtered.
+    List(ListArgs),
+    /// Show one record.
+    Get(GetArgs),
+    /// Show every raw payload behind a record.
+    History(GetArgs),
+}
+
+/// `emdp records list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only this building.
+    #[arg(long)]
+    pub building: Option<String>,
+    /// Only this provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only days on or after this one.
+    #[arg(long, value_parser = super::parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Only days on or before this one.
+    #[arg(long, value_parser = super::parse_date)]
+    pub to: Option<NaiveDate>,
+    /// Only this status (VALID, INCOMPLETE, INCONSISTENT).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<QualityStatus>,
+    /// At most this many records.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+    /// Only records after this id (the last id of the previous page).
+    #[arg(long)]
+    pub after: Option<RecordId>,
+    /// How to print.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// `emdp records get|history ID`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// The record id.
+    pub id: RecordId,
+    /// How to print.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+fn parse_status(text: &str) -> Result<QualityStatus, String> {
+    QualityStatus::parse(text).ok_or_else(|| format!("'{text}' is not VALID, INCOMPLETE or INCONSISTENT"))
+}
+
+/// A record as JSON (the shape the API uses too).
+pub fn record_json(record: &StoredRecord) -> serde_json::Value {
+    let fields = &record.state.fields;
+    json!({
+        "id": record.id,
+        "building_id": fields.building_id,
+        "date": fields.date,
+        "consumption": fields.consumption,
+        "temperature": fields.temperature,
+        "provider": fields.provider,
+        "quality_status": record.state.status,
+        "reasons": record.state.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+        "versions": record.state.versions,
+        "exact_duplicates": record.exact_duplicates,
+        "pending_review": record.state.pending,
+        "winner": {"batch_id": record.state.winner.batch, "line": record.state.winner.line},
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    })
+}
+
+fn show<T: ToString>(value: &Option<T>) -> String {
+    value.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)
+}
+
+fn write_out(text: &str) -> Result<(), CliError> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+}
+
+/// Runs `emdp records ...`.
+pub fn run(command: Command) -> Result<ExitCode, CliError> {
+    crate::db::block_on(async move {
+        match command {
+            Command::List(args) => {
+                let store = args.database.open().await?;
+                let filter = RecordFilter {
+                    building_id: args.building,
+                    provider: args.provider,
+                    status: args.status,
+                    from: args.from,
+                    to: args.to,
+                };
+                let records = store.list_records(&filter, args.after, args.limit).await.map_err(CliError::Store)?;
+                let text = match args.output {
+                    OutputFormat::Json => {
+                        let items: Vec<_> = records.iter().map(record_json).collect();
+                        format!("{}\n", json!({"items": items, "next_after": records.last().map(|r| r.id)}))
+                    }
+                    OutputFormat::Text => {
+                        let mut text = format!(
+                            "{:>10}  {:<12} {:<10} {:>12} {:>8}  {:<12} {:<12}  reasons\n",
+                            "id", "building", "date", "consumption", "temp", "provider", "status"
+                        );
+                        for r in &records {
+                            let f = &r.state.fields;
+                            text.push_str(&format!(
+                                "{:>10}  {:<12} {:<10} {:>12} {:>8}  {:<12} {:<12}  {}\n",
+                                r.id,
+                                show(&f.building_id),
+                                show(&f.date),
+                                show(&f.consumption),
+                                show(&f.temperature),
+                                show(&f.provider),
+                                r.state.status,
+                                r.state.reasons.join(",")
+                            ));
+                        }
+                        text
+                    }
+                };
+                write_out(&text)?;
+            }
+            Command::Get(args) => {
+                let store = args.database.open().await?;
+                let record = store.get_record(args.id).await.map_err(CliError::Store)?;
+                let record = record.ok_or_else(|| CliError::Usage(format!("no record with id {}", args.id)))?;
+                let json = record_json(&record);
+                let text = match args.output {
+                    OutputFormat::Json => format!("{json}\n"),
+                    OutputFormat::Text => serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+                };
+                write_out(&text)?;
+            }
+            Command::History(args) => {
+                let store = args.database.open().await?;
+                let history = store.record_history(args.id).await.map_err(CliError::Store)?;
+                if history.is_empty() {
+                    return Err(CliError::Usage(format!("no raw payloads for record {}", args.id)));
+                }
+                let text = match args.output {
+                    OutputFormat::Json => format!("{}\n", json!(history)),
+                    OutputFormat::Text => history
+                        .iter()
+                        .map(|v| {
+                            format!(
+                                "batch {} line {} {} ({}) {} {}{}: {}\n",
+                                v.batch_id,
+                                v.line,
+                                v.source,
+                                v.received_at.format("%Y-%m-%d %H:%M:%S"),
+                                v.admission,
+                                v.status,
+                                if v.winner { " [winner]" } else { "" },
+                                v.payload
+                            )
+                        })
+                        .collect(),
+                };
+                write_out(&text)?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,45 @@
+//! Mapping database errors to [`StoreError`]: one place decides what an operator is told.
+
+use emdp_app::ports::StoreError;
+
+/// Classifies a sqlx error by what an operator can do about it.
+pub fn store_error(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(err.to_string())
+        }
+        sqlx::Error::Database(db) => {
+            let message = db.message().to_owned();
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match code.as_str() {
+                // SQLite: SQLITE_FULL (13), SQLITE_READONLY (8), SQLITE_CANTOPEN (14).
+                // PostgreSQL: 53100 disk_full, 25006 read_only_sql_transaction.
+                "13" | "8" | "53100" | "25006" => StoreError::Full(message),
+                "14" | "3D000" | "28000" | "28P01" | "57P03" => StoreError::Unavailable(message),
+                // Unique violations (SQLite 2067/1555, PostgreSQL 23505) and serialization
+                // failures (40001) and deadlocks (40P01) mean a concurrent writer: retry.
+                "2067" | "1555" | "23505" | "40001" | "40P01" | "5" | "517" => StoreError::Conflict(message),
+                _ if message.contains("disk is full") || message.contains("No space left") => StoreError::Full(message),
+                _ => StoreError::Other(message),
+            }
+        }
+        sqlx::Error::Migrate(migrate) => StoreError::Migration(migrate.to_string()),
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+/// Turns a migration error into a message that says what to do.
+pub fn migrate_error(err: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match err {
+        MigrateError::VersionMissing(version) => StoreError::Migration(format!(
+            "the database has migration {version}, which this emdp does not know: it was migrated by a newer emdp"
+        )),
+        MigrateError::VersionMismatch(version) => StoreError::Migration(format!(
+            "migration {version} applied to the database differs from this emdp's: the schema was changed by hand or by another build"
+        )),
+        MigrateError::Execute(err) => store_error(err),
+        other => StoreError::Migration(other.to_string()),
+    }
+}

@@ -1,0 +1,726 @@
+//! The PostgreSQL adapter: production and scale.
+//!
+//! Bulk writes use `COPY ... FROM STDIN` in PostgreSQL's binary format (exact floats, nothing
+//! to escape), built in a reusable buffer and sent in large pieces. New records are copied
+//! into a per-connection temporary staging table and moved into `records` with
+//! `INSERT ... ON CONFLICT DO NOTHING` (one statement), so that a concurrent ingest of the same
+//! keys waits for the other transaction and then skips its keys instead of failing. Keys are staged and
+//! records updated in a fixed order (key order, id order), so concurrent ingests lock rows in
+//! the same order and do not deadlock each other.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use emdp_app::ports::{
+    BatchId, IngestTx, NewBatch, NewRecord, RawLink, RawRow, RawVersion, RecordFields, RecordFilter, RecordId,
+    RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+};
+use emdp_domain::{Admission, Arrival};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgPoolOptions, PgRow};
+use sqlx::{Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
+
+use crate::error::{migrate_error, store_error};
+use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Columns of `records` in the order [`record_row`] reads them.
+const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, \
+     r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, r.versions, r.pending, \
+     r.created_at, r.updated_at";
+
+/// Counts a record's exact duplicates (the 18th column of a read record).
+const EXACT_COUNT: &str =
+    "(SELECT count(*) FROM raw_records x WHERE x.record_id = r.id AND x.admission = 'exact') AS exact_duplicates";
+
+/// The staging table new records are copied into, created once per connection. It has no id
+/// (the records' sequence assigns ids on the move) and an `ord` column that fixes the order
+/// in which keys are inserted.
+const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE emdp_staged_records (\
+     ord BIGINT NOT NULL, building_id TEXT, date DATE, provider TEXT, content_key TEXT, \
+     consumption DOUBLE PRECISION, temperature DOUBLE PRECISION, status TEXT NOT NULL, reasons INTEGER NOT NULL, \
+     fp_consumption BIGINT NOT NULL, fp_temperature BIGINT NOT NULL, winner_batch BIGINT NOT NULL, \
+     winner_line BIGINT NOT NULL, versions INTEGER NOT NULL, pending BOOLEAN NOT NULL, \
+     created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL) ON COMMIT DELETE ROWS";
+
+/// The columns of a staged record, in the order [`PgIngest::insert_absent`] sends them.
+const STAGED_COLUMNS: i16 = 17;
+
+const COPY_STAGED: &str = "COPY emdp_staged_records (ord, building_id, date, provider, content_key, consumption, \
+     temperature, status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, \
+     created_at, updated_at) FROM STDIN (FORMAT binary)";
+
+/// Moves the staged records into `records`, in staging order, skipping keys already stored.
+/// Each kind of key names its own unique index as the arbiter, so that only that index is
+/// checked before inserting.
+const MOVE_STAGED: &str = "WITH readings AS (\
+     INSERT INTO records (building_id, date, provider, content_key, consumption, temperature, status, reasons, \
+     fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at) \
+     SELECT building_id, date, provider, content_key, consumption, temperature, status, reasons, fp_consumption, \
+     fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at \
+     FROM emdp_staged_records WHERE content_key IS NULL ORDER BY ord \
+     ON CONFLICT (building_id, date, provider) WHERE content_key IS NULL DO NOTHING \
+     RETURNING id, building_id, date, provider, content_key), \
+     contents AS (\
+     INSERT INTO records (building_id, date, provider, content_key, consumption, temperature, status, reasons, \
+     fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at) \
+     SELECT building_id, date, provider, content_key, consumption, temperature, status, reasons, fp_consumption, \
+     fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at \
+     FROM emdp_staged_records WHERE content_key IS NOT NULL ORDER BY ord \
+     ON CONFLICT (content_key) WHERE content_key IS NOT NULL DO NOTHING \
+     RETURNING id, building_id, date, provider, content_key) \
+     SELECT * FROM readings UNION ALL SELECT * FROM contents";
+
+/// The columns of a raw row, in the order [`PgIngest::insert_raw`] sends them.
+const RAW_COLUMNS: i16 = 18;
+
+const COPY_RAW: &str = "COPY raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
+     status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature, \
+     original_id, original_created_at) FROM STDIN (FORMAT binary)";
+
+/// Reads stored records by key. The lateral subqueries make every key one probe of the key
+/// index whatever the planner believes about the table's size (its statistics lag behind bulk
+/// loads, and a scan of the whole table per chunk is what they would otherwise cost).
+const LOAD_READINGS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
+     r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
+     r.versions, r.pending, r.created_at, r.updated_at \
+     FROM UNNEST($1::text[], $2::date[], $3::text[]) AS k (building_id, date, provider) \
+     CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.building_id = k.building_id AND r.date = k.date \
+     AND r.provider = k.provider AND r.content_key IS NULL LIMIT 1) AS r";
+
+const LOAD_CONTENTS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
+     r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
+     r.versions, r.pending, r.created_at, r.updated_at FROM UNNEST($1::text[]) AS k (content_key) \
+     CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.content_key = k.content_key AND r.content_key IS NOT NULL \
+     LIMIT 1) AS r";
+
+/// Reads the kept versions of records, one probe of the record index per record (`OFFSET 0`
+/// keeps the planner from turning the probes into a scan of the whole raw store).
+const LOAD_VERSIONS: &str = "SELECT x.record_id, x.batch_id, x.line, x.status, x.reasons, x.fp_consumption, \
+     x.fp_temperature, x.building_id, x.date, x.provider, x.consumption, x.temperature \
+     FROM UNNEST($1::bigint[]) AS k (id) CROSS JOIN LATERAL (SELECT * FROM raw_records x \
+     WHERE x.record_id = k.id AND x.admission <> 'exact' OFFSET 0) AS x";
+
+const UPDATE_RECORDS: &str = "UPDATE records r SET consumption = u.consumption, temperature = u.temperature, \
+     status = u.status, reasons = u.reasons, fp_consumption = u.fp_consumption, fp_temperature = u.fp_temperature, \
+     winner_batch = u.winner_batch, winner_line = u.winner_line, versions = u.versions, pending = u.pending, \
+     updated_at = u.updated_at, building_id = COALESCE(u.building_id, r.building_id), \
+     date = COALESCE(u.date, r.date), provider = COALESCE(u.provider, r.provider) \
+     FROM UNNEST($1::bigint[], $2::float8[], $3::float8[], $4::text[], $5::integer[], $6::bigint[], $7::bigint[], \
+     $8::bigint[], $9::bigint[], $10::integer[], $11::boolean[], $12::timestamptz[], $13::text[], $14::date[], \
+     $15::text[]) AS u (id, consumption, temperature, status, reasons, fp_consumption, fp_temperature, \
+     winner_batch, winner_line, versions, pending, updated_at, building_id, date, provider) \
+     WHERE r.id = u.id";
+
+/// COPY data is sent whenever this much is buffered.
+const SEND_BYTES: usize = 2 << 20;
+
+/// The raw and curated stores in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database named by `url` (`postgres://USER@HOST/DB`) and applies
+    /// pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(store_error)?.application_name("emdp");
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(CREATE_STAGING).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(store_error)?;
+        MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Applies pending migrations and returns every applied version.
+    pub async fn migrate_url(url: &str) -> Result<Vec<i64>, StoreError> {
+        let store = Self::open(url).await?;
+        let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&store.pool)
+            .await
+            .map_err(store_error)?;
+        store.pool.close().await;
+        Ok(versions)
+    }
+}
+
+fn record_row(row: &PgRow) -> Result<RecordRow, sqlx::Error> {
+    Ok(RecordRow {
+        id: row.try_get(0)?,
+        building_id: row.try_get(1)?,
+        date: row.try_get(2)?,
+        provider: row.try_get(3)?,
+        content_key: row.try_get(4)?,
+        consumption: row.try_get(5)?,
+        temperature: row.try_get(6)?,
+        status: row.try_get(7)?,
+        reasons: i64::from(row.try_get::<i32, _>(8)?),
+        fp: [row.try_get(9)?, row.try_get(10)?],
+        winner: Arrival { batch: row.try_get(11)?, line: row.try_get(12)? },
+        versions: i64::from(row.try_get::<i32, _>(13)?),
+        pending: row.try_get(14)?,
+        created_at: row.try_get(15)?,
+        updated_at: row.try_get(16)?,
+        exact_duplicates: row.try_get::<Option<i64>, _>(17).ok().flatten().unwrap_or(0),
+    })
+}
+
+fn version_row(row: &PgRow) -> Result<VersionRow, sqlx::Error> {
+    Ok(VersionRow {
+        record_id: row.try_get(0)?,
+        arrival: Arrival { batch: row.try_get(1)?, line: row.try_get(2)? },
+        status: row.try_get(3)?,
+        reasons: i64::from(row.try_get::<i32, _>(4)?),
+        fp: [
+            row.try_get::<Option<i64>, _>(5)?.unwrap_or_default(),
+            row.try_get::<Option<i64>, _>(6)?.unwrap_or_default(),
+        ],
+        fields: RecordFields {
+            building_id: row.try_get(7)?,
+            date: row.try_get(8)?,
+            provider: row.try_get(9)?,
+            consumption: row.try_get(10)?,
+            temperature: row.try_get(11)?,
+        },
+    })
+}
+
+/// A count stored in an `INTEGER` column.
+fn to_int4(value: i64, what: &str) -> Result<i32, StoreError> {
+    i32::try_from(value).map_err(|_| StoreError::Other(format!("{what} {value} does not fit the database column")))
+}
+
+/// Days from the Common Era to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120;
+
+/// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01T00:00:00Z.
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// Data for `COPY ... FROM STDIN (FORMAT binary)`: a signature, then per row its field count
+/// and each field as a big-endian length (-1 for NULL) and the value's binary form.
+#[derive(Default)]
+struct CopyBuffer {
+    bytes: Vec<u8>,
+}
+
+impl CopyBuffer {
+    /// Starts a COPY stream: the signature, no flags, no header extension.
+    fn start(&mut self) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        self.bytes.extend_from_slice(&0i32.to_be_bytes());
+        self.bytes.extend_from_slice(&0i32.to_be_bytes());
+    }
+
+    /// Ends a COPY stream.
+    fn end(&mut self) {
+        self.bytes.extend_from_slice(&(-1i16).to_be_bytes());
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.bytes.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn null(&mut self) {
+        self.bytes.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    fn fixed<const N: usize>(&mut self, value: [u8; N]) {
+        self.bytes.extend_from_slice(&(N as i32).to_be_bytes());
+        self.bytes.extend_from_slice(&value);
+    }
+
+    fn text(&mut self, value: &str) -> Result<(), StoreError> {
+        let len = i32::try_from(value.len())
+            .map_err(|_| StoreError::Other(format!("a text of {} bytes is too long to store", value.len())))?;
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        self.bytes.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+
+    fn opt_text(&mut self, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.text(value),
+            None => {
+                self.null();
+                Ok(())
+            }
+        }
+    }
+
+    fn int4(&mut self, value: i32) {
+        self.fixed(value.to_be_bytes());
+    }
+
+    fn int8(&mut self, value: i64) {
+        self.fixed(value.to_be_bytes());
+    }
+
+    fn opt_int8(&mut self, value: Option<i64>) {
+        match value {
+            Some(value) => self.int8(value),
+            None => self.null(),
+        }
+    }
+
+    /// A `DOUBLE PRECISION`: its IEEE 754 bits, so every value round-trips exactly.
+    fn opt_float8(&mut self, value: Option<f64>) {
+        match value {
+            Some(value) => self.fixed(value.to_bits().to_be_bytes()),
+            None => self.null(),
+        }
+    }
+
+    fn bool(&mut self, value: bool) {
+        self.fixed([u8::from(value)]);
+    }
+
+    /// A `DATE`: days since 2000-01-01.
+    fn opt_date(&mut self, value: Option<NaiveDate>) {
+        match value {
+            Some(date) => self.int4(date.num_days_from_ce() - PG_EPOCH_DAYS_FROM_CE),
+            None => self.null(),
+        }
+    }
+
+    /// A `TIMESTAMPTZ`: microseconds since 2000-01-01T00:00:00Z.
+    fn time(&mut self, value: DateTime<Utc>) {
+        self.int8(value.timestamp_micros() - PG_EPOCH_UNIX_MICROS);
+    }
+
+    fn opt_time(&mut self, value: Option<DateTime<Utc>>) {
+        match value {
+            Some(time) => self.time(time),
+            None => self.null(),
+        }
+    }
+
+    fn staged_record(&mut self, ord: i64, record: &NewRecord) -> Result<(), StoreError> {
+        let key = key_columns(&record.key);
+        let state = &record.state;
+        let [fp_consumption, fp_temperature] = state.values.to_parts();
+        self.row(STAGED_COLUMNS);
+        self.int8(ord);
+        self.opt_text(state.fields.building_id.as_deref().or(key.building_id))?;
+        self.opt_date(state.fields.date.or(key.date));
+        self.opt_text(state.fields.provider.as_deref().or(key.provider))?;
+        self.opt_text(key.content_key)?;
+        self.opt_float8(state.fields.consumption);
+        self.opt_float8(state.fields.temperature);
+        self.text(state.status.as_str())?;
+        self.int4(i32::from(state.reasons.bits()));
+        self.int8(fp_consumption);
+        self.int8(fp_temperature);
+        self.int8(state.winner.batch);
+        self.int8(state.winner.line);
+        self.int4(to_int4(state.versions, "a version count")?);
+        self.bool(state.pending);
+        self.time(record.created_at);
+        self.time(record.created_at);
+        Ok(())
+    }
+
+    fn raw_row(&mut self, batch: BatchId, raw: &RawRow, link: &RawLink) -> Result<(), StoreError> {
+        // Exact duplicates are linked to their record; only versions keep typed values.
+        let version = link.admission != Admission::Exact;
+        let fields = if version { &raw.fields } else { &RecordFields::default() };
+        let [fp_consumption, fp_temperature] = raw.values.to_parts();
+        self.row(RAW_COLUMNS);
+        self.int8(batch);
+        self.int8(raw.line);
+        self.time(raw.received_at);
+        self.text(&raw.payload)?;
+        self.opt_text(raw.parse_error.as_deref())?;
+        self.int8(link.record_id);
+        self.text(link.admission.as_str())?;
+        self.text(raw.status.as_str())?;
+        self.int4(i32::from(raw.reasons.bits()));
+        self.opt_text(fields.building_id.as_deref())?;
+        self.opt_date(fields.date);
+        self.opt_text(fields.provider.as_deref())?;
+        self.opt_float8(fields.consumption);
+        self.opt_float8(fields.temperature);
+        self.opt_int8(version.then_some(fp_consumption));
+        self.opt_int8(version.then_some(fp_temperature));
+        self.opt_text(raw.original_id.as_deref())?;
+        self.opt_time(raw.original_created_at);
+        Ok(())
+    }
+}
+
+/// Streams `items` through `COPY` (the statement `copy`), encoding each with `encode` into
+/// `buffer` and sending it whenever [`SEND_BYTES`] are buffered.
+async fn copy_rows<T>(
+    conn: &mut PgConnection,
+    copy: &str,
+    buffer: &mut CopyBuffer,
+    items: impl IntoIterator<Item = T>,
+    mut encode: impl FnMut(&mut CopyBuffer, T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stream = conn.copy_in_raw(copy).await.map_err(store_error)?;
+    buffer.start();
+    for item in items {
+        if let Err(err) = encode(buffer, item) {
+            return abort(stream, err).await;
+        }
+        if buffer.bytes.len() >= SEND_BYTES {
+            stream.send(buffer.bytes.as_slice()).await.map_err(store_error)?;
+            buffer.bytes.clear();
+        }
+    }
+    buffer.end();
+    stream.send(buffer.bytes.as_slice()).await.map_err(store_error)?;
+    buffer.bytes.clear();
+    stream.finish().await.map_err(store_error)?;
+    Ok(())
+}
+
+/// Cancels a COPY because a row could not be encoded, and reports why.
+async fn abort(stream: PgCopyIn<&mut PgConnection>, err: StoreError) -> Result<(), StoreError> {
+    stream.abort(err.to_string()).await.map_err(store_error)?;
+    Err(err)
+}
+
+/// One ingestion transaction on PostgreSQL (`READ COMMITTED`).
+pub struct PgIngest {
+    tx: Transaction<'static, Postgres>,
+    buffer: CopyBuffer,
+    /// Whether the staging table holds rows of an earlier call in this transaction (it is
+    /// emptied at commit).
+    staged: bool,
+}
+
+#[async_trait]
+impl IngestTx for PgIngest {
+    async fn insert_absent(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError> {
+        let mut ids = vec![None; records.len()];
+        if records.is_empty() {
+            return Ok(ids);
+        }
+        if self.staged {
+            sqlx::query("DELETE FROM emdp_staged_records").execute(&mut *self.tx).await.map_err(store_error)?;
+        }
+        self.staged = true;
+        // In key order, so that concurrent ingests lock new keys in the same order.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_unstable_by(|&a, &b| records[a].key.cmp(&records[b].key));
+        copy_rows(&mut self.tx, COPY_STAGED, &mut self.buffer, order.iter().enumerate(), |buffer, (ord, &i)| {
+            buffer.staged_record(ord as i64, &records[i])
+        })
+        .await?;
+        let index: HashMap<&RecordKey, usize> = records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
+        for row in sqlx::query(MOVE_STAGED).fetch_all(&mut *self.tx).await.map_err(store_error)? {
+            let content_key: Option<String> = row.try_get(4).map_err(store_error)?;
+            let key = match content_key {
+                Some(hash) => RecordKey::Content(hash),
+                None => RecordKey::Reading {
+                    building_id: row.try_get(1).map_err(store_error)?,
+                    date: row.try_get(2).map_err(store_error)?,
+                    provider: row.try_get(3).map_err(store_error)?,
+                },
+            };
+            if let Some(&i) = index.get(&key) {
+                ids[i] = Some(row.try_get(0).map_err(store_error)?);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+        // In key order: neighbouring probes of the key index touch neighbouring pages.
+        let mut sorted: Vec<&RecordKey> = keys.iter().collect();
+        sorted.sort_unstable();
+        let (mut buildings, mut dates, mut providers, mut contents) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for key in sorted {
+            match key {
+                RecordKey::Reading { building_id, date, provider } => {
+                    buildings.push(building_id.clone());
+                    dates.push(*date);
+                    providers.push(provider.clone());
+                }
+                RecordKey::Content(hash) => contents.push(hash.clone()),
+            }
+        }
+        let mut records = Vec::with_capacity(keys.len());
+        if !buildings.is_empty() {
+            let rows = sqlx::query(LOAD_READINGS)
+                .bind(buildings)
+                .bind(dates)
+                .bind(providers)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(store_error)?;
+            for row in &rows {
+                records.push(record_row(row).map_err(store_error)?);
+            }
+        }
+        if !contents.is_empty() {
+            let rows = sqlx::query(LOAD_CONTENTS).bind(contents).fetch_all(&mut *self.tx).await.map_err(store_error)?;
+            for row in &rows {
+                records.push(record_row(row).map_err(store_error)?);
+            }
+        }
+        let multi: Vec<RecordId> = records.iter().filter(|r| r.versions > 1).map(|r| r.id).collect();
+        let mut versions = Vec::new();
+        if !multi.is_empty() {
+            let rows = sqlx::query(LOAD_VERSIONS).bind(multi).fetch_all(&mut *self.tx).await.map_err(store_error)?;
+            for row in &rows {
+                versions.push(version_row(row).map_err(store_error)?);
+            }
+        }
+        assemble_keys(records, versions)
+    }
+
+    async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        // In id order, so that concurrent ingests lock records in the same order.
+        let mut sorted: Vec<&RecordUpdate> = updates.iter().collect();
+        sorted.sort_unstable_by_key(|u| u.id);
+        let n = sorted.len();
+        let (mut id, mut consumption, mut temperature, mut status, mut reasons) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut fp_consumption, mut fp_temperature, mut winner_batch, mut winner_line, mut versions) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut pending, mut updated_at, mut building_id, mut date, mut provider) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for update in sorted {
+            let state = &update.state;
+            let [fp_c, fp_t] = state.values.to_parts();
+            id.push(update.id);
+            consumption.push(state.fields.consumption);
+            temperature.push(state.fields.temperature);
+            status.push(state.status.as_str());
+            reasons.push(i32::from(state.reasons.bits()));
+            fp_consumption.push(fp_c);
+            fp_temperature.push(fp_t);
+            winner_batch.push(state.winner.batch);
+            winner_line.push(state.winner.line);
+            versions.push(to_int4(state.versions, "a version count")?);
+            pending.push(state.pending);
+            updated_at.push(update.updated_at);
+            building_id.push(state.fields.building_id.clone());
+            date.push(state.fields.date);
+            provider.push(state.fields.provider.clone());
+        }
+        sqlx::query(UPDATE_RECORDS)
+            .bind(id)
+            .bind(consumption)
+            .bind(temperature)
+            .bind(status)
+            .bind(reasons)
+            .bind(fp_consumption)
+            .bind(fp_temperature)
+            .bind(winner_batch)
+            .bind(winner_line)
+            .bind(versions)
+            .bind(pending)
+            .bind(updated_at)
+            .bind(building_id)
+            .bind(date)
+            .bind(provider)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn insert_raw(&mut self, batch: BatchId, rows: &[RawRow], links: &[RawLink]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        copy_rows(&mut self.tx, COPY_RAW, &mut self.buffer, rows.iter().zip(links), |buffer, (raw, link)| {
+            buffer.raw_row(batch, raw, link)
+        })
+        .await
+    }
+
+    async fn progress(&mut self, batch: BatchId, rows: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE batches SET rows_stored = $1 WHERE id = $2")
+            .bind(rows)
+            .bind(batch)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(store_error)
+    }
+}
+
+/// Appends the filter's conditions (`WHERE` already pushed).
+fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &RecordFilter) {
+    if let Some(building) = &filter.building_id {
+        query.push(" AND r.building_id = ").push_bind(building.clone());
+    }
+    if let Some(provider) = &filter.provider {
+        query.push(" AND r.provider = ").push_bind(provider.clone());
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND r.status = ").push_bind(status.as_str());
+    }
+    if let Some(from) = filter.from {
+        query.push(" AND r.date >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND r.date <= ").push_bind(to);
+    }
+}
+
+fn raw_version(row: &PgRow) -> Result<RawVersion, StoreError> {
+    Ok(RawVersion {
+        batch_id: row.try_get(0).map_err(store_error)?,
+        line: row.try_get(1).map_err(store_error)?,
+        source: row.try_get(2).map_err(store_error)?,
+        format: row.try_get(3).map_err(store_error)?,
+        header: row.try_get(4).map_err(store_error)?,
+        received_at: row.try_get(5).map_err(store_error)?,
+        payload: row.try_get(6).map_err(store_error)?,
+        parse_error: row.try_get(7).map_err(store_error)?,
+        admission: row.try_get(8).map_err(store_error)?,
+        status: rows::status(&row.try_get::<String, _>(9).map_err(store_error)?)?,
+        reasons: rows::reasons(i64::from(row.try_get::<i32, _>(10).map_err(store_error)?))
+            .iter()
+            .map(|r| r.code())
+            .collect(),
+        original_id: row.try_get(11).map_err(store_error)?,
+        original_created_at: row.try_get(12).map_err(store_error)?,
+        winner: row.try_get::<Option<bool>, _>(13).map_err(store_error)?.unwrap_or(false),
+    })
+}
+
+#[async_trait]
+impl RecordStore for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO batches (source, format, header, started_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&batch.source)
+        .bind(batch.format.as_str())
+        .bind(&batch.header)
+        .bind(batch.started_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)
+    }
+
+    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE batches SET finished_at = now(), summary = $1::jsonb WHERE id = $2")
+            .bind(summary.to_string())
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
+        let tx = self.pool.begin().await.map_err(store_error)?;
+        Ok(Box::new(PgIngest { tx, buffer: CopyBuffer::default(), staged: false }))
+    }
+
+    async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS}, {EXACT_COUNT} FROM records r WHERE r.id = $1");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(store_error)?;
+        row.map(|row| record_row(&row).map_err(store_error)?.into_stored()).transpose()
+    }
+
+    async fn list_records(
+        &self,
+        filter: &RecordFilter,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut query =
+            QueryBuilder::<Postgres>::new(format!("SELECT {RECORD_COLUMNS}, {EXACT_COUNT} FROM records r WHERE TRUE"));
+        push_filter(&mut query, filter);
+        if let Some(after) = after {
+            query.push(" AND r.id > ").push_bind(after);
+        }
+        query.push(" ORDER BY r.id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter().map(|row| record_row(row).map_err(store_error)?.into_stored()).collect()
+    }
+
+    async fn record_history(&self, id: RecordId) -> Result<Vec<RawVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT x.batch_id, x.line, b.source, b.format, b.header, x.received_at, x.payload, x.parse_error, \
+             x.admission, x.status, x.reasons, x.original_id, x.original_created_at, \
+             (r.winner_batch = x.batch_id AND r.winner_line = x.line) \
+             FROM raw_records x JOIN batches b ON b.id = x.batch_id LEFT JOIN records r ON r.id = x.record_id \
+             WHERE x.record_id = $1 ORDER BY x.batch_id, x.line",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(raw_version).collect()
+    }
+
+    async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM records WHERE id = $1").bind(id).execute(&self.pool).await.map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times_count_from_postgres_epoch() {
+        let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+        assert_eq!(epoch.num_days_from_ce(), PG_EPOCH_DAYS_FROM_CE);
+        let midnight = epoch.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert_eq!(midnight.timestamp_micros(), PG_EPOCH_UNIX_MICROS);
+    }
+
+    #[test]
+    fn copy_fields_are_length_prefixed_big_endian() {
+        let mut buffer = CopyBuffer::default();
+        buffer.row(3);
+        buffer.opt_text(Some("ab")).unwrap();
+        buffer.opt_float8(None);
+        buffer.bool(true);
+        assert_eq!(buffer.bytes, [0, 3, 0, 0, 0, 2, b'a', b'b', 255, 255, 255, 255, 0, 0, 0, 1, 1]);
+    }
+}

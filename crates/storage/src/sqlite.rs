@@ -1,0 +1,561 @@
+//! The SQLite adapter: the embedded default, one file in WAL mode, no server to run.
+//!
+//! Each chunk is one `BEGIN IMMEDIATE` transaction, so concurrent writers queue instead of
+//! failing. Raw rows are bound many rows per statement (SQLite allows 32,766 parameters);
+//! new records and key lookups travel as JSON (see [`to_json`]).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use emdp_app::ports::{
+    BatchId, IngestTx, NewBatch, NewRecord, RawLink, RawRow, RawVersion, RecordFields, RecordFilter, RecordId,
+    RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+};
+use emdp_domain::{Admission, Arrival, ValueFingerprint};
+use serde::Serialize;
+use serde::ser::{SerializeTuple, Serializer as _};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+
+use crate::error::{migrate_error, store_error};
+use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite allows 32,766 bound parameters per statement.
+const MAX_PARAMETERS: usize = 32_766;
+
+/// Columns of `records` in the order [`record_row`] reads them.
+const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, \
+     r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, r.versions, r.pending, \
+     r.created_at, r.updated_at";
+
+/// The raw and curated stores in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn millis(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(store_error)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .pragma("page_size", "16384")
+        .pragma("cache_size", "-65536")
+        .pragma("temp_store", "memory"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file named by `url` (`sqlite://PATH`) and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options(url)?)
+            .await
+            .map_err(store_error)?;
+        MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Applies pending migrations and returns every applied version.
+    pub async fn migrate_url(url: &str) -> Result<Vec<i64>, StoreError> {
+        let store = Self::open(url).await?;
+        let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&store.pool)
+            .await
+            .map_err(store_error)?;
+        store.pool.close().await;
+        Ok(versions)
+    }
+}
+
+fn record_row(row: &SqliteRow) -> Result<RecordRow, sqlx::Error> {
+    Ok(RecordRow {
+        id: row.try_get(0)?,
+        building_id: row.try_get(1)?,
+        date: row.try_get(2)?,
+        provider: row.try_get(3)?,
+        content_key: row.try_get(4)?,
+        consumption: row.try_get(5)?,
+        temperature: row.try_get(6)?,
+        status: row.try_get(7)?,
+        reasons: row.try_get(8)?,
+        fp: [row.try_get(9)?, row.try_get(10)?],
+        winner: Arrival { batch: row.try_get(11)?, line: row.try_get(12)? },
+        versions: row.try_get(13)?,
+        pending: row.try_get::<i64, _>(14)? != 0,
+        created_at: rows::from_millis(row.try_get(15)?),
+        updated_at: rows::from_millis(row.try_get(16)?),
+        exact_duplicates: row.try_get::<Option<i64>, _>(17).ok().flatten().unwrap_or(0),
+    })
+}
+
+/// One ingestion transaction on SQLite.
+pub struct SqliteIngest {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl IngestTx for SqliteIngest {
+    async fn insert_absent(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Under BEGIN IMMEDIATE this is the only writer, and AUTOINCREMENT hands out ids after
+        // the sequence in insertion order: when every row is inserted, the ids are known.
+        let base: i64 =
+            sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)")
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(store_error)?;
+        let json = to_json(records.iter().map(RecordJson::new))?;
+        let inserted = sqlx::query(
+            "INSERT INTO records (building_id, date, provider, content_key, consumption, temperature, status, \
+             reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, \
+             updated_at) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, \
+             value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14, value->>14 \
+             FROM jsonb_each(?) WHERE true ON CONFLICT DO NOTHING",
+        )
+        .bind(json)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected() as usize;
+        if inserted == 0 {
+            return Ok(vec![None; records.len()]);
+        }
+        let max: i64 =
+            sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(&mut *self.tx).await.map_err(store_error)?;
+        if inserted == records.len() && max == base + records.len() as i64 {
+            return Ok((1..=records.len() as i64).map(|i| Some(base + i)).collect());
+        }
+        // Some keys existed: read back which were inserted.
+        let json: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, building_id, date, provider, content_key)) FROM records WHERE id > ?",
+        )
+        .bind(base)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
+        let rows: Vec<(RecordId, Option<String>, Option<NaiveDate>, Option<String>, Option<String>)> =
+            from_json(&json)?;
+        let index: HashMap<&RecordKey, usize> = records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
+        let mut ids = vec![None; records.len()];
+        for (id, building_id, date, provider, content_key) in rows {
+            let key = match (content_key, building_id, date, provider) {
+                (Some(hash), ..) => RecordKey::Content(hash),
+                (None, Some(building_id), Some(date), Some(provider)) => {
+                    RecordKey::Reading { building_id, date, provider }
+                }
+                _ => continue,
+            };
+            if let Some(&i) = index.get(&key) {
+                ids[i] = Some(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+        let readings: Vec<_> = keys
+            .iter()
+            .filter_map(|k| match k {
+                RecordKey::Reading { building_id, date, provider } => Some((building_id, date, provider)),
+                RecordKey::Content(_) => None,
+            })
+            .collect();
+        let contents: Vec<_> = keys
+            .iter()
+            .filter_map(|k| match k {
+                RecordKey::Content(hash) => Some(hash),
+                RecordKey::Reading { .. } => None,
+            })
+            .collect();
+        let mut records: Vec<RecordRow> = Vec::new();
+        if !readings.is_empty() {
+            let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT json_group_array(json_array({RECORD_JSON})) FROM jsonb_each(?) k CROSS JOIN records r \
+                 ON r.building_id = k.value->>0 AND r.date = k.value->>1 AND r.provider = k.value->>2 \
+                 AND r.content_key IS NULL"
+            )))
+            .bind(to_json(readings.into_iter())?)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+            records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
+        }
+        if !contents.is_empty() {
+            let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT json_group_array(json_array({RECORD_JSON})) FROM json_each(?) k CROSS JOIN records r \
+                 ON r.content_key = k.value"
+            )))
+            .bind(to_json(contents.into_iter())?)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+            records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
+        }
+        let multi: Vec<RecordId> = records.iter().filter(|r| r.versions > 1).map(|r| r.id).collect();
+        let mut versions = Vec::new();
+        if !multi.is_empty() {
+            let json: String = sqlx::query_scalar(
+                "SELECT json_group_array(json_array(record_id, batch_id, line, status, reasons, fp_consumption, \
+                 fp_temperature, building_id, date, provider)) FROM raw_records \
+                 WHERE admission <> 'exact' AND record_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(to_json(multi.iter())?)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+            type VersionTuple =
+                (RecordId, i64, i64, String, i64, i64, i64, Option<String>, Option<NaiveDate>, Option<String>);
+            for (record_id, batch, line, status, reasons, fp_c, fp_t, building_id, date, provider) in
+                from_json::<Vec<VersionTuple>>(&json)?
+            {
+                let (consumption, temperature) = ValueFingerprint::from_parts([fp_c, fp_t]).numbers();
+                versions.push(VersionRow {
+                    record_id,
+                    arrival: Arrival { batch, line },
+                    status,
+                    reasons,
+                    fp: [fp_c, fp_t],
+                    fields: RecordFields { building_id, date, consumption, temperature, provider },
+                });
+            }
+        }
+        assemble_keys(records, versions)
+    }
+
+    async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError> {
+        for update in updates {
+            let state = &update.state;
+            let [fp_consumption, fp_temperature] = state.values.to_parts();
+            sqlx::query(
+                "UPDATE records SET consumption = ?, temperature = ?, status = ?, reasons = ?, fp_consumption = ?, \
+                 fp_temperature = ?, winner_batch = ?, winner_line = ?, versions = ?, pending = ?, updated_at = ?, \
+                 building_id = COALESCE(?, building_id), date = COALESCE(?, date), provider = COALESCE(?, provider) \
+                 WHERE id = ?",
+            )
+            .bind(state.fields.consumption)
+            .bind(state.fields.temperature)
+            .bind(state.status.as_str())
+            .bind(i64::from(state.reasons.bits()))
+            .bind(fp_consumption)
+            .bind(fp_temperature)
+            .bind(state.winner.batch)
+            .bind(state.winner.line)
+            .bind(state.versions)
+            .bind(i64::from(state.pending))
+            .bind(millis(update.updated_at))
+            .bind(state.fields.building_id.as_deref())
+            .bind(state.fields.date)
+            .bind(state.fields.provider.as_deref())
+            .bind(update.id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_raw(&mut self, batch: BatchId, rows: &[RawRow], links: &[RawLink]) -> Result<(), StoreError> {
+        let pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
+        for chunk in pairs.chunks(MAX_PARAMETERS / 18) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
+                 status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, \
+                 fp_temperature, original_id, original_created_at) ",
+            );
+            query.push_values(chunk, |mut row, (raw, link)| {
+                let version = link.admission != Admission::Exact;
+                let fields = if version { raw.fields.clone() } else { RecordFields::default() };
+                let [fp_consumption, fp_temperature] = raw.values.to_parts();
+                row.push_bind(batch)
+                    .push_bind(raw.line)
+                    .push_bind(millis(raw.received_at))
+                    .push_bind(raw.payload.clone())
+                    .push_bind(raw.parse_error.clone())
+                    .push_bind(link.record_id)
+                    .push_bind(link.admission.as_str())
+                    .push_bind(raw.status.as_str())
+                    .push_bind(i64::from(raw.reasons.bits()))
+                    .push_bind(fields.building_id)
+                    .push_bind(fields.date.map(|d| d.to_string()))
+                    .push_bind(fields.provider)
+                    .push_bind(fields.consumption)
+                    .push_bind(fields.temperature)
+                    .push_bind(version.then_some(fp_consumption))
+                    .push_bind(version.then_some(fp_temperature))
+                    .push_bind(raw.original_id.clone())
+                    .push_bind(raw.original_created_at.map(millis));
+            });
+            query.build().persistent(true).execute(&mut *self.tx).await.map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    async fn progress(&mut self, batch: BatchId, rows: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE batches SET rows_stored = ? WHERE id = ?")
+            .bind(rows)
+            .bind(batch)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(store_error)
+    }
+}
+
+/// Keys and new records travel to SQLite as one JSON array per statement, read with
+/// `jsonb_each`, and lookups come back as one JSON array: one parameter and one result row
+/// instead of thousands, so the work stays in SQLite's C code. (SQLite 3.51 parses JSON
+/// numbers exactly; its JSON *output* of floats is not exact, so values read back this way
+/// travel as integers: fingerprints hold the exact bits of parsed numbers.)
+fn to_json<T: Serialize>(items: impl Iterator<Item = T>) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut seq = serde_json::Serializer::new(&mut out);
+    seq.collect_seq(items).map_err(|e| StoreError::Other(format!("cannot encode rows: {e}")))?;
+    String::from_utf8(out).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Other(format!("cannot decode rows from SQLite: {e}")))
+}
+
+/// A record as the JSON array `insert_absent` sends.
+struct RecordJson<'a>(&'a NewRecord);
+
+impl<'a> RecordJson<'a> {
+    fn new(record: &'a NewRecord) -> Self {
+        RecordJson(record)
+    }
+}
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.0;
+        let key = key_columns(&record.key);
+        let state = &record.state;
+        let fields = &state.fields;
+        let [fp_consumption, fp_temperature] = state.values.to_parts();
+        let mut seq = serializer.serialize_tuple(15)?;
+        seq.serialize_element(&fields.building_id.as_deref().or(key.building_id))?;
+        seq.serialize_element(&fields.date.or(key.date))?;
+        seq.serialize_element(&fields.provider.as_deref().or(key.provider))?;
+        seq.serialize_element(&key.content_key)?;
+        seq.serialize_element(&fields.consumption)?;
+        seq.serialize_element(&fields.temperature)?;
+        seq.serialize_element(state.status.as_str())?;
+        seq.serialize_element(&state.reasons.bits())?;
+        seq.serialize_element(&fp_consumption)?;
+        seq.serialize_element(&fp_temperature)?;
+        seq.serialize_element(&state.winner.batch)?;
+        seq.serialize_element(&state.winner.line)?;
+        seq.serialize_element(&state.versions)?;
+        seq.serialize_element(&i64::from(state.pending))?;
+        seq.serialize_element(&millis(record.created_at))?;
+        seq.end()
+    }
+}
+
+/// The record columns `load_keys` reads back as JSON (integers and text only: exact).
+const RECORD_JSON: &str = "r.id, r.building_id, r.date, r.provider, r.content_key, r.status, r.reasons, \
+     r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, r.versions, r.pending, r.created_at, \
+     r.updated_at";
+
+type RecordTuple = (
+    RecordId,
+    Option<String>,
+    Option<NaiveDate>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+fn record_from_tuple(t: RecordTuple) -> RecordRow {
+    let (
+        id,
+        building_id,
+        date,
+        provider,
+        content_key,
+        status,
+        reasons,
+        fp_c,
+        fp_t,
+        batch,
+        line,
+        versions,
+        pending,
+        created,
+        updated,
+    ) = t;
+    let (consumption, temperature) = ValueFingerprint::from_parts([fp_c, fp_t]).numbers();
+    RecordRow {
+        id,
+        building_id,
+        date,
+        provider,
+        content_key,
+        consumption,
+        temperature,
+        status,
+        reasons,
+        fp: [fp_c, fp_t],
+        winner: Arrival { batch, line },
+        versions,
+        pending: pending != 0,
+        created_at: rows::from_millis(created),
+        updated_at: rows::from_millis(updated),
+        exact_duplicates: 0,
+    }
+}
+
+/// Appends the filter's conditions (`WHERE` already pushed).
+fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &RecordFilter) {
+    if let Some(building) = &filter.building_id {
+        query.push(" AND r.building_id = ").push_bind(building.clone());
+    }
+    if let Some(provider) = &filter.provider {
+        query.push(" AND r.provider = ").push_bind(provider.clone());
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND r.status = ").push_bind(status.as_str());
+    }
+    if let Some(from) = filter.from {
+        query.push(" AND r.date >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND r.date <= ").push_bind(to);
+    }
+}
+
+const EXACT_COUNT: &str =
+    "(SELECT count(*) FROM raw_records x WHERE x.record_id = r.id AND x.admission = 'exact') AS exact_duplicates";
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
+        sqlx::query_scalar("INSERT INTO batches (source, format, header, started_at) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(&batch.source)
+            .bind(batch.format.as_str())
+            .bind(&batch.header)
+            .bind(millis(batch.started_at))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE batches SET finished_at = ?, summary = ? WHERE id = ?")
+            .bind(millis(Utc::now()))
+            .bind(summary.to_string())
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_error)?;
+        Ok(Box::new(SqliteIngest { tx }))
+    }
+
+    async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS}, {EXACT_COUNT} FROM records r WHERE r.id = ?");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(store_error)?;
+        row.map(|row| record_row(&row).map_err(store_error)?.into_stored()).transpose()
+    }
+
+    async fn list_records(
+        &self,
+        filter: &RecordFilter,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS}, {EXACT_COUNT} FROM records r WHERE 1 = 1"));
+        push_filter(&mut query, filter);
+        if let Some(after) = after {
+            query.push(" AND r.id > ").push_bind(after);
+        }
+        query.push(" ORDER BY r.id LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter().map(|row| record_row(row).map_err(store_error)?.into_stored()).collect()
+    }
+
+    async fn record_history(&self, id: RecordId) -> Result<Vec<RawVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT x.batch_id, x.line, b.source, b.format, b.header, x.received_at, x.payload, x.parse_error, \
+             x.admission, x.status, x.reasons, x.original_id, x.original_created_at, \
+             (r.winner_batch = x.batch_id AND r.winner_line = x.line) \
+             FROM raw_records x JOIN batches b ON b.id = x.batch_id LEFT JOIN records r ON r.id = x.record_id \
+             WHERE x.record_id = ? ORDER BY x.batch_id, x.line",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| -> Result<RawVersion, StoreError> {
+                let get = |e: sqlx::Error| store_error(e);
+                Ok(RawVersion {
+                    batch_id: row.try_get(0).map_err(get)?,
+                    line: row.try_get(1).map_err(get)?,
+                    source: row.try_get(2).map_err(get)?,
+                    format: row.try_get(3).map_err(get)?,
+                    header: row.try_get(4).map_err(get)?,
+                    received_at: rows::from_millis(row.try_get(5).map_err(get)?),
+                    payload: row.try_get(6).map_err(get)?,
+                    parse_error: row.try_get(7).map_err(get)?,
+                    admission: row.try_get(8).map_err(get)?,
+                    status: rows::status(&row.try_get::<String, _>(9).map_err(get)?)?,
+                    reasons: rows::reasons(row.try_get(10).map_err(get)?).iter().map(|r| r.code()).collect(),
+                    original_id: row.try_get(11).map_err(get)?,
+                    original_created_at: row.try_get::<Option<i64>, _>(12).map_err(get)?.map(rows::from_millis),
+                    winner: row.try_get::<Option<bool>, _>(13).map_err(get)?.unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM records WHERE id = ?").bind(id).execute(&self.pool).await.map_err(store_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}

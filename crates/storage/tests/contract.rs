@@ -1,0 +1,253 @@
+//! The storage contract: one suite, run unchanged against SQLite and PostgreSQL. Each test
+//! gets a fresh database and drives the stores through the ingest use case, as the CLI and
+//! the API do.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use emdp_app::ports::{FixedClock, RecordFilter, RecordSource, RecordStore};
+use emdp_app::usecases::ingest::{IngestSummary, Ingestor};
+use emdp_domain::{ConflictPolicy, QualityStatus, RuleSet};
+use emdp_formats::{CsvSource, NdjsonSource};
+
+const HEADER: &str = "building_id,date,consumption,temperature,provider\n";
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 6, 30).unwrap()
+}
+
+fn ingestor(store: &Arc<dyn RecordStore>, policy: ConflictPolicy) -> Ingestor {
+    Ingestor::new(Arc::clone(store), Arc::new(RuleSet::default()), Arc::new(FixedClock(today())), policy)
+}
+
+fn csv(rows: &str) -> Box<dyn RecordSource + Send> {
+    Box::new(CsvSource::new(std::io::Cursor::new(format!("{HEADER}{rows}").into_bytes())))
+}
+
+async fn ingest(store: &Arc<dyn RecordStore>, policy: ConflictPolicy, rows: &str) -> IngestSummary {
+    ingestor(store, policy).ingest(csv(rows), "test.csv", &()).await.expect("ingest")
+}
+
+async fn all(store: &Arc<dyn RecordStore>) -> Vec<emdp_app::ports::StoredRecord> {
+    store.list_records(&RecordFilter::default(), None, 1000).await.unwrap()
+}
+
+/// Rows covering a new key, an in-file exact duplicate, an in-file conflict, an invalid row
+/// and a keyless row.
+const MIXED: &str = "B1,2025-01-01,100.5,10,p\n\
+                     B1,2025-01-01,100.50,10.0,p\n\
+                     B1,2025-01-01,120,10,p\n\
+                     B2,2025-01-01,-5,10,p\n\
+                     B3,,7,10,p\n";
+
+async fn first_ingest_stores_every_row(store: Arc<dyn RecordStore>) {
+    let summary = ingest(&store, ConflictPolicy::PreferValid, MIXED).await;
+    assert_eq!(summary.quality.total, 5);
+    assert_eq!((summary.quality.valid, summary.quality.incomplete, summary.quality.inconsistent), (3, 1, 1));
+    assert_eq!((summary.quality.duplicates.exact, summary.quality.duplicates.conflicting), (1, 1));
+    assert_eq!((summary.stored.inserted, summary.stored.duplicates_skipped, summary.stored.conflicts), (3, 1, 1));
+    assert!(!summary.batch_id.is_empty());
+
+    let records = all(&store).await;
+    assert_eq!(records.len(), 3);
+    let b1 = records.iter().find(|r| r.state.fields.building_id.as_deref() == Some("B1")).unwrap();
+    assert_eq!(b1.state.versions, 2);
+    assert_eq!(b1.exact_duplicates, 1);
+    assert_eq!(b1.state.fields.consumption, Some(120.0), "prefer_valid: both VALID, the latest wins");
+    let b2 = records.iter().find(|r| r.state.fields.building_id.as_deref() == Some("B2")).unwrap();
+    assert_eq!(b2.state.status, QualityStatus::Inconsistent);
+    assert_eq!(b2.state.reasons.join(","), "consumption_non_positive");
+    let b3 = records.iter().find(|r| r.state.fields.building_id.as_deref() == Some("B3")).unwrap();
+    assert!(!b3.keyed);
+    assert_eq!(b3.state.status, QualityStatus::Incomplete);
+
+    let history = store.record_history(b1.id).await.unwrap();
+    assert_eq!(history.len(), 3, "every raw payload behind the record");
+    assert_eq!(history[0].payload, "B1,2025-01-01,100.5,10,p");
+    assert_eq!(history[0].header.as_deref(), Some(HEADER.trim_end()));
+    assert_eq!(history.iter().map(|h| h.admission.as_str()).collect::<Vec<_>>(), ["new", "exact", "conflicting"]);
+    assert_eq!(history.iter().filter(|h| h.winner).count(), 1);
+    assert!(history[2].winner);
+    assert_eq!(history[0].source, "test.csv");
+}
+
+async fn reingest_is_idempotent(store: Arc<dyn RecordStore>) {
+    let first = ingest(&store, ConflictPolicy::PreferValid, MIXED).await;
+    let before = all(&store).await;
+    let second = ingest(&store, ConflictPolicy::PreferValid, MIXED).await;
+    assert_eq!(second.quality.duplicates.exact, 5, "every row is an exact duplicate the second time");
+    assert_eq!(second.quality.duplicates.conflicting, 0);
+    assert_eq!((second.stored.inserted, second.stored.duplicates_skipped, second.stored.conflicts), (0, 5, 0));
+    assert_ne!(first.batch_id, second.batch_id, "a second raw batch");
+    let after = all(&store).await;
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((b.id, &b.state, b.updated_at), (a.id, &a.state, a.updated_at), "curated store unchanged");
+    }
+    let b1 = after.iter().find(|r| r.state.fields.building_id.as_deref() == Some("B1")).unwrap();
+    assert_eq!(store.record_history(b1.id).await.unwrap().len(), 6);
+}
+
+async fn conflicts_across_batches_follow_the_policy(store: Arc<dyn RecordStore>) {
+    ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,10,5,p\n").await;
+    ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,-1,5,p\n").await;
+    let record = &all(&store).await[0];
+    assert_eq!(record.state.fields.consumption, Some(10.0), "the VALID version beats a later invalid one");
+    assert_eq!(record.state.versions, 2);
+    let summary = ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,12,5,p\nB1,2025-01-01,10,5,p\n").await;
+    assert_eq!((summary.stored.conflicts, summary.stored.duplicates_skipped), (1, 1));
+    let record = &all(&store).await[0];
+    assert_eq!(record.state.fields.consumption, Some(12.0), "the latest VALID version wins");
+    assert_eq!(record.state.versions, 3);
+    assert!(record.updated_at >= record.created_at);
+}
+
+async fn other_policies(store: Arc<dyn RecordStore>) {
+    ingest(&store, ConflictPolicy::KeepFirst, "K,2025-01-01,1,5,p\nK,2025-01-01,2,5,p\n").await;
+    ingest(&store, ConflictPolicy::KeepLatest, "L,2025-01-01,1,5,p\nL,2025-01-01,2,5,p\n").await;
+    ingest(&store, ConflictPolicy::Manual, "M,2025-01-01,1,5,p\nM,2025-01-01,2,5,p\n").await;
+    let records = all(&store).await;
+    let by = |b: &str| records.iter().find(|r| r.state.fields.building_id.as_deref() == Some(b)).unwrap().clone();
+    assert_eq!(by("K").state.fields.consumption, Some(1.0));
+    assert_eq!(by("L").state.fields.consumption, Some(2.0));
+    assert!(by("M").state.pending);
+    assert!(!by("K").state.pending);
+}
+
+async fn keyless_rows_are_idempotent_by_content(store: Arc<dyn RecordStore>) {
+    let rows = "B1,,1,2,p\nB1,,1,2,p\nB1,2024-13-45,1,2,p\n";
+    let first = ingest(&store, ConflictPolicy::PreferValid, rows).await;
+    assert_eq!((first.stored.inserted, first.stored.duplicates_skipped), (2, 1));
+    let second = ingest(&store, ConflictPolicy::PreferValid, rows).await;
+    assert_eq!((second.stored.inserted, second.stored.duplicates_skipped), (0, 3));
+    assert_eq!(all(&store).await.len(), 2);
+}
+
+async fn malformed_payloads_are_kept_raw(store: Arc<dyn RecordStore>) {
+    let source = Box::new(NdjsonSource::new(std::io::Cursor::new(
+        b"not json\n{\"building_id\":\"B1\",\"date\":\"2025-01-01\",\"consumption\":1,\"temperature\":2,\"provider\":\"p\"}\n"
+            .to_vec(),
+    )));
+    let summary = ingestor(&store, ConflictPolicy::PreferValid).ingest(source, "in.ndjson", &()).await.unwrap();
+    assert_eq!((summary.quality.total, summary.quality.valid, summary.quality.incomplete), (2, 1, 1));
+    assert_eq!(summary.quality.reason(emdp_domain::Reason::MalformedRow), 1);
+    let records = all(&store).await;
+    let malformed = records.iter().find(|r| !r.keyed).unwrap();
+    let history = store.record_history(malformed.id).await.unwrap();
+    assert_eq!(history[0].payload, "not json");
+    assert!(history[0].parse_error.is_some());
+    assert_eq!(history[0].format, "ndjson");
+}
+
+async fn list_filters_and_keyset_pagination(store: Arc<dyn RecordStore>) {
+    let mut rows = String::new();
+    for day in 1..=9 {
+        rows.push_str(&format!("B1,2025-01-0{day},{day},5,p\nB2,2025-01-0{day},{day},5,q\n"));
+    }
+    rows.push_str("B2,2025-02-01,0,5,q\n");
+    ingest(&store, ConflictPolicy::PreferValid, &rows).await;
+    let count = |filter: RecordFilter| {
+        let store = Arc::clone(&store);
+        async move { store.list_records(&filter, None, 1000).await.unwrap().len() }
+    };
+    assert_eq!(count(RecordFilter::default()).await, 19);
+    assert_eq!(count(RecordFilter { building_id: Some("B1".into()), ..Default::default() }).await, 9);
+    assert_eq!(count(RecordFilter { provider: Some("q".into()), ..Default::default() }).await, 10);
+    assert_eq!(count(RecordFilter { status: Some(QualityStatus::Inconsistent), ..Default::default() }).await, 1);
+    let from = NaiveDate::from_ymd_opt(2025, 1, 3);
+    let to = NaiveDate::from_ymd_opt(2025, 1, 5);
+    assert_eq!(count(RecordFilter { from, to, building_id: Some("B2".into()), ..Default::default() }).await, 3);
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_records(&RecordFilter::default(), after, 4).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 4);
+        after = page.last().map(|r| r.id);
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "pages are in a stable order without repeats");
+    assert_eq!(seen.len(), 19);
+}
+
+async fn get_and_delete_keep_raw_payloads(store: Arc<dyn RecordStore>) {
+    ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,1,5,p\n").await;
+    let id = all(&store).await[0].id;
+    assert_eq!(store.get_record(id).await.unwrap().unwrap().id, id);
+    assert!(store.get_record(id + 1000).await.unwrap().is_none());
+    assert!(store.delete_record(id).await.unwrap());
+    assert!(!store.delete_record(id).await.unwrap());
+    assert!(store.get_record(id).await.unwrap().is_none());
+    assert_eq!(store.record_history(id).await.unwrap().len(), 1, "the raw payload stays");
+}
+
+async fn an_uncommitted_chunk_leaves_nothing(store: Arc<dyn RecordStore>) {
+    let ingestor = ingestor(&store, ConflictPolicy::PreferValid);
+    ingest(&store, ConflictPolicy::PreferValid, "B0,2025-01-01,1,5,p\n").await;
+    {
+        // A transaction that never commits, as when the process is killed mid-chunk.
+        let mut tx = store.begin_ingest().await.unwrap();
+        let record = emdp_app::ports::NewRecord {
+            key: emdp_app::ports::RecordKey::Content("crash".into()),
+            state: all(&store).await[0].state.clone(),
+            created_at: chrono::Utc::now(),
+        };
+        assert_eq!(tx.insert_absent(&[record]).await.unwrap().len(), 1);
+        tx.progress(1, 10).await.unwrap();
+    }
+    assert_eq!(all(&store).await.len(), 1, "nothing of the dropped transaction is visible");
+    let summary = ingestor.ingest(csv("B1,2025-01-01,1,5,p\n"), "after.csv", &()).await.unwrap();
+    assert_eq!(summary.stored.inserted, 1);
+    assert_eq!(all(&store).await.len(), 2);
+}
+
+async fn concurrent_ingests_do_not_duplicate(store: Arc<dyn RecordStore>) {
+    let mut rows = String::new();
+    for day in 1..=28 {
+        for building in 1..=20 {
+            rows.push_str(&format!("B{building},2025-02-{day:02},{day},5,p\n"));
+        }
+    }
+    let (a, b) = tokio::join!(
+        ingest(&store, ConflictPolicy::PreferValid, &rows),
+        ingest(&store, ConflictPolicy::PreferValid, &rows)
+    );
+    assert_eq!(a.stored.inserted + b.stored.inserted, 560);
+    assert_eq!(a.stored.duplicates_skipped + b.stored.duplicates_skipped, 560);
+    assert_eq!(all(&store).await.len(), 560);
+}
+
+macro_rules! contract {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(fixture) = $open else { return };
+                        super::$name(std::sync::Arc::clone(&fixture.store)).await;
+                    }
+                };
+            }
+            case!(first_ingest_stores_every_row);
+            case!(reingest_is_idempotent);
+            case!(conflicts_across_batches_follow_the_policy);
+            case!(other_policies);
+            case!(keyless_rows_are_idempotent_by_content);
+            case!(malformed_payloads_are_kept_raw);
+            case!(list_filters_and_keyset_pagination);
+            case!(get_and_delete_keep_raw_payloads);
+            case!(an_uncommitted_chunk_leaves_nothing);
+            case!(concurrent_ingests_do_not_duplicate);
+        }
+    };
+}
+
+contract!(sqlite, Some(emdp_testkit::sqlite().await));
+contract!(postgres, emdp_testkit::postgres().await);
