@@ -122,7 +122,7 @@ const SEND_BYTES: usize = 2 << 20;
 /// The raw and curated stores in a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {

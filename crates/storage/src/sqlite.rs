@@ -38,7 +38,7 @@ const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content
 /// The raw and curated stores in a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 fn millis(time: DateTime<Utc>) -> i64 {
