@@ -1,6 +1,7 @@
 //! `emdp`: the energy monitoring data platform's one binary.
 
 mod commands;
+mod config;
 mod db;
 mod error;
 mod input;
@@ -24,18 +25,39 @@ enum Command {
     Generate(commands::generate::Args),
     Ingest(commands::ingest::Args),
     Migrate(commands::migrate::Args),
+    Serve(commands::serve::Args),
+    Analyze(commands::analyze::Args),
+    ImportMongo(commands::import_mongo::Args),
     #[command(subcommand)]
     Records(commands::records::Command),
+    Report(commands::report::Args),
+    #[command(subcommand)]
+    Duplicates(commands::duplicates::Command),
+    #[command(subcommand)]
+    Keys(commands::keys::Command),
+    #[command(subcommand)]
+    Config(commands::config::Command),
+    Health(commands::health::Args),
 }
 
 fn main() -> ExitCode {
+    // A `.env` in the working directory fills in variables that are not set (never overrides).
+    let _ = dotenvy::from_path(".env");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Analyze(args) => commands::analyze::run(args),
+        Command::ImportMongo(args) => commands::import_mongo::run(args),
         Command::Records(command) => commands::records::run(command),
+        Command::Report(args) => commands::report::run(args),
+        Command::Duplicates(command) => commands::duplicates::run(command),
+        Command::Keys(command) => commands::keys::run(command),
+        Command::Config(command) => commands::config::run(command),
+        Command::Health(args) => commands::health::run(args),
     };
     match result {
         Ok(code) => code,

@@ -75,6 +75,8 @@ pub enum Admission {
     Exact,
     /// Different from every kept version: kept as a further version.
     Conflicting,
+    /// An explicit edit of the record (`PATCH`): kept as a version that wins.
+    Edit,
 }
 
 impl Admission {
@@ -84,18 +86,21 @@ impl Admission {
             Admission::New => "new",
             Admission::Exact => "exact",
             Admission::Conflicting => "conflicting",
+            Admission::Edit => "edit",
         }
     }
 
     /// Parses [`Admission::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [Admission::New, Admission::Exact, Admission::Conflicting].into_iter().find(|a| a.as_str() == text)
+        [Admission::New, Admission::Exact, Admission::Conflicting, Admission::Edit]
+            .into_iter()
+            .find(|a| a.as_str() == text)
     }
 
     /// The duplicate kind this admission means, if any.
     pub fn duplicate(self) -> Option<DuplicateKind> {
         match self {
-            Admission::New => None,
+            Admission::New | Admission::Edit => None,
             Admission::Exact => Some(DuplicateKind::Exact),
             Admission::Conflicting => Some(DuplicateKind::Conflicting),
         }
@@ -271,7 +276,7 @@ mod tests {
         for policy in ConflictPolicy::ALL {
             assert_eq!(ConflictPolicy::parse(policy.as_str()), Some(policy));
         }
-        for admission in [Admission::New, Admission::Exact, Admission::Conflicting] {
+        for admission in [Admission::New, Admission::Exact, Admission::Conflicting, Admission::Edit] {
             assert_eq!(Admission::parse(admission.as_str()), Some(admission));
         }
     }

@@ -260,7 +260,8 @@ fn emit(
             raw.set(field, RawField::Text(text));
         }
     }
-    visit(SourceRow { line: record.line, raw: record.raw, record: raw, parse_error: None }).map_err(ReadError::Visit)
+    visit(SourceRow { line: record.line, raw: record.raw, record: raw, parse_error: None, origin: None })
+        .map_err(ReadError::Visit)
 }
 
 impl<R: Read> CsvSource<R> {

@@ -61,7 +61,7 @@ fn visit_object(
         Err(err) => {
             let message = err.to_string();
             let record = RawRecord { malformed: true, ..RawRecord::default() };
-            return visit(SourceRow { line, raw: text, record, parse_error: Some(&message) });
+            return visit(SourceRow { line, raw: text, record, parse_error: Some(&message), origin: None });
         }
     };
     for (slot, value) in scratch.iter_mut().zip(&fields.values) {
@@ -82,7 +82,7 @@ fn visit_object(
         };
         record.set(field, value);
     }
-    visit(SourceRow { line, raw: text, record, parse_error: None })
+    visit(SourceRow { line, raw: text, record, parse_error: None, origin: None })
 }
 
 /// Newline-delimited JSON: one object per line; blank lines are skipped.

@@ -5,6 +5,7 @@
 
 pub mod csv_source;
 pub mod json_source;
+pub mod mongo_source;
 pub mod report;
 pub mod rules_file;
 
@@ -14,6 +15,7 @@ use emdp_app::ports::{RecordSource, SourceFormat};
 
 pub use csv_source::CsvSource;
 pub use json_source::{JsonArraySource, NdjsonSource};
+pub use mongo_source::MongoSource;
 pub use report::ReportWriter;
 pub use rules_file::{RulesFileError, load_rules};
 

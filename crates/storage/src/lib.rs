@@ -3,14 +3,24 @@
 //! PostgreSQL (production and scale). Both apply their versioned SQL migrations at start-up
 //! and pass the same contract test suite.
 
+mod alerts_sql;
 mod error;
 pub mod postgres;
+mod postgres_alerts;
+mod postgres_analytics;
+mod postgres_keys;
+mod postgres_quality;
+mod quality_sql;
 mod rows;
 pub mod sqlite;
+mod sqlite_alerts;
+mod sqlite_analytics;
+mod sqlite_keys;
+mod sqlite_quality;
 
 use std::sync::Arc;
 
-use emdp_app::ports::{RecordStore, StoreError};
+use emdp_app::ports::{AlertStore, AnalyticsStore, DuplicateStore, KeyStore, QualityStore, RecordStore, StoreError};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -25,6 +35,61 @@ pub async fn open(url: &str) -> Result<Arc<dyn RecordStore>, StoreError> {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open(url).await?)),
         Backend::Postgres => Ok(Arc::new(PostgresStore::open(url).await?)),
     }
+}
+
+/// Both ports on one database, sharing one connection pool.
+#[derive(Clone)]
+pub struct Stores {
+    /// The raw and curated stores.
+    pub records: Arc<dyn RecordStore>,
+    /// The analytical views (VALID records only).
+    pub analytics: Arc<dyn AnalyticsStore>,
+    /// The quality report's aggregates.
+    pub quality: Arc<dyn QualityStore>,
+    /// Conflict groups and resolution decisions.
+    pub duplicates: Arc<dyn DuplicateStore>,
+    /// The API keys.
+    pub keys: Arc<dyn KeyStore>,
+    /// Alert rules, alerts, their event log and webhook deliveries.
+    pub alerts: Arc<dyn AlertStore>,
+}
+
+/// Opens the database named by `url` like [`open`] and returns both ports over one pool.
+pub async fn open_stores(url: &str) -> Result<Stores, StoreError> {
+    match backend(url)? {
+        Backend::Sqlite => {
+            let store = Arc::new(SqliteStore::open(url).await?);
+            Ok(Stores {
+                records: store.clone(),
+                analytics: store.clone(),
+                quality: store.clone(),
+                duplicates: store.clone(),
+                alerts: store.clone(),
+                keys: store,
+            })
+        }
+        Backend::Postgres => {
+            let store = Arc::new(PostgresStore::open(url).await?);
+            Ok(Stores {
+                records: store.clone(),
+                analytics: store.clone(),
+                quality: store.clone(),
+                duplicates: store.clone(),
+                alerts: store.clone(),
+                keys: store,
+            })
+        }
+    }
+}
+
+/// Opens the analytical views of the database named by `url` (applying pending migrations).
+pub async fn open_analytics(url: &str) -> Result<Arc<dyn AnalyticsStore>, StoreError> {
+    Ok(open_stores(url).await?.analytics)
+}
+
+/// Opens the quality aggregates of the database named by `url` (applying pending migrations).
+pub async fn open_quality(url: &str) -> Result<Arc<dyn QualityStore>, StoreError> {
+    Ok(open_stores(url).await?.quality)
 }
 
 /// Applies pending migrations to the database named by `url` and returns the versions applied.

@@ -8,6 +8,7 @@
 //! records updated in a fixed order (key order, id order), so concurrent ingests lock rows in
 //! the same order and do not deadlock each other.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use emdp_app::ports::{
 use emdp_domain::{Admission, Arrival};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgPoolOptions, PgRow};
-use sqlx::{Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Connection, Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::error::{migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
@@ -108,12 +109,12 @@ const LOAD_VERSIONS: &str = "SELECT x.record_id, x.batch_id, x.line, x.status, x
 const UPDATE_RECORDS: &str = "UPDATE records r SET consumption = u.consumption, temperature = u.temperature, \
      status = u.status, reasons = u.reasons, fp_consumption = u.fp_consumption, fp_temperature = u.fp_temperature, \
      winner_batch = u.winner_batch, winner_line = u.winner_line, versions = u.versions, pending = u.pending, \
-     updated_at = u.updated_at, building_id = COALESCE(u.building_id, r.building_id), \
-     date = COALESCE(u.date, r.date), provider = COALESCE(u.provider, r.provider) \
+     updated_at = u.updated_at, building_id = u.building_id, date = u.date, provider = u.provider, \
+     content_key = u.content_key \
      FROM UNNEST($1::bigint[], $2::float8[], $3::float8[], $4::text[], $5::integer[], $6::bigint[], $7::bigint[], \
      $8::bigint[], $9::bigint[], $10::integer[], $11::boolean[], $12::timestamptz[], $13::text[], $14::date[], \
-     $15::text[]) AS u (id, consumption, temperature, status, reasons, fp_consumption, fp_temperature, \
-     winner_batch, winner_line, versions, pending, updated_at, building_id, date, provider) \
+     $15::text[], $16::text[]) AS u (id, consumption, temperature, status, reasons, fp_consumption, fp_temperature, \
+     winner_batch, winner_line, versions, pending, updated_at, building_id, date, provider, content_key) \
      WHERE r.id = u.id";
 
 /// COPY data is sent whenever this much is buffered.
@@ -130,6 +131,19 @@ impl PostgresStore {
     /// pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(store_error)?.application_name("emdp");
+        // One direct connection first: the pool would retry an unreachable server until its
+        // acquire timeout and then report only that it timed out.
+        match PgConnection::connect_with(&options).await {
+            Ok(probe) => probe.close().await.map_err(store_error)?,
+            Err(err) => {
+                return Err(match store_error(err) {
+                    StoreError::Unavailable(message) => {
+                        StoreError::Unavailable(format!("cannot connect to {}: {message}", crate::redact(url)))
+                    }
+                    other => other,
+                });
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(30))
@@ -161,9 +175,9 @@ impl PostgresStore {
 fn record_row(row: &PgRow) -> Result<RecordRow, sqlx::Error> {
     Ok(RecordRow {
         id: row.try_get(0)?,
-        building_id: row.try_get(1)?,
+        building_id: unescape_opt(row.try_get(1)?),
         date: row.try_get(2)?,
-        provider: row.try_get(3)?,
+        provider: unescape_opt(row.try_get(3)?),
         content_key: row.try_get(4)?,
         consumption: row.try_get(5)?,
         temperature: row.try_get(6)?,
@@ -190,9 +204,9 @@ fn version_row(row: &PgRow) -> Result<VersionRow, sqlx::Error> {
             row.try_get::<Option<i64>, _>(6)?.unwrap_or_default(),
         ],
         fields: RecordFields {
-            building_id: row.try_get(7)?,
+            building_id: unescape_opt(row.try_get(7)?),
             date: row.try_get(8)?,
-            provider: row.try_get(9)?,
+            provider: unescape_opt(row.try_get(9)?),
             consumption: row.try_get(10)?,
             temperature: row.try_get(11)?,
         },
@@ -209,6 +223,62 @@ const PG_EPOCH_DAYS_FROM_CE: i32 = 730_120;
 
 /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01T00:00:00Z.
 const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// PostgreSQL's `TEXT` cannot hold NUL (U+0000), which SQLite and the input formats allow
+/// (an identifier or a payload may contain one). Every text this adapter stores goes through
+/// [`escape`] and every text it reads back through [`unescape`]: NUL is stored as U+E000 `0`
+/// and U+E000 (a private-use character) as U+E000 `e`. The mapping is injective, so keys
+/// stay unique and equality (the key index, filters) works on the escaped form; texts
+/// without either character (all real data) are stored unchanged.
+const ESCAPE: char = '\u{E000}';
+
+/// A text as stored (see [`ESCAPE`]).
+fn escape(text: &str) -> Cow<'_, str> {
+    // 0xEE is the first byte of U+E000 in UTF-8; most texts have neither byte.
+    if !text.bytes().any(|b| b == 0 || b == 0xEE) || !text.contains(['\0', ESCAPE]) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\0' => out.extend([ESCAPE, '0']),
+            ESCAPE => out.extend([ESCAPE, 'e']),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn escape_opt(text: Option<&str>) -> Option<String> {
+    text.map(|text| escape(text).into_owned())
+}
+
+/// A stored text as it was received (see [`ESCAPE`]).
+fn unescape(text: String) -> String {
+    if !text.contains(ESCAPE) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != ESCAPE {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('0') => out.push('\0'),
+            Some('e') => out.push(ESCAPE),
+            // Not written by `escape` (e.g. edited by hand): kept as it is.
+            Some(other) => out.extend([ESCAPE, other]),
+            None => out.push(ESCAPE),
+        }
+    }
+    out
+}
+
+fn unescape_opt(text: Option<String>) -> Option<String> {
+    text.map(unescape)
+}
 
 /// Data for `COPY ... FROM STDIN (FORMAT binary)`: a signature, then per row its field count
 /// and each field as a big-endian length (-1 for NULL) and the value's binary form.
@@ -244,7 +314,9 @@ impl CopyBuffer {
         self.bytes.extend_from_slice(&value);
     }
 
+    /// A `TEXT`, NUL-escaped (see [`escape`]).
     fn text(&mut self, value: &str) -> Result<(), StoreError> {
+        let value = escape(value);
         let len = i32::try_from(value.len())
             .map_err(|_| StoreError::Other(format!("a text of {} bytes is too long to store", value.len())))?;
         self.bytes.extend_from_slice(&len.to_be_bytes());
@@ -428,9 +500,9 @@ impl IngestTx for PgIngest {
             let key = match content_key {
                 Some(hash) => RecordKey::Content(hash),
                 None => RecordKey::Reading {
-                    building_id: row.try_get(1).map_err(store_error)?,
+                    building_id: unescape(row.try_get(1).map_err(store_error)?),
                     date: row.try_get(2).map_err(store_error)?,
-                    provider: row.try_get(3).map_err(store_error)?,
+                    provider: unescape(row.try_get(3).map_err(store_error)?),
                 },
             };
             if let Some(&i) = index.get(&key) {
@@ -448,9 +520,9 @@ impl IngestTx for PgIngest {
         for key in sorted {
             match key {
                 RecordKey::Reading { building_id, date, provider } => {
-                    buildings.push(building_id.clone());
+                    buildings.push(escape(building_id).into_owned());
                     dates.push(*date);
-                    providers.push(provider.clone());
+                    providers.push(escape(provider).into_owned());
                 }
                 RecordKey::Content(hash) => contents.push(hash.clone()),
             }
@@ -514,6 +586,7 @@ impl IngestTx for PgIngest {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
+        let mut content_key: Vec<Option<String>> = Vec::with_capacity(n);
         for update in sorted {
             let state = &update.state;
             let [fp_c, fp_t] = state.values.to_parts();
@@ -529,9 +602,10 @@ impl IngestTx for PgIngest {
             versions.push(to_int4(state.versions, "a version count")?);
             pending.push(state.pending);
             updated_at.push(update.updated_at);
-            building_id.push(state.fields.building_id.clone());
+            building_id.push(escape_opt(state.fields.building_id.as_deref()));
             date.push(state.fields.date);
-            provider.push(state.fields.provider.clone());
+            provider.push(escape_opt(state.fields.provider.as_deref()));
+            content_key.push(key_columns(&update.key).content_key.map(str::to_owned));
         }
         sqlx::query(UPDATE_RECORDS)
             .bind(id)
@@ -549,6 +623,7 @@ impl IngestTx for PgIngest {
             .bind(building_id)
             .bind(date)
             .bind(provider)
+            .bind(content_key)
             .execute(&mut *self.tx)
             .await
             .map_err(store_error)?;
@@ -583,10 +658,10 @@ impl IngestTx for PgIngest {
 /// Appends the filter's conditions (`WHERE` already pushed).
 fn push_filter(query: &mut QueryBuilder<Postgres>, filter: &RecordFilter) {
     if let Some(building) = &filter.building_id {
-        query.push(" AND r.building_id = ").push_bind(building.clone());
+        query.push(" AND r.building_id = ").push_bind(escape(building).into_owned());
     }
     if let Some(provider) = &filter.provider {
-        query.push(" AND r.provider = ").push_bind(provider.clone());
+        query.push(" AND r.provider = ").push_bind(escape(provider).into_owned());
     }
     if let Some(status) = filter.status {
         query.push(" AND r.status = ").push_bind(status.as_str());
@@ -603,19 +678,19 @@ fn raw_version(row: &PgRow) -> Result<RawVersion, StoreError> {
     Ok(RawVersion {
         batch_id: row.try_get(0).map_err(store_error)?,
         line: row.try_get(1).map_err(store_error)?,
-        source: row.try_get(2).map_err(store_error)?,
+        source: unescape(row.try_get(2).map_err(store_error)?),
         format: row.try_get(3).map_err(store_error)?,
-        header: row.try_get(4).map_err(store_error)?,
+        header: unescape_opt(row.try_get(4).map_err(store_error)?),
         received_at: row.try_get(5).map_err(store_error)?,
-        payload: row.try_get(6).map_err(store_error)?,
-        parse_error: row.try_get(7).map_err(store_error)?,
+        payload: unescape(row.try_get(6).map_err(store_error)?),
+        parse_error: unescape_opt(row.try_get(7).map_err(store_error)?),
         admission: row.try_get(8).map_err(store_error)?,
         status: rows::status(&row.try_get::<String, _>(9).map_err(store_error)?)?,
         reasons: rows::reasons(i64::from(row.try_get::<i32, _>(10).map_err(store_error)?))
             .iter()
             .map(|r| r.code())
             .collect(),
-        original_id: row.try_get(11).map_err(store_error)?,
+        original_id: unescape_opt(row.try_get(11).map_err(store_error)?),
         original_created_at: row.try_get(12).map_err(store_error)?,
         winner: row.try_get::<Option<bool>, _>(13).map_err(store_error)?.unwrap_or(false),
     })
@@ -632,9 +707,9 @@ impl RecordStore for PostgresStore {
         sqlx::query_scalar(
             "INSERT INTO batches (source, format, header, started_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
-        .bind(&batch.source)
+        .bind(escape(&batch.source).into_owned())
         .bind(batch.format.as_str())
-        .bind(&batch.header)
+        .bind(escape_opt(batch.header.as_deref()))
         .bind(batch.started_at)
         .fetch_one(&self.pool)
         .await
@@ -712,6 +787,21 @@ mod tests {
         assert_eq!(epoch.num_days_from_ce(), PG_EPOCH_DAYS_FROM_CE);
         let midnight = epoch.and_hms_opt(0, 0, 0).unwrap().and_utc();
         assert_eq!(midnight.timestamp_micros(), PG_EPOCH_UNIX_MICROS);
+    }
+
+    #[test]
+    fn nul_escaping_round_trips_and_keeps_texts_apart() {
+        let texts = ["", "plain", "a\0b", "\0", "\u{E000}", "\u{E000}0", "x\u{E000}e\0\u{E000}", "é\0ü"];
+        for text in texts {
+            let stored = escape(text);
+            assert!(!stored.contains('\0'), "{text:?}");
+            assert_eq!(unescape(stored.clone().into_owned()), text);
+        }
+        assert!(matches!(escape("B1 \u{E001}"), Cow::Borrowed(_)));
+        let mut stored: Vec<_> = texts.iter().map(|t| escape(t).into_owned()).collect();
+        stored.sort();
+        stored.dedup();
+        assert_eq!(stored.len(), texts.len(), "distinct texts stay distinct");
     }
 
     #[test]

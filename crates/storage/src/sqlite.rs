@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::ser::{SerializeTuple, Serializer as _};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::error::{migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
@@ -172,73 +172,7 @@ impl IngestTx for SqliteIngest {
     }
 
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
-        let readings: Vec<_> = keys
-            .iter()
-            .filter_map(|k| match k {
-                RecordKey::Reading { building_id, date, provider } => Some((building_id, date, provider)),
-                RecordKey::Content(_) => None,
-            })
-            .collect();
-        let contents: Vec<_> = keys
-            .iter()
-            .filter_map(|k| match k {
-                RecordKey::Content(hash) => Some(hash),
-                RecordKey::Reading { .. } => None,
-            })
-            .collect();
-        let mut records: Vec<RecordRow> = Vec::new();
-        if !readings.is_empty() {
-            let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT json_group_array(json_array({RECORD_JSON})) FROM jsonb_each(?) k CROSS JOIN records r \
-                 ON r.building_id = k.value->>0 AND r.date = k.value->>1 AND r.provider = k.value->>2 \
-                 AND r.content_key IS NULL"
-            )))
-            .bind(to_json(readings.into_iter())?)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(store_error)?;
-            records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
-        }
-        if !contents.is_empty() {
-            let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT json_group_array(json_array({RECORD_JSON})) FROM json_each(?) k CROSS JOIN records r \
-                 ON r.content_key = k.value"
-            )))
-            .bind(to_json(contents.into_iter())?)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(store_error)?;
-            records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
-        }
-        let multi: Vec<RecordId> = records.iter().filter(|r| r.versions > 1).map(|r| r.id).collect();
-        let mut versions = Vec::new();
-        if !multi.is_empty() {
-            let json: String = sqlx::query_scalar(
-                "SELECT json_group_array(json_array(record_id, batch_id, line, status, reasons, fp_consumption, \
-                 fp_temperature, building_id, date, provider)) FROM raw_records \
-                 WHERE admission <> 'exact' AND record_id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(to_json(multi.iter())?)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(store_error)?;
-            type VersionTuple =
-                (RecordId, i64, i64, String, i64, i64, i64, Option<String>, Option<NaiveDate>, Option<String>);
-            for (record_id, batch, line, status, reasons, fp_c, fp_t, building_id, date, provider) in
-                from_json::<Vec<VersionTuple>>(&json)?
-            {
-                let (consumption, temperature) = ValueFingerprint::from_parts([fp_c, fp_t]).numbers();
-                versions.push(VersionRow {
-                    record_id,
-                    arrival: Arrival { batch, line },
-                    status,
-                    reasons,
-                    fp: [fp_c, fp_t],
-                    fields: RecordFields { building_id, date, consumption, temperature, provider },
-                });
-            }
-        }
-        assemble_keys(records, versions)
+        load_keys(&mut self.tx, keys).await
     }
 
     async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError> {
@@ -248,8 +182,7 @@ impl IngestTx for SqliteIngest {
             sqlx::query(
                 "UPDATE records SET consumption = ?, temperature = ?, status = ?, reasons = ?, fp_consumption = ?, \
                  fp_temperature = ?, winner_batch = ?, winner_line = ?, versions = ?, pending = ?, updated_at = ?, \
-                 building_id = COALESCE(?, building_id), date = COALESCE(?, date), provider = COALESCE(?, provider) \
-                 WHERE id = ?",
+                 building_id = ?, date = ?, provider = ?, content_key = ? WHERE id = ?",
             )
             .bind(state.fields.consumption)
             .bind(state.fields.temperature)
@@ -265,6 +198,7 @@ impl IngestTx for SqliteIngest {
             .bind(state.fields.building_id.as_deref())
             .bind(state.fields.date)
             .bind(state.fields.provider.as_deref())
+            .bind(key_columns(&update.key).content_key)
             .bind(update.id)
             .execute(&mut *self.tx)
             .await
@@ -322,6 +256,77 @@ impl IngestTx for SqliteIngest {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(store_error)
     }
+}
+
+/// Loads stored keys with their kept versions, on any connection (in or out of a transaction).
+async fn load_keys(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+    let readings: Vec<_> = keys
+        .iter()
+        .filter_map(|k| match k {
+            RecordKey::Reading { building_id, date, provider } => Some((building_id, date, provider)),
+            RecordKey::Content(_) => None,
+        })
+        .collect();
+    let contents: Vec<_> = keys
+        .iter()
+        .filter_map(|k| match k {
+            RecordKey::Content(hash) => Some(hash),
+            RecordKey::Reading { .. } => None,
+        })
+        .collect();
+    let mut records: Vec<RecordRow> = Vec::new();
+    if !readings.is_empty() {
+        let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT json_group_array(json_array({RECORD_JSON})) FROM jsonb_each(?) k CROSS JOIN records r \
+             ON r.building_id = k.value->>0 AND r.date = k.value->>1 AND r.provider = k.value->>2 \
+             AND r.content_key IS NULL"
+        )))
+        .bind(to_json(readings.into_iter())?)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
+    }
+    if !contents.is_empty() {
+        let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT json_group_array(json_array({RECORD_JSON})) FROM json_each(?) k CROSS JOIN records r \
+             ON r.content_key = k.value"
+        )))
+        .bind(to_json(contents.into_iter())?)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
+    }
+    let multi: Vec<RecordId> = records.iter().filter(|r| r.versions > 1).map(|r| r.id).collect();
+    let mut versions = Vec::new();
+    if !multi.is_empty() {
+        let json: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(record_id, batch_id, line, status, reasons, fp_consumption, \
+             fp_temperature, building_id, date, provider)) FROM raw_records \
+             WHERE admission <> 'exact' AND record_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(to_json(multi.iter())?)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        type VersionTuple =
+            (RecordId, i64, i64, String, i64, i64, i64, Option<String>, Option<NaiveDate>, Option<String>);
+        for (record_id, batch, line, status, reasons, fp_c, fp_t, building_id, date, provider) in
+            from_json::<Vec<VersionTuple>>(&json)?
+        {
+            let (consumption, temperature) = ValueFingerprint::from_parts([fp_c, fp_t]).numbers();
+            versions.push(VersionRow {
+                record_id,
+                arrival: Arrival { batch, line },
+                status,
+                reasons,
+                fp: [fp_c, fp_t],
+                fields: RecordFields { building_id, date, consumption, temperature, provider },
+            });
+        }
+    }
+    assemble_keys(records, versions)
 }
 
 /// Keys and new records travel to SQLite as one JSON array per statement, read with
@@ -492,6 +497,11 @@ impl RecordStore for SqliteStore {
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_error)?;
         Ok(Box::new(SqliteIngest { tx }))
+    }
+
+    async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        load_keys(&mut conn, keys).await
     }
 
     async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError> {

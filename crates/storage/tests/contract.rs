@@ -223,6 +223,38 @@ async fn concurrent_ingests_do_not_duplicate(store: Arc<dyn RecordStore>) {
     assert_eq!(all(&store).await.len(), 560);
 }
 
+async fn nul_bytes_are_stored_and_returned_exactly(store: Arc<dyn RecordStore>) {
+    // NUL in an identifier and a payload (PostgreSQL's TEXT cannot hold it), and the
+    // PostgreSQL adapter's escape character in another key, which must stay a distinct key.
+    let rows = "B\0X,2025-01-01,1,5,p\0q\nB\u{E000}0X,2025-01-01,1,5,p\0q\nB\0X,2025-01-01,2,5,p\0q\n";
+    let summary = ingest(&store, ConflictPolicy::PreferValid, rows).await;
+    assert_eq!((summary.stored.inserted, summary.stored.conflicts), (2, 1));
+    assert_eq!(summary.quality.reason(emdp_domain::Reason::InvalidIdentifier), 3);
+    let records = all(&store).await;
+    assert_eq!(records.len(), 2);
+    let nul = records.iter().find(|r| r.state.fields.building_id.as_deref() == Some("B\0X")).expect("NUL key");
+    assert_eq!(nul.state.fields.provider.as_deref(), Some("p\0q"));
+    assert_eq!(nul.state.fields.consumption, Some(2.0), "no version is VALID: the latest wins");
+    assert!(records.iter().any(|r| r.state.fields.building_id.as_deref() == Some("B\u{E000}0X")));
+    let history = store.record_history(nul.id).await.unwrap();
+    let payloads: Vec<&str> = history.iter().map(|h| h.payload.as_str()).collect();
+    assert_eq!(payloads, ["B\0X,2025-01-01,1,5,p\0q", "B\0X,2025-01-01,2,5,p\0q"], "payloads exactly as received");
+    let filter = RecordFilter { building_id: Some("B\0X".into()), provider: Some("p\0q".into()), ..Default::default() };
+    assert_eq!(store.list_records(&filter, None, 10).await.unwrap().len(), 1);
+
+    let again = ingest(&store, ConflictPolicy::PreferValid, rows).await;
+    assert_eq!((again.stored.inserted, again.stored.duplicates_skipped), (0, 3), "keyed consistently");
+    assert_eq!(all(&store).await.len(), 2);
+    let later = ingest(&store, ConflictPolicy::PreferValid, "B\0X,2025-01-01,3,5,p\0q\n").await;
+    assert_eq!(later.stored.conflicts, 1, "a conflict with the stored versions");
+    let record = store.get_record(nul.id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.state.fields.building_id.as_deref(), record.state.fields.consumption),
+        (Some("B\0X"), Some(3.0))
+    );
+    assert_eq!(record.state.versions, 3);
+}
+
 macro_rules! contract {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -245,6 +277,7 @@ macro_rules! contract {
             case!(get_and_delete_keep_raw_payloads);
             case!(an_uncommitted_chunk_leaves_nothing);
             case!(concurrent_ingests_do_not_duplicate);
+            case!(nul_bytes_are_stored_and_returned_exactly);
         }
     };
 }

@@ -1,10 +1,28 @@
 //! The ports: what use cases need from the outside, as traits and plain data.
 
+pub mod alerts;
+pub mod analytics;
 pub mod clock;
+pub mod duplicates;
+pub mod keys;
+pub mod quality;
 pub mod source;
 pub mod store;
 
+pub use alerts::{
+    Alert, AlertEvent, AlertFilter, AlertRule, AlertState, AlertStore, DeliveryAttempt, EventKind, NewAlert, RuleKind,
+    RuleSpec, Severity, ShareScope,
+};
+pub use analytics::{AnalyticsStore, BuildingObservations, BuildingSummary, Granularity, SeriesPoint, SeriesQuery};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use duplicates::{
+    ConflictGroup, Decision, DecisionMethod, DuplicateFilter, DuplicateStore, GroupVersion, Resolution,
+};
+pub use keys::{ApiKey, KeyStore, NewApiKey, Role};
+pub use quality::{
+    BatchCounts, BuildingQuality, Completeness, CompletenessTotals, DuplicateTotals, Flatline, Gap, GroupCounts,
+    QualityFilter, QualityStore, ReasonCounts, RecordCounts, RowCounts, StatusCounts,
+};
 pub use source::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 pub use store::{
     BatchId, IngestTx, NewBatch, NewRecord, RawLink, RawRow, RawVersion, RecordFields, RecordFilter, RecordId,

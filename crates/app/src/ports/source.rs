@@ -50,6 +50,18 @@ pub struct SourceRow<'a> {
     /// Why the payload could not be read as a record at all (e.g. invalid JSON); the row is
     /// then `malformed` with no fields.
     pub parse_error: Option<&'a str>,
+    /// For records imported from another system (e.g. a MongoDB dump of the original MVP):
+    /// the id and creation time they had there, kept in the raw store. `None` for files.
+    pub origin: Option<Origin<'a>>,
+}
+
+/// Where an imported record came from: its identity in the system it is imported from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// Its id there (e.g. a MongoDB ObjectId as hex).
+    pub id: Option<&'a str>,
+    /// When it was created there.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What stops a source: problems with the file as a whole, not with one record.

@@ -139,11 +139,14 @@ pub struct StoredKey {
     pub versions: Vec<StoredVersion>,
 }
 
-/// A change to a stored record after new versions arrived.
+/// A change to a stored record after new versions arrived or an edit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordUpdate {
     /// The record.
     pub id: RecordId,
+    /// Its key afterwards (an edit may change it; a key taken by another record is a
+    /// [`StoreError::Conflict`]).
+    pub key: RecordKey,
     /// Its new state.
     pub state: RecordState,
     /// When it changed.
@@ -289,6 +292,14 @@ pub trait RecordStore: Send + Sync {
 
     /// Opens an ingestion transaction.
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError>;
+
+    /// Looks stored keys up without writing (e.g. to tell a client whether a record it
+    /// validates duplicates a stored one). The default runs an ingest transaction that is
+    /// never committed; adapters may answer from a read-only connection instead.
+    async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+        let mut tx = self.begin_ingest().await?;
+        tx.load_keys(keys).await
+    }
 
     /// Reads one curated record.
     async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError>;

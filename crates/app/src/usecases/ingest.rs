@@ -76,7 +76,7 @@ impl IngestProgress for () {
 }
 
 /// One classified row, ready for the stores.
-fn classify(
+pub(crate) fn classify(
     row: &SourceRow<'_>,
     rules: &RuleSet,
     clock_today: chrono::NaiveDate,
@@ -109,8 +109,8 @@ fn classify(
         status: assessment.status,
         reasons: assessment.reasons,
         values: parsed.values,
-        original_id: None,
-        original_created_at: None,
+        original_id: row.origin.and_then(|origin| origin.id).map(str::to_owned),
+        original_created_at: row.origin.and_then(|origin| origin.created_at),
     }
 }
 
@@ -177,6 +177,11 @@ impl Ingestor {
         &self.rules
     }
 
+    /// The clock the ingestor classifies by.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     /// Reads `source` to the end on a blocking thread and stores every row. `name` is the
     /// batch's source (a file name, `api`, ...).
     pub async fn ingest(
@@ -185,6 +190,7 @@ impl Ingestor {
         name: &str,
         progress: &dyn IngestProgress,
     ) -> Result<IngestSummary, IngestError> {
+        let started = std::time::Instant::now();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>)>(2);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
@@ -236,15 +242,7 @@ impl Ingestor {
             };
             match self.write_chunk(batch_id, &rows, stored_rows as i64).await {
                 Ok(links) => {
-                    for (row, link) in rows.iter().zip(&links) {
-                        let assessment = emdp_domain::Assessment { status: row.status, reasons: row.reasons };
-                        summary.quality.record(&assessment, link.admission.duplicate());
-                        match link.admission {
-                            Admission::New => summary.stored.inserted += 1,
-                            Admission::Exact => summary.stored.duplicates_skipped += 1,
-                            Admission::Conflicting => summary.stored.conflicts += 1,
-                        }
-                    }
+                    summary.tally(&rows, &links);
                     stored_rows += rows.len() as u64;
                     progress.stored(stored_rows);
                 }
@@ -261,6 +259,7 @@ impl Ingestor {
             let outcome = serde_json::to_value(&summary).unwrap_or_default();
             self.store.finish_batch(batch, &outcome).await?;
         }
+        metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
         if let Some(err) = failure {
             return Err(err.into());
         }
@@ -355,7 +354,7 @@ impl Ingestor {
                     } else {
                         return Err(StoreError::Other(format!("record {}: winner not among its versions", stored.id)));
                     };
-                updates.push(RecordUpdate { id: stored.id, state, updated_at: now });
+                updates.push(RecordUpdate { id: stored.id, key: (*key).clone(), state, updated_at: now });
             }
             tx.update_records(&updates).await?;
         }
@@ -370,5 +369,95 @@ impl Ingestor {
         tx.progress(batch, stored_before + rows.len() as i64).await?;
         tx.commit().await?;
         Ok(links)
+    }
+}
+
+impl IngestSummary {
+    /// Counts a stored chunk: statuses and reasons of `rows`, admissions of `links`.
+    fn tally(&mut self, rows: &[RawRow], links: &[RawLink]) {
+        for (row, link) in rows.iter().zip(links) {
+            let assessment = emdp_domain::Assessment { status: row.status, reasons: row.reasons };
+            self.quality.record(&assessment, link.admission.duplicate());
+            match link.admission {
+                Admission::New | Admission::Edit => self.stored.inserted += 1,
+                Admission::Exact => self.stored.duplicates_skipped += 1,
+                Admission::Conflicting => self.stored.conflicts += 1,
+            }
+        }
+        record_metrics(rows, links);
+    }
+}
+
+/// Ingestion of small, already buffered inputs (request bodies, messages): classified in
+/// memory, stored as one batch, with each row's outcome returned.
+impl Ingestor {
+    /// The same ingestor with another conflict policy (explicit edits use `keep_latest`).
+    pub fn with_policy(&self, policy: ConflictPolicy) -> Self {
+        Ingestor { policy, ..self.clone() }
+    }
+
+    /// Reads a whole source into classified rows. Only for inputs that fit in memory.
+    pub fn classify_all(&self, source: &mut dyn RecordSource) -> Result<Vec<RawRow>, ReadError> {
+        let (today, now) = (self.clock.today(), self.clock.now());
+        let mut rows = Vec::new();
+        source.read_all(&mut |row| {
+            rows.push(classify(&row, &self.rules, today, now));
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Stores classified rows as one batch from `name` and returns the summary and, per row,
+    /// the record it became part of and how.
+    pub async fn ingest_rows(
+        &self,
+        rows: &[RawRow],
+        name: &str,
+        format: crate::ports::SourceFormat,
+        header: Option<String>,
+    ) -> Result<(IngestSummary, Vec<RawLink>), StoreError> {
+        let started = std::time::Instant::now();
+        let batch = self
+            .store
+            .create_batch(&NewBatch { source: name.to_owned(), format, header, started_at: self.clock.now() })
+            .await?;
+        let mut summary = IngestSummary {
+            quality: QualitySummary::default(),
+            stored: StoredCounts::default(),
+            batch_id: batch.to_string(),
+        };
+        let mut links = Vec::with_capacity(rows.len());
+        let mut result = Ok(());
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            match self.write_chunk(batch, chunk, links.len() as i64).await {
+                Ok(chunk_links) => {
+                    summary.tally(chunk, &chunk_links);
+                    links.extend(chunk_links);
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
+        let outcome = serde_json::to_value(&summary).unwrap_or_default();
+        self.store.finish_batch(batch, &outcome).await?;
+        metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
+        result.map(|()| (summary, links))
+    }
+}
+
+/// Counts a stored chunk in the metrics (`emdp_records_ingested_total` by status and admission,
+/// `emdp_duplicates_total` by kind), one update per label set rather than per row.
+fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
+    let mut counts: HashMap<(&'static str, &'static str), u64> = HashMap::new();
+    for (row, link) in rows.iter().zip(links) {
+        *counts.entry((row.status.as_str(), link.admission.as_str())).or_default() += 1;
+    }
+    for ((status, admission), count) in counts {
+        metrics::counter!("emdp_records_ingested_total", "status" => status, "admission" => admission).increment(count);
+        if admission == "exact" || admission == "conflicting" {
+            metrics::counter!("emdp_duplicates_total", "kind" => admission).increment(count);
+        }
     }
 }

@@ -180,7 +180,7 @@ mod tests {
                     provider: RawField::Text(p),
                     malformed: false,
                 };
-                visit(SourceRow { line: i as u64 + 2, raw: "", record, parse_error: None })
+                visit(SourceRow { line: i as u64 + 2, raw: "", record, parse_error: None, origin: None })
                     .map_err(ReadError::Visit)?;
             }
             Ok(())

@@ -1,9 +1,17 @@
 //! One module per subcommand.
 
+pub mod analyze;
+pub mod config;
+pub mod duplicates;
 pub mod generate;
+pub mod health;
+pub mod import_mongo;
 pub mod ingest;
+pub mod keys;
 pub mod migrate;
 pub mod records;
+pub mod report;
+pub mod serve;
 pub mod validate;
 
 use chrono::NaiveDate;

@@ -77,11 +77,56 @@ pub fn validate_json(file: &Path, extra: &[&str]) -> Value {
 
 /// Runs `emdp ARGS...` expecting exit code 2, and returns standard error.
 pub fn fails_with_2(args: &[&str]) -> String {
+    fails_with(2, args)
+}
+
+/// Runs `emdp ARGS...` expecting exit code `code` and nothing on standard output, and returns
+/// standard error.
+pub fn fails_with(code: i32, args: &[&str]) -> String {
     let output = emdp().args(args).output().expect("emdp runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(2), "args {args:?}: stderr {stderr}");
+    assert_eq!(output.status.code(), Some(code), "args {args:?}: stderr {stderr}");
     assert!(output.stdout.is_empty(), "nothing on stdout on error: {}", String::from_utf8_lossy(&output.stdout));
     stderr
+}
+
+/// Runs `emdp ARGS...`, asserts exit code 0 and returns standard output.
+pub fn run_ok(args: &[&str]) -> String {
+    let output = emdp().args(args).output().expect("emdp runs");
+    assert_eq!(output.status.code(), Some(0), "args {args:?}: stderr {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// Runs `emdp ARGS...`, asserts exit code 0 and one JSON document on standard output, and
+/// returns it.
+pub fn run_json(args: &[&str]) -> Value {
+    let stdout = run_ok(args);
+    assert_eq!(stdout.lines().count(), 1, "--output json prints exactly one line: {stdout}");
+    parse_json(stdout.as_bytes())
+}
+
+/// `sqlite://DIR/NAME`: a database file in a test's directory (created on first use).
+pub fn sqlite_url(dir: &TempDir, name: &str) -> String {
+    format!("sqlite://{}", dir.path().join(name).display())
+}
+
+/// Runs `emdp generate --buildings B --days D --seed S --out DIR/NAME` and returns the file
+/// and its parsed manifest.
+pub fn generate_file(dir: &TempDir, name: &str, buildings: u32, days: u32, seed: u64) -> (PathBuf, Value) {
+    let out = dir.path().join(name);
+    let (buildings, days, seed) = (buildings.to_string(), days.to_string(), seed.to_string());
+    let output = emdp()
+        .args(["generate", "--buildings", &buildings, "--days", &days, "--seed", &seed, "--out", arg(&out)])
+        .output()
+        .expect("emdp runs");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest = std::fs::read(format!("{}.manifest.json", arg(&out))).expect("the manifest is written");
+    (out, parse_json(&manifest))
+}
+
+/// A manifest's first valid `--today` (every later day up to `today.last` gives the same summary).
+pub fn manifest_today(manifest: &Value) -> String {
+    manifest["today"]["first"].as_str().expect("the manifest names a today range").to_owned()
 }
 
 /// Duplicate counts of a summary.
@@ -120,4 +165,13 @@ pub fn summary(
 /// An identifier of 129 characters: one more than the default limit.
 pub fn long_id() -> String {
     "x".repeat(129)
+}
+
+/// Writes `rows` (after the standard header) to `dir/name` and ingests it into `url` with
+/// `--today TODAY` and the given extra arguments (e.g. `--policy manual`); returns the summary.
+pub fn ingest_rows(dir: &TempDir, url: &str, name: &str, rows: &str, extra: &[&str]) -> Value {
+    let file = write_file(dir, name, format!("building_id,date,consumption,temperature,provider\n{rows}"));
+    let mut args = vec!["ingest", arg(&file), "--database-url", url, "--today", TODAY, "--output", "json"];
+    args.extend_from_slice(extra);
+    run_json(&args)
 }

@@ -1,0 +1,178 @@
+//! The data-quality dashboard: a small front end (plain ES modules, CSS and the vendored uPlot
+//! chart library) compiled into the binary, so the page works with no network at all.
+//!
+//! - `/` and `/ui`, `/ui/...` answer the page's one HTML document (the pages are routed in the
+//!   browser: overview, buildings, a building, duplicates, alerts, upload);
+//! - `/assets/...` answers the scripts, styles and vendored files.
+//!
+//! Every answer carries a `Content-Security-Policy` of `default-src 'self'`: no inline script,
+//! no external host. The files are public (no API key): the page asks for a key itself and
+//! sends it with every API request.
+//!
+//! [`overview`] (`GET /api/v1/quality/overview`, behind the guard like every API route) is the
+//! overview page's one request: the report's counts, completeness totals and breakdowns per
+//! provider and day, without its per-building rows, gap list and flatlines, which a
+//! 1,000,000-record overview does not show and which dominate the report's cost.
+
+use axum::extract::{Path, State};
+use axum::{Json, Router};
+use emdp_app::usecases::report::{StatusShares, Thresholds};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::QueryParams;
+use crate::routes::quality::quality_filter;
+use crate::state::AppState;
+
+/// The policy sent with every dashboard file.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+
+const INDEX_HTML: &str = include_str!("../dashboard/index.html");
+
+/// The files under `/assets/`: name, content type, bytes.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/app.js")),
+    ("api.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/api.js")),
+    ("charts.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/charts.js")),
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../dashboard/style.css")),
+    ("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/vendor/uPlot.iife.min.js")),
+    ("vendor/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../dashboard/vendor/uPlot.min.css")),
+    ("favicon.svg", "image/svg+xml", include_bytes!("../dashboard/favicon.svg")),
+    ("vendor/LICENSE", "text/plain; charset=utf-8", include_bytes!("../dashboard/vendor/LICENSE")),
+];
+
+/// The dashboard's routes (no state needed).
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(page))
+        .route("/ui", get(page))
+        .route("/ui/", get(page))
+        .route("/ui/{*rest}", get(page))
+        .route("/assets/{*file}", get(asset))
+}
+
+/// `GET /api/v1/quality/overview`: what the overview page shows, in the report's shapes
+/// (`records`, `shares`, `rows`, `completeness.totals.buildings`/`stale`,
+/// `breakdowns.providers`/`days`), for the report's filters (`building_id`, `provider`, `from`,
+/// `to`, `batch`; `today`, `stale_days`).
+///
+/// Without a provider, date or batch filter the building counts come from the analysis
+/// store's building list (latest VALID day per building) instead of the completeness query,
+/// which computes every building's gaps and is the report's dearest part.
+#[utoipa::path(get, path = "/api/v1/quality/overview", tag = "quality",
+    params(
+        ("building_id" = Option<String>, Query, description = "Only this building"),
+        ("provider" = Option<String>, Query, description = "Only this provider"),
+        ("from" = Option<String>, Query, description = "Only days on or after"),
+        ("to" = Option<String>, Query, description = "Only days on or before"),
+        ("batch" = Option<i64>, Query, description = "Only this ingestion batch"),
+        ("today" = Option<String>, Query, description = "The day staleness is measured from (default: today)"),
+        ("stale_days" = Option<u32>, Query, description = "Days without a VALID record before a building is stale (default 3)"),
+    ),
+    responses((status = 200, description = "The overview's figures", body = Object)))]
+pub async fn overview(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
+    let filter = quality_filter(&query)?;
+    let stale_days = query.get("stale_days", "a number of days")?.unwrap_or(Thresholds::default().stale_days);
+    let today = query.date("today")?.unwrap_or_else(|| state.clock.today());
+    let store = state.quality.as_ref();
+    let per_building = filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();
+    let buildings = async {
+        if per_building {
+            let list = state.analyzer.buildings().await?;
+            let mine = list.iter().filter(|b| filter.building_id.as_deref().is_none_or(|id| id == b.building_id));
+            let (mut buildings, mut stale) = (0_i64, 0_i64);
+            for building in mine {
+                buildings += 1;
+                let since = building.latest_valid_date.map(|day| (today - day).num_days());
+                stale += i64::from(since.is_none_or(|days| days > i64::from(stale_days)));
+            }
+            Ok::<_, ApiError>((buildings, stale))
+        } else {
+            let totals = store.completeness(&filter, today, stale_days).await?.totals;
+            Ok((totals.buildings, totals.stale))
+        }
+    };
+    let (records, rows, (buildings, stale), providers, days) = tokio::try_join!(
+        async { Ok::<_, ApiError>(store.record_counts(&filter).await?) },
+        async { Ok::<_, ApiError>(store.row_counts(&filter).await?) },
+        buildings,
+        async { Ok::<_, ApiError>(store.by_provider(&filter).await?) },
+        async { Ok::<_, ApiError>(store.by_day(&filter).await?) },
+    )?;
+    Ok(Json(serde_json::json!({
+        "filter": filter,
+        "today": today,
+        "thresholds": { "stale_days": stale_days },
+        "shares": StatusShares::of(&records.status),
+        "records": records,
+        "rows": rows,
+        "completeness": { "totals": { "buildings": buildings, "stale": stale } },
+        "breakdowns": { "providers": providers, "days": days },
+    })))
+}
+
+fn secured(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+async fn page() -> Response {
+    secured(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+            INDEX_HTML,
+        )
+            .into_response(),
+    )
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) => secured(
+            ([(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache")], *bytes).into_response(),
+        ),
+        None => ApiError::NotFound(format!("no such asset: /assets/{file}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get_path(path: &str) -> Response {
+        router::<()>().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn pages_and_assets_are_served_with_the_policy() {
+        for path in ["/", "/ui/buildings", "/ui/buildings/B1", "/assets/app.js", "/assets/vendor/uPlot.iife.min.js"] {
+            let response = get_path(path).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(response.headers()[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY, "{path}");
+        }
+        let response = get_path("/assets/style.css").await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        let response = get_path("/assets/nope.js").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+    }
+
+    #[test]
+    fn the_page_has_no_inline_script_or_external_host() {
+        assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style="));
+        for (name, _, bytes) in ASSETS.iter().filter(|(name, kind, _)| !name.starts_with("vendor/") && kind.starts_with("text/")) {
+            let text = std::str::from_utf8(bytes).unwrap();
+            assert!(!text.contains("http://") && !text.contains("https://"), "{name} names an external host");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Request extractors whose failures are problem details, not axum's plain-text rejections.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use bytes::Bytes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The request body with its media type (lower-cased, parameters removed).
+pub struct Body {
+    /// The bytes, at most the configured limit.
+    pub bytes: Bytes,
+    /// `application/json`, `text/csv`, ... (empty when the header is absent).
+    pub media_type: String,
+}
+
+impl FromRequest<AppState> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let media_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let limit = state.config.body_limit;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::BadRequest { detail: format!("cannot read the request body: {rejection}"), field: None }
+            }
+        })?;
+        Ok(Body { bytes, media_type })
+    }
+}
+
+/// Query parameters, parsed one by one so that an error names its parameter.
+pub struct QueryParams(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)?;
+        Ok(QueryParams(pairs.into_iter().collect()))
+    }
+}
+
+fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}").parse().map_err(|_| ApiError::field("query", "malformed query string"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|err| ApiError::field("query", format!("malformed query string: {err}")))
+}
+
+impl QueryParams {
+    /// The raw value of a parameter.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A parameter parsed with `parse`, or a 400 naming it.
+    pub fn get_with<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(text) => {
+                parse(text).map(Some).ok_or_else(|| ApiError::field(name, format!("'{text}' is not {expected}")))
+            }
+        }
+    }
+
+    /// A parameter parsed with `FromStr`.
+    pub fn get<T: FromStr>(&self, name: &str, expected: &str) -> Result<Option<T>, ApiError> {
+        self.get_with(name, expected, |text| text.parse().ok())
+    }
+
+    /// A date parameter (`YYYY-MM-DD`).
+    pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
+        self.get_with(name, "a date YYYY-MM-DD", |text| emdp_domain::parse_iso_date(text).ok())
+    }
+}
+
+/// Parses a record id from the path; an id that is not a number names no record (404).
+pub fn record_id(text: &str) -> Result<i64, ApiError> {
+    text.parse().map_err(|_| ApiError::NotFound(format!("no record with id '{text}'")))
+}

@@ -1,0 +1,7 @@
+//! The route handlers, one module per resource.
+
+pub mod buildings;
+pub mod meta;
+pub mod quality;
+pub mod records;
+pub mod seed;

@@ -1,0 +1,78 @@
+//! What every handler shares: the stores, the ingest use case, the rules and the settings.
+
+use std::sync::Arc;
+
+use emdp_app::ports::{Clock, DuplicateStore, QualityStore, RecordStore};
+use emdp_app::usecases::analyze::Analyzer;
+use emdp_app::usecases::ingest::Ingestor;
+use emdp_app::usecases::keys::KeyService;
+use emdp_domain::RuleSet;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The largest request body accepted, in bytes (default 10 MB).
+    pub body_limit: usize,
+    /// Authentication, rate limits, timeout and concurrency (see [`crate::auth`]).
+    pub guard: GuardConfig,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { body_limit: 10 * 1024 * 1024, guard: GuardConfig::default() }
+    }
+}
+
+/// Authentication and limits of the HTTP layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardConfig {
+    /// Whether requests need an API key (`Authorization: Bearer emdp_...`).
+    pub auth: bool,
+    /// Whether `/metrics` is served without a key.
+    pub metrics_public: bool,
+    /// Requests per second each key (or each client IP without a key) may make on average;
+    /// 0 disables rate limiting.
+    pub rate_per_second: f64,
+    /// How many requests may arrive at once before the rate applies (the bucket's size).
+    pub burst: u32,
+    /// The longest a request may take, queueing included (0: no limit).
+    pub timeout: std::time::Duration,
+    /// Requests handled at once; further ones wait (0: no limit).
+    pub max_concurrent: usize,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            auth: false,
+            metrics_public: true,
+            rate_per_second: 0.0,
+            burst: 0,
+            timeout: std::time::Duration::from_secs(60),
+            max_concurrent: 0,
+        }
+    }
+}
+
+/// The application state handed to every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    /// The raw and curated stores.
+    pub store: Arc<dyn RecordStore>,
+    /// The ingest use case.
+    pub ingestor: Ingestor,
+    /// The analysis use cases.
+    pub analyzer: Analyzer,
+    /// The quality report's aggregates.
+    pub quality: Arc<dyn QualityStore>,
+    /// Conflict groups and resolution decisions.
+    pub duplicates: Arc<dyn DuplicateStore>,
+    /// The rule set in force.
+    pub rules: Arc<RuleSet>,
+    /// The clock ("today" for the rules).
+    pub clock: Arc<dyn Clock>,
+    /// API keys (authentication).
+    pub keys: KeyService,
+    /// HTTP settings.
+    pub config: Arc<ApiConfig>,
+}

@@ -1,0 +1,123 @@
+//! Fixtures for the API tests: the real application on a random port against a fresh
+//! database, and a client that speaks to it as any HTTP client would.
+#![allow(dead_code)] // Each test binary uses its own subset of the fixtures.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use emdp_api::{ApiConfig, AppState};
+use emdp_app::ports::{Clock, FixedClock};
+use emdp_app::usecases::analyze::Analyzer;
+use emdp_app::usecases::ingest::Ingestor;
+use emdp_app::usecases::keys::KeyService;
+use emdp_domain::{ConflictPolicy, RuleSet};
+use emdp_testkit::TestStore;
+
+/// A running server and what keeps it alive.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// The API keys of the server's database (to create keys in tests).
+    pub keys: KeyService,
+    _store: TestStore,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// "Today" for every API test.
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 6, 30).unwrap()
+}
+
+/// Starts the application on `store` with a body limit of `body_limit` bytes.
+pub async fn start_with(store: TestStore, body_limit: usize) -> Server {
+    start_with_config(store, ApiConfig { body_limit, ..ApiConfig::default() }).await
+}
+
+/// Starts the application on `store` with `config` (auth, limits, ...).
+pub async fn start_with_config(store: TestStore, config: ApiConfig) -> Server {
+    let rules = Arc::new(RuleSet::default());
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock(today()));
+    let stores = emdp_storage::open_stores(&store.url).await.expect("open the stores");
+    let ingestor = Ingestor::new(stores.records.clone(), rules.clone(), clock.clone(), ConflictPolicy::PreferValid);
+    let keys = KeyService::new(stores.keys);
+    let state = AppState {
+        store: stores.records,
+        ingestor,
+        analyzer: Analyzer::new(stores.analytics),
+        quality: stores.quality,
+        duplicates: stores.duplicates,
+        rules,
+        clock,
+        keys: keys.clone(),
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(emdp_api::serve(listener, state, async move {
+        let _ = signal.await;
+    }));
+    Server { base, client: client(), keys, _store: store, _shutdown: shutdown }
+}
+
+/// Starts the application with the default 10 MB body limit.
+pub async fn start(store: TestStore) -> Server {
+    start_with(store, 10 * 1024 * 1024).await
+}
+
+impl Server {
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET `path`, returning the status and the body as JSON (`Null` when not JSON).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        decode(response).await
+    }
+
+    /// Sends `body` with `content_type` by `method`.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        decode(response).await
+    }
+
+    /// POSTs JSON.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, "application/json", body.to_string()).await
+    }
+}
+
+/// Status and JSON body; problem responses must carry `application/problem+json`.
+pub async fn decode(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let text = response.text().await.unwrap();
+    if status >= 400 {
+        assert_eq!(content_type, "application/problem+json", "error {status} without problem details: {text}");
+    }
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// An HTTP client. reqwest may be built with rustls but no crypto provider (the webhook
+/// notifier installs `ring` at start-up), so the tests install the same provider first.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -1,0 +1,541 @@
+//! Use case: alert rules, evaluated after each ingested batch and periodically (staleness).
+//!
+//! Each rule watches *subjects* (a building, a source, a provider). For each (rule, subject)
+//! at most one alert fires at a time; it resolves when the condition clears, and after it
+//! fired the same (rule, subject) does not fire again within the rule's cooldown. Every change
+//! is persisted with an event in the store's event log, then broadcast to live subscribers
+//! (SSE, webhooks, MQTT), in sequence order.
+//!
+//! The ingest use case knows nothing of alerts: the composition layer (the API's
+//! `POST /records`, the MQTT subscriber) calls [`AlertEngine::on_ingested`] after each batch.
+//!
+//! In-memory evaluation state: the sliding windows of `valid_share` rules and the last arrival
+//! per building of `stale` rules start empty when the process starts (a building never seen
+//! since is measured from the start); firing alerts are reloaded from the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use emdp_domain::QualityStatus;
+use emdp_domain::analysis::BaselineModel;
+use serde_json::json;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::ports::{
+    Alert, AlertEvent, AlertRule, AlertStore, Clock, NewAlert, RawLink, RawRow, RuleKind, RuleSpec, ShareScope,
+    StoreError,
+};
+use crate::usecases::analyze::{Analyzer, PeriodRequest};
+
+/// How long a fitted baseline is reused by anomaly rules.
+pub const MODEL_TTL_SECONDS: i64 = 3600;
+
+/// Why an alert operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// The rule is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such rule or alert.
+    #[error("not found")]
+    NotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Key = (i64, String);
+
+#[derive(Default)]
+struct EngineState {
+    rules: Option<Arc<Vec<AlertRule>>>,
+    open: Option<HashMap<Key, i64>>,
+    last_fired: HashMap<Key, DateTime<Utc>>,
+    windows: HashMap<Key, VecDeque<bool>>,
+    last_seen: HashMap<String, DateTime<Utc>>,
+    models: HashMap<String, (DateTime<Utc>, Option<BaselineModel>)>,
+}
+
+struct Inner {
+    store: Arc<dyn AlertStore>,
+    analyzer: Option<Analyzer>,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<AlertEvent>,
+    state: Mutex<EngineState>,
+    started: DateTime<Utc>,
+}
+
+/// Evaluates alert rules and publishes alert events (cheap to clone).
+#[derive(Clone)]
+pub struct AlertEngine {
+    inner: Arc<Inner>,
+}
+
+/// What one rule says about one subject after looking at some records.
+struct Observation {
+    rule: usize,
+    subject: String,
+    building: Option<String>,
+    firing: bool,
+    message: String,
+    details: serde_json::Value,
+}
+
+/// Checks a rule before it is stored.
+pub fn validate_spec(spec: &RuleSpec) -> Result<(), AlertError> {
+    let invalid = |text: &str| Err(AlertError::Invalid(text.to_owned()));
+    if spec.name.trim().is_empty() {
+        return invalid("name must not be empty");
+    }
+    match &spec.kind {
+        RuleKind::Threshold { above, below, .. } => {
+            if above.is_none() && below.is_none() {
+                return invalid("a threshold rule needs 'above' or 'below'");
+            }
+            if above.iter().chain(below).any(|v| !v.is_finite()) {
+                return invalid("thresholds must be finite numbers");
+            }
+        }
+        RuleKind::Anomaly { z, .. } if !(z.is_finite() && *z > 0.0) => return invalid("'z' must be positive"),
+        RuleKind::ValidShare { min_percent, window, .. } => {
+            if !(0.0..=100.0).contains(min_percent) {
+                return invalid("'min_percent' must be between 0 and 100");
+            }
+            if *window == 0 || *window > 1_000_000 {
+                return invalid("'window' must be between 1 and 1000000");
+            }
+        }
+        RuleKind::Stale { max_silence_seconds, .. } if *max_silence_seconds == 0 => {
+            return invalid("'max_silence_seconds' must be positive");
+        }
+        RuleKind::Status { status, reason, .. } => {
+            if status.is_none() && reason.is_none() {
+                return invalid("a status rule needs 'status' or 'reason'");
+            }
+            if let Some(status) = status
+                && QualityStatus::parse(status).is_none()
+            {
+                return invalid("'status' must be VALID, INCOMPLETE or INCONSISTENT");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl AlertEngine {
+    /// An engine over `store`; anomaly rules need [`AlertEngine::with_analyzer`].
+    pub fn new(store: Arc<dyn AlertStore>, clock: Arc<dyn Clock>) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        let started = clock.now();
+        AlertEngine {
+            inner: Arc::new(Inner {
+                store,
+                analyzer: None,
+                clock,
+                events,
+                state: Mutex::new(EngineState::default()),
+                started,
+            }),
+        }
+    }
+
+    /// The same engine fitting baselines with `analyzer` for anomaly rules. Call before cloning.
+    pub fn with_analyzer(self, analyzer: Analyzer) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            analyzer: None,
+            clock: shared.clock.clone(),
+            events: shared.events.clone(),
+            state: Mutex::new(EngineState::default()),
+            started: shared.started,
+        });
+        AlertEngine { inner: Arc::new(Inner { analyzer: Some(analyzer), ..inner }) }
+    }
+
+    /// The store (alerts, events, deliveries).
+    pub fn store(&self) -> &Arc<dyn AlertStore> {
+        &self.inner.store
+    }
+
+    /// Live alert events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Every rule.
+    pub async fn list_rules(&self) -> Result<Vec<AlertRule>, AlertError> {
+        Ok(self.inner.store.list_rules().await?)
+    }
+
+    /// One rule.
+    pub async fn get_rule(&self, id: i64) -> Result<AlertRule, AlertError> {
+        self.inner.store.get_rule(id).await?.ok_or(AlertError::NotFound)
+    }
+
+    /// Creates a rule.
+    pub async fn create_rule(&self, spec: &RuleSpec) -> Result<AlertRule, AlertError> {
+        validate_spec(spec)?;
+        let rule = self.inner.store.create_rule(spec, self.inner.clock.now()).await?;
+        self.inner.state.lock().await.rules = None;
+        Ok(rule)
+    }
+
+    /// Replaces a rule.
+    pub async fn update_rule(&self, id: i64, spec: &RuleSpec) -> Result<AlertRule, AlertError> {
+        validate_spec(spec)?;
+        let rule = self.inner.store.update_rule(id, spec, self.inner.clock.now()).await.map_err(not_found)?;
+        let mut state = self.inner.state.lock().await;
+        state.rules = None;
+        state.windows.retain(|key, _| key.0 != id);
+        state.last_fired.retain(|key, _| key.0 != id);
+        Ok(rule)
+    }
+
+    /// Deletes a rule (its alerts stay).
+    pub async fn delete_rule(&self, id: i64) -> Result<(), AlertError> {
+        if !self.inner.store.delete_rule(id).await? {
+            return Err(AlertError::NotFound);
+        }
+        let mut state = self.inner.state.lock().await;
+        state.rules = None;
+        state.windows.retain(|key, _| key.0 != id);
+        Ok(())
+    }
+
+    /// Acknowledges an alert (idempotent; the first time an event is published).
+    pub async fn acknowledge(&self, id: i64) -> Result<Alert, AlertError> {
+        let _state = self.inner.state.lock().await;
+        let (alert, event) = self.inner.store.acknowledge(id, self.inner.clock.now()).await.map_err(not_found)?;
+        if let Some(event) = event {
+            let _ = self.inner.events.send(event);
+        }
+        Ok(alert)
+    }
+
+    /// Evaluates the rules on a stored batch from `source` (`rows[i]` became `links[i]`) and
+    /// returns the alert events it caused. Exact duplicates (a message received again) are
+    /// not evaluated, except as a sign of life for staleness.
+    pub async fn on_ingested(
+        &self,
+        source: &str,
+        rows: &[RawRow],
+        links: &[RawLink],
+    ) -> Result<Vec<AlertEvent>, AlertError> {
+        let mut state = self.inner.state.lock().await;
+        let rules = self.rules(&mut state).await?;
+        let now = self.inner.clock.now();
+        for row in rows {
+            if let Some(building) = &row.fields.building_id {
+                state.last_seen.insert(building.clone(), now);
+            }
+        }
+        if rules.iter().all(|rule| !rule.spec.enabled) {
+            return Ok(Vec::new());
+        }
+        let fresh: Vec<&RawRow> = rows
+            .iter()
+            .zip(links.iter().map(Some).chain(std::iter::repeat(None)))
+            .filter(|(_, link)| link.is_none_or(|link| link.admission != emdp_domain::Admission::Exact))
+            .map(|(row, _)| row)
+            .collect();
+        let mut observations = Vec::new();
+        for (index, rule) in rules.iter().enumerate().filter(|(_, rule)| rule.spec.enabled) {
+            match &rule.spec.kind {
+                RuleKind::Threshold { building, above, below } => {
+                    for row in &fresh {
+                        let (Some(b), Some(consumption)) = (&row.fields.building_id, row.fields.consumption) else {
+                            continue;
+                        };
+                        if building.as_ref().is_some_and(|wanted| wanted != b) {
+                            continue;
+                        }
+                        let high = above.is_some_and(|limit| consumption > limit);
+                        let low = below.is_some_and(|limit| consumption < limit);
+                        let message = if high {
+                            format!("building {b}: consumption {consumption} above {}", above.unwrap_or_default())
+                        } else if low {
+                            format!("building {b}: consumption {consumption} below {}", below.unwrap_or_default())
+                        } else {
+                            format!("building {b}: consumption {consumption} within limits")
+                        };
+                        observations.push(Observation {
+                            rule: index,
+                            subject: b.clone(),
+                            building: Some(b.clone()),
+                            firing: high || low,
+                            message,
+                            details: json!({"consumption": consumption, "date": row.fields.date, "above": above,
+                                "below": below, "provider": row.fields.provider, "source": source}),
+                        });
+                    }
+                }
+                RuleKind::Anomaly { building, z } => {
+                    for row in &fresh {
+                        let (Some(b), Some(consumption), Some(temperature)) =
+                            (&row.fields.building_id, row.fields.consumption, row.fields.temperature)
+                        else {
+                            continue;
+                        };
+                        if row.status != QualityStatus::Valid || building.as_ref().is_some_and(|wanted| wanted != b) {
+                            continue;
+                        }
+                        let Some(model) = self.model(&mut state, b, now).await else { continue };
+                        let expected = model.predict(temperature);
+                        let residual = consumption - expected;
+                        let score = if model.rmse > 0.0 { residual / model.rmse } else { 0.0 };
+                        observations.push(Observation {
+                            rule: index,
+                            subject: b.clone(),
+                            building: Some(b.clone()),
+                            firing: score.abs() > *z,
+                            message: format!(
+                                "building {b}: consumption {consumption} vs expected {expected:.1} ({score:+.1} x RMSE)"
+                            ),
+                            details: json!({"consumption": consumption, "expected": expected, "residual": residual,
+                                "score": score, "z": z, "rmse": model.rmse, "date": row.fields.date}),
+                        });
+                    }
+                }
+                RuleKind::ValidShare { scope, value, min_percent, window } => {
+                    let mut touched: Vec<String> = Vec::new();
+                    for row in &fresh {
+                        let key = match scope {
+                            ShareScope::Source => Some(source),
+                            ShareScope::Provider => row.fields.provider.as_deref(),
+                            ShareScope::Building => row.fields.building_id.as_deref(),
+                        };
+                        let Some(key) = key else { continue };
+                        if value.as_ref().is_some_and(|wanted| wanted != key) {
+                            continue;
+                        }
+                        let entry = state.windows.entry((rule.id, key.to_owned())).or_default();
+                        entry.push_back(row.status == QualityStatus::Valid);
+                        while entry.len() > *window {
+                            entry.pop_front();
+                        }
+                        if !touched.iter().any(|t| t == key) {
+                            touched.push(key.to_owned());
+                        }
+                    }
+                    for key in touched {
+                        let Some(entry) = state.windows.get(&(rule.id, key.clone())) else { continue };
+                        if entry.len() < *window {
+                            continue;
+                        }
+                        let valid = entry.iter().filter(|v| **v).count();
+                        let share = 100.0 * valid as f64 / entry.len() as f64;
+                        let scope_name = serde_json::to_value(scope).ok().and_then(|v| v.as_str().map(str::to_owned));
+                        let scope_name = scope_name.unwrap_or_default();
+                        observations.push(Observation {
+                            rule: index,
+                            subject: format!("{scope_name}:{key}"),
+                            building: (*scope == ShareScope::Building).then(|| key.clone()),
+                            firing: share < *min_percent,
+                            message: format!(
+                                "{scope_name} {key}: {share:.1} % VALID over the last {} records (minimum {min_percent} %)",
+                                entry.len()
+                            ),
+                            details: json!({"share_percent": share, "valid": valid, "window": entry.len(),
+                                "min_percent": min_percent}),
+                        });
+                    }
+                }
+                RuleKind::Stale { building, .. } => {
+                    for row in rows {
+                        let Some(b) = &row.fields.building_id else { continue };
+                        if building.as_ref().is_some_and(|wanted| wanted != b) {
+                            continue;
+                        }
+                        observations.push(Observation {
+                            rule: index,
+                            subject: b.clone(),
+                            building: Some(b.clone()),
+                            firing: false,
+                            message: format!("building {b}: data received"),
+                            details: json!({"last_seen": now}),
+                        });
+                    }
+                }
+                RuleKind::Status { source: wanted_source, status, reason } => {
+                    if wanted_source.as_ref().is_some_and(|wanted| wanted != source) {
+                        continue;
+                    }
+                    let status = status.as_deref().and_then(QualityStatus::parse);
+                    for row in &fresh {
+                        let by_status = status.is_some_and(|s| row.status == s);
+                        let by_reason = reason.as_ref().is_some_and(|r| row.reasons.iter().any(|x| x.code() == r));
+                        let (subject, building) = match &row.fields.building_id {
+                            Some(b) => (b.clone(), Some(b.clone())),
+                            None => (format!("source:{source}"), None),
+                        };
+                        let reasons: Vec<&str> = row.reasons.iter().map(|r| r.code()).collect();
+                        observations.push(Observation {
+                            rule: index,
+                            subject,
+                            building,
+                            firing: by_status || by_reason,
+                            message: format!(
+                                "{source}: record of building {} is {} ({})",
+                                row.fields.building_id.as_deref().unwrap_or("-"),
+                                row.status,
+                                reasons.join(", ")
+                            ),
+                            details: json!({"source": source, "status": row.status.as_str(), "reasons": reasons,
+                                "line": row.line, "date": row.fields.date}),
+                        });
+                    }
+                }
+            }
+        }
+        self.apply(&mut state, &rules, observations, now).await
+    }
+
+    /// Evaluates the staleness rules now.
+    pub async fn check_stale(&self) -> Result<Vec<AlertEvent>, AlertError> {
+        let mut state = self.inner.state.lock().await;
+        let rules = self.rules(&mut state).await?;
+        let now = self.inner.clock.now();
+        let mut observations = Vec::new();
+        for (index, rule) in rules.iter().enumerate().filter(|(_, rule)| rule.spec.enabled) {
+            let RuleKind::Stale { building, max_silence_seconds } = &rule.spec.kind else { continue };
+            let buildings: Vec<String> = match building {
+                Some(b) => vec![b.clone()],
+                None => state.last_seen.keys().cloned().collect(),
+            };
+            for b in buildings {
+                let last = state.last_seen.get(&b).copied().unwrap_or(self.inner.started);
+                let silence = (now - last).num_milliseconds() as f64 / 1000.0;
+                observations.push(Observation {
+                    rule: index,
+                    subject: b.clone(),
+                    building: Some(b.clone()),
+                    firing: silence > *max_silence_seconds as f64,
+                    message: format!("building {b}: no data for {silence:.0} s (limit {max_silence_seconds} s)"),
+                    details: json!({"last_seen": last, "silence_seconds": silence,
+                        "max_silence_seconds": max_silence_seconds}),
+                });
+            }
+        }
+        self.apply(&mut state, &rules, observations, now).await
+    }
+
+    /// Runs [`AlertEngine::check_stale`] every `period` until the task is aborted.
+    pub fn spawn_staleness(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(err) = engine.check_stale().await {
+                    tracing_like_warn(&format!("staleness check failed: {err}"));
+                }
+            }
+        })
+    }
+
+    async fn rules(&self, state: &mut EngineState) -> Result<Arc<Vec<AlertRule>>, AlertError> {
+        if let Some(rules) = &state.rules {
+            return Ok(rules.clone());
+        }
+        let rules = Arc::new(self.inner.store.list_rules().await?);
+        state.rules = Some(rules.clone());
+        Ok(rules)
+    }
+
+    async fn model(&self, state: &mut EngineState, building: &str, now: DateTime<Utc>) -> Option<BaselineModel> {
+        if let Some((fitted, model)) = state.models.get(building)
+            && (now - *fitted).num_seconds() < MODEL_TTL_SECONDS
+        {
+            return model.clone();
+        }
+        let analyzer = self.inner.analyzer.as_ref()?;
+        let model = analyzer.baseline(building, PeriodRequest::default()).await.ok().map(|report| report.model);
+        state.models.insert(building.to_owned(), (now, model.clone()));
+        model
+    }
+
+    async fn apply(
+        &self,
+        state: &mut EngineState,
+        rules: &[AlertRule],
+        observations: Vec<Observation>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertEvent>, AlertError> {
+        if state.open.is_none() {
+            let mut open = HashMap::new();
+            for alert in self.inner.store.firing_alerts().await? {
+                let key = (alert.rule_id, alert.subject.clone());
+                state.last_fired.entry(key.clone()).or_insert(alert.fired_at);
+                open.insert(key, alert.id);
+            }
+            state.open = Some(open);
+        }
+        // Per (rule, subject): the first firing observation, and whether the last one fires.
+        let mut order: Vec<Key> = Vec::new();
+        let mut collapsed: HashMap<Key, (Option<Observation>, bool)> = HashMap::new();
+        for observation in observations {
+            let key = (rules[observation.rule].id, observation.subject.clone());
+            let entry = collapsed.entry(key.clone()).or_insert_with(|| {
+                order.push(key);
+                (None, false)
+            });
+            entry.1 = observation.firing;
+            if observation.firing && entry.0.is_none() {
+                entry.0 = Some(observation);
+            }
+        }
+        let mut events = Vec::new();
+        for key in order {
+            let Some((first, last_firing)) = collapsed.remove(&key) else { continue };
+            let open = state.open.get_or_insert_with(HashMap::new);
+            if let Some(observation) = first
+                && !open.contains_key(&key)
+            {
+                let rule = &rules[observation.rule];
+                let cooling = state.last_fired.get(&key).is_some_and(|last| {
+                    (now - *last).num_milliseconds() < (rule.spec.cooldown_seconds as i64).saturating_mul(1000)
+                });
+                if !cooling {
+                    let alert = NewAlert {
+                        rule_id: rule.id,
+                        rule_name: rule.spec.name.clone(),
+                        severity: rule.spec.severity,
+                        subject: observation.subject,
+                        building: observation.building,
+                        fired_at: now,
+                        message: observation.message,
+                        details: observation.details,
+                    };
+                    let event = self.inner.store.fire(&alert).await?;
+                    open.insert(key.clone(), event.alert.id);
+                    state.last_fired.insert(key.clone(), now);
+                    let _ = self.inner.events.send(event.clone());
+                    events.push(event);
+                }
+            }
+            let open = state.open.get_or_insert_with(HashMap::new);
+            if !last_firing && let Some(id) = open.remove(&key) {
+                let event = self.inner.store.resolve(id, now).await?;
+                let _ = self.inner.events.send(event.clone());
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+}
+
+fn not_found(err: StoreError) -> AlertError {
+    match err {
+        StoreError::NotFound => AlertError::NotFound,
+        other => AlertError::Store(other),
+    }
+}
+
+/// The app crate has no logging dependency: report on standard error.
+fn tracing_like_warn(message: &str) {
+    eprintln!("emdp: warning: {message}");
+}

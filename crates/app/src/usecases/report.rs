@@ -1,0 +1,143 @@
+//! Use case: the data-quality report (`emdp report`, `GET /api/v1/quality/report`).
+//!
+//! Every figure comes from the database ([`QualityStore`]); this module only asks for them and
+//! puts them together (shares are the counts divided by their total).
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::ports::{
+    BatchCounts, Completeness, Flatline, Gap, GroupCounts, QualityFilter, QualityStore, RecordCounts, RowCounts,
+    StatusCounts, StoreError,
+};
+
+/// The report's thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Thresholds {
+    /// A building is stale when its latest VALID day is more than this many days before today.
+    pub stale_days: u32,
+    /// A flatline is at least this many consecutive days with the same consumption.
+    pub flatline_days: u32,
+    /// At most this many gaps are listed (the totals count all of them).
+    pub max_gaps: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { stale_days: 3, flatline_days: 4, max_gaps: 100_000 }
+    }
+}
+
+/// Shares of a total per status, between 0 and 1 (0 when the total is 0).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct StatusShares {
+    /// VALID / total.
+    pub valid: f64,
+    /// INCOMPLETE / total.
+    pub incomplete: f64,
+    /// INCONSISTENT / total.
+    pub inconsistent: f64,
+}
+
+impl StatusShares {
+    /// The shares of `counts`.
+    pub fn of(counts: &StatusCounts) -> Self {
+        let share = |n: i64| if counts.total == 0 { 0.0 } else { n as f64 / counts.total as f64 };
+        StatusShares {
+            valid: share(counts.valid),
+            incomplete: share(counts.incomplete),
+            inconsistent: share(counts.inconsistent),
+        }
+    }
+}
+
+/// A building that is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleBuilding {
+    /// The building.
+    pub building_id: String,
+    /// Its latest VALID day (`None`: none at all).
+    pub last_valid_day: Option<NaiveDate>,
+    /// Days from then to today.
+    pub days_since_valid: Option<i64>,
+}
+
+/// The breakdowns of a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breakdowns {
+    /// Records per provider.
+    pub providers: Vec<GroupCounts<String>>,
+    /// Records per day (the time line).
+    pub days: Vec<GroupCounts<NaiveDate>>,
+    /// Payloads per batch.
+    pub batches: Vec<BatchCounts>,
+}
+
+/// The whole data-quality report for a filter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityReport {
+    /// The filter it covers.
+    pub filter: QualityFilter,
+    /// The day staleness and the expected ranges count from.
+    pub today: NaiveDate,
+    /// The thresholds used.
+    pub thresholds: Thresholds,
+    /// Curated records (one per key, showing the winning version).
+    pub records: RecordCounts,
+    /// Shares of the records per status.
+    pub shares: StatusShares,
+    /// Every received payload as classified on arrival (what `emdp validate` reports).
+    pub rows: RowCounts,
+    /// Completeness per building, with totals (the buildings breakdown).
+    pub completeness: Completeness,
+    /// The gaps, by building then day.
+    pub gaps: Vec<Gap>,
+    /// Stale buildings.
+    pub stale: Vec<StaleBuilding>,
+    /// Flatlines.
+    pub flatlines: Vec<Flatline>,
+    /// Breakdowns per provider, day and batch.
+    pub breakdowns: Breakdowns,
+}
+
+/// Computes the report for `filter`, with `today` as the reference day.
+pub async fn quality_report(
+    store: &dyn QualityStore,
+    filter: &QualityFilter,
+    today: NaiveDate,
+    thresholds: Thresholds,
+) -> Result<QualityReport, StoreError> {
+    // Independent queries: run them concurrently (each takes its own connection).
+    let (records, rows, (completeness, gaps), flatlines, providers, days, batches) = tokio::try_join!(
+        store.record_counts(filter),
+        store.row_counts(filter),
+        store.completeness_and_gaps(filter, today, thresholds.stale_days, thresholds.max_gaps),
+        store.flatlines(filter, thresholds.flatline_days),
+        store.by_provider(filter),
+        store.by_day(filter),
+        store.by_batch(filter),
+    )?;
+    let stale = completeness
+        .buildings
+        .iter()
+        .filter(|b| b.stale)
+        .map(|b| StaleBuilding {
+            building_id: b.building_id.clone(),
+            last_valid_day: b.last_valid_day,
+            days_since_valid: b.days_since_valid,
+        })
+        .collect();
+    Ok(QualityReport {
+        filter: filter.clone(),
+        today,
+        thresholds,
+        shares: StatusShares::of(&records.status),
+        records,
+        rows,
+        completeness,
+        gaps,
+        stale,
+        flatlines,
+        breakdowns: Breakdowns { providers, days, batches },
+    })
+}

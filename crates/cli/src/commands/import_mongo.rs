@@ -1,0 +1,106 @@
+//! `emdp import-mongo`: migrate the original MVP's MongoDB `energy_records` collection.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use emdp_app::ports::{Clock, FixedClock, SystemClock};
+use emdp_app::usecases::ingest::{IngestError, IngestSummary, Ingestor};
+use emdp_formats::MongoSource;
+
+use crate::commands::ingest::PolicyArg;
+use crate::commands::validate::{load_rules, print_table};
+use crate::db::DatabaseArgs;
+use crate::error::CliError;
+use crate::output::OutputFormat;
+
+/// Import a `mongoexport` dump of the original MVP's `energy_records` collection (MongoDB
+/// Extended JSON, one document per line or a JSON array). Every document is ingested like a
+/// file row, with its `_id` and `created_at` kept in the raw store; the dump's stored quality
+/// fields are ignored and recomputed. Safe to run again.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The dump (`mongoexport --collection energy_records [--jsonArray]`); `-` reads standard input.
+    pub file: String,
+    /// Quality thresholds as TOML.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// The last day that is not in the future (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
+    pub today: Option<NaiveDate>,
+    /// How conflicting duplicates are resolved.
+    #[arg(long, value_enum, default_value_t = PolicyArg::PreferValid)]
+    pub policy: PolicyArg,
+    /// How to print the summary (JSON: one object, the shape of `emdp ingest --output json`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// The batch's source name: `mongo:` and the dump's file name.
+fn source_name(path: &str) -> String {
+    let name = Path::new(path).file_name().and_then(|name| name.to_str()).unwrap_or(path);
+    format!("mongo:{name}")
+}
+
+/// Runs `emdp import-mongo`.
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let rules = Arc::new(load_rules(args.rules.as_ref())?);
+    let clock: Arc<dyn Clock> = match args.today {
+        Some(today) => Arc::new(FixedClock(today)),
+        None => Arc::new(SystemClock),
+    };
+    let path = args.file.clone();
+    let input: Box<dyn BufRead + Send> = if path == "-" {
+        Box::new(BufReader::with_capacity(crate::input::BUFFER, std::io::stdin()))
+    } else {
+        let file = File::open(&path)
+            .map_err(|err| CliError::Input { path: path.clone(), message: format!("cannot open: {err}") })?;
+        Box::new(BufReader::with_capacity(crate::input::BUFFER, file))
+    };
+    crate::db::block_on(async move {
+        let store = args.database.open().await?;
+        let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
+        let summary = ingestor.ingest(Box::new(MongoSource::new(input)), &source_name(&path), &()).await.map_err(
+            |err| match err {
+                IngestError::Source(err) => CliError::Input { path: path.clone(), message: err.to_string() },
+                IngestError::Store(err) => CliError::Store(err),
+                IngestError::Reader(message) => CliError::Input { path: path.clone(), message },
+            },
+        )?;
+        print_summary(&path, &summary, args.output)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = match output {
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut out, summary).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+        }
+        OutputFormat::Text => print_table(&mut out, path, &summary.quality).and_then(|()| {
+            writeln!(out)?;
+            writeln!(out, "  {:<26} {:>12}", "stored", "records")?;
+            writeln!(out, "  {:<26} {:>12}", "inserted", summary.stored.inserted)?;
+            writeln!(out, "  {:<26} {:>12}", "duplicates skipped", summary.stored.duplicates_skipped)?;
+            writeln!(out, "  {:<26} {:>12}", "conflicts", summary.stored.conflicts)?;
+            writeln!(out, "  batch {}", summary.batch_id)
+        }),
+    };
+    written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_source_is_named_after_the_file() {
+        assert_eq!(super::source_name("/tmp/dump/energy_records.json"), "mongo:energy_records.json");
+        assert_eq!(super::source_name("-"), "mongo:-");
+    }
+}

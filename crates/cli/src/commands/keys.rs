@@ -1,0 +1,135 @@
+//! `emdp keys`: create, list and revoke the HTTP API's keys.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use emdp_app::ports::{ApiKey, KeyStore, Role};
+use emdp_app::usecases::keys::{KeyError, KeyService};
+
+use crate::db::DatabaseArgs;
+use crate::error::CliError;
+use crate::output::OutputFormat;
+
+/// Manage API keys (`Authorization: Bearer <key>`).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create a key and print it once (only its hash is stored).
+    Create(CreateArgs),
+    /// List the keys (names, roles, prefixes, creation, last use, revocation).
+    List(ListArgs),
+    /// Revoke a key by name or id; requests with it are refused from then on.
+    Revoke(RevokeArgs),
+}
+
+/// `emdp keys create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// A unique name (who or what uses the key).
+    #[arg(long)]
+    pub name: String,
+    /// reader (GET), ingester (reader + validate and ingest) or admin (everything).
+    #[arg(long, value_parser = parse_role)]
+    pub role: Role,
+    /// How to print.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// `emdp keys list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// How to print.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// `emdp keys revoke`.
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    /// The key's name or id.
+    #[arg(value_name = "NAME|ID")]
+    pub key: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+}
+
+async fn service(database: &DatabaseArgs) -> Result<KeyService, CliError> {
+    let stores = emdp_storage::open_stores(&database.database_url).await.map_err(CliError::Store)?;
+    let store: Arc<dyn KeyStore> = stores.keys;
+    Ok(KeyService::new(store))
+}
+
+fn key_error(err: KeyError) -> CliError {
+    match err {
+        KeyError::Store(err) => CliError::Store(err),
+        other => CliError::Usage(other.to_string()),
+    }
+}
+
+fn time(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    time.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn print_table(keys: &[ApiKey]) {
+    println!(
+        "{:<6} {:<24} {:<9} {:<14} {:<20} {:<20} {:<20}",
+        "id", "name", "role", "prefix", "created", "last used", "revoked"
+    );
+    for key in keys {
+        println!(
+            "{:<6} {:<24} {:<9} {:<14} {:<20} {:<20} {:<20}",
+            key.id,
+            key.name,
+            key.role.as_str(),
+            key.prefix,
+            time(Some(key.created_at)),
+            time(key.last_used_at),
+            time(key.revoked_at)
+        );
+    }
+}
+
+/// Runs `emdp keys ...`.
+pub fn run(command: Command) -> Result<ExitCode, CliError> {
+    crate::db::block_on(async move {
+        match command {
+            Command::Create(args) => {
+                let created = service(&args.database).await?.create(&args.name, args.role).await.map_err(key_error)?;
+                match args.output {
+                    OutputFormat::Json => {
+                        let mut value = serde_json::to_value(&created.key).unwrap_or_default();
+                        value["key"] = serde_json::Value::String(created.secret);
+                        println!("{value}");
+                    }
+                    OutputFormat::Text => {
+                        println!("{}", created.secret);
+                        eprintln!(
+                            "emdp: created key '{}' (id {}, role {}): store it now, it is not shown again",
+                            created.key.name, created.key.id, created.key.role
+                        );
+                    }
+                }
+            }
+            Command::List(args) => {
+                let keys = service(&args.database).await?.list().await.map_err(key_error)?;
+                match args.output {
+                    OutputFormat::Json => println!("{}", serde_json::to_string(&keys).unwrap_or_default()),
+                    OutputFormat::Text => print_table(&keys),
+                }
+            }
+            Command::Revoke(args) => {
+                let key = service(&args.database).await?.revoke(&args.key).await.map_err(key_error)?;
+                eprintln!("emdp: revoked key '{}' (id {}) at {}", key.name, key.id, time(key.revoked_at));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,208 @@
+//! `emdp serve`: run the HTTP API on the stores, configured by [`crate::config::Config`]
+//! (defaults < config file < environment < these flags).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use emdp_api::state::GuardConfig;
+use emdp_api::{ApiConfig, AppState};
+use emdp_app::ports::{Clock, SystemClock};
+use emdp_app::usecases::analyze::Analyzer;
+use emdp_app::usecases::ingest::Ingestor;
+use emdp_app::usecases::keys::{KeyError, KeyService};
+
+use crate::commands::validate::load_rules;
+use crate::config::{Config, LogFormat};
+use crate::error::CliError;
+
+/// Run the HTTP API (`/api/v1`, the MVP's routes, `/docs`, `/redoc`, `/openapi.json`, `/metrics`).
+///
+/// Every flag overrides the same setting from the environment (`EMDP_*`, `DATABASE_URL`) and
+/// the config file (`emdp.toml` or `--config`); see `emdp config show`.
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// The config file (default: `EMDP_CONFIG`, else `emdp.toml` in the working directory if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default 127.0.0.1:8000; env EMDP_BIND].
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Quality thresholds as TOML [env EMDP_RULES].
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
+    /// How conflicting duplicates are resolved: prefer-valid, keep-first, keep-latest, manual
+    /// [env EMDP_POLICY].
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// The largest request body accepted, in bytes [default 10 MiB; env EMDP_BODY_LIMIT].
+    #[arg(long)]
+    pub body_limit: Option<String>,
+    /// The longest a request may take, in seconds, 0 for none [default 30; env EMDP_TIMEOUT_SECS].
+    #[arg(long)]
+    pub timeout_secs: Option<String>,
+    /// Requests handled at once, 0 for no cap [default 256; env EMDP_MAX_CONCURRENT].
+    #[arg(long)]
+    pub max_concurrent: Option<String>,
+    /// Serve without API keys (prints a warning) [env EMDP_NO_AUTH].
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Serve `/metrics` without a key [env EMDP_METRICS_PUBLIC].
+    #[arg(long)]
+    pub metrics_public: bool,
+    /// Requests per second per key or client IP [default 50; env EMDP_RATE_LIMIT_PER_SECOND].
+    #[arg(long)]
+    pub rate_limit_per_second: Option<String>,
+    /// Requests that may arrive at once per key or client IP [default 100; env EMDP_RATE_LIMIT_BURST].
+    #[arg(long)]
+    pub rate_limit_burst: Option<String>,
+    /// Logs as `pretty` or `json` [env EMDP_LOG_FORMAT].
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// The database [default sqlite://emdp.db; env DATABASE_URL].
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+impl Args {
+    /// The flags given, as (setting, value, flag).
+    pub fn overrides(&self) -> Vec<(&'static str, String, &'static str)> {
+        let mut flags = Vec::new();
+        let mut add = |key, value: &Option<String>, flag| {
+            if let Some(value) = value {
+                flags.push((key, value.clone(), flag));
+            }
+        };
+        add("database_url", &self.database_url, "--database-url");
+        add("server.bind", &self.bind, "--bind");
+        add("server.rules", &self.rules, "--rules");
+        add("server.policy", &self.policy, "--policy");
+        add("server.body_limit", &self.body_limit, "--body-limit");
+        add("server.timeout_secs", &self.timeout_secs, "--timeout-secs");
+        add("server.max_concurrent", &self.max_concurrent, "--max-concurrent");
+        add("rate_limit.per_second", &self.rate_limit_per_second, "--rate-limit-per-second");
+        add("rate_limit.burst", &self.rate_limit_burst, "--rate-limit-burst");
+        add("log.format", &self.log_format, "--log-format");
+        if self.no_auth {
+            flags.push(("auth.enabled", "false".to_owned(), "--no-auth"));
+        }
+        if self.metrics_public {
+            flags.push(("auth.metrics_public", "true".to_owned(), "--metrics-public"));
+        }
+        flags
+    }
+
+    /// The effective configuration.
+    pub fn load(&self) -> Result<Config, CliError> {
+        Config::load(self.config.as_deref(), &crate::config::process_env, &self.overrides())
+            .map_err(|err| CliError::Usage(err.to_string()))
+    }
+}
+
+/// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Installs the log subscriber: `RUST_LOG` if set, else the configured level; JSON or pretty,
+/// on standard error.
+fn init_logs(config: &Config) -> Result<(), CliError> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.trim().is_empty() => EnvFilter::try_new(&filter)
+            .map_err(|err| CliError::Usage(format!("configuration: RUST_LOG: invalid filter '{filter}': {err}")))?,
+        _ => EnvFilter::try_new(&config.log.level).map_err(|err| {
+            CliError::Usage(format!("configuration: log.level: invalid filter '{}': {err}", config.log.level))
+        })?,
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    Ok(())
+}
+
+/// Runs `emdp serve`.
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let config = args.load()?;
+    // Before anything records a metric.
+    emdp_api::telemetry::install_metrics();
+    init_logs(&config)?;
+    let rules = Arc::new(load_rules(config.server.rules.as_ref())?);
+    crate::db::block_on(async move {
+        let stores = emdp_storage::open_stores(&config.database_url).await.map_err(CliError::Store)?;
+        let keys = KeyService::new(stores.keys.clone());
+        let auth = match config.auth.enabled {
+            Some(true) => true,
+            Some(false) => {
+                eprintln!(
+                    "emdp: warning: authentication is disabled (--no-auth): anyone who can reach {} can read and change the data",
+                    config.server.bind
+                );
+                false
+            }
+            None => {
+                let any = keys.any().await.map_err(|err| match err {
+                    KeyError::Store(err) => CliError::Store(err),
+                    other => CliError::Usage(other.to_string()),
+                })?;
+                if !any {
+                    eprintln!(
+                        "emdp: warning: no API key exists, so authentication is off; create one with `emdp keys create --name NAME --role admin`"
+                    );
+                }
+                any
+            }
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ingestor = Ingestor::new(stores.records.clone(), rules.clone(), clock.clone(), config.policy());
+        let guard = GuardConfig {
+            auth,
+            metrics_public: config.auth.metrics_public,
+            rate_per_second: if config.rate_limit.enabled { config.rate_limit.per_second } else { 0.0 },
+            burst: config.rate_limit.burst,
+            timeout: config.timeout(),
+            max_concurrent: config.server.max_concurrent,
+        };
+        let state = AppState {
+            store: stores.records,
+            ingestor,
+            analyzer: Analyzer::new(stores.analytics),
+            quality: stores.quality,
+            duplicates: stores.duplicates,
+            keys,
+            rules,
+            clock,
+            config: Arc::new(ApiConfig { body_limit: config.server.body_limit, guard }),
+        };
+        let bind = config.server.bind;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|err| CliError::Usage(format!("cannot listen on {bind}: {err}")))?;
+        tracing::info!(address = %bind, database = %emdp_storage::redact(&config.database_url), auth, "emdp serving");
+        eprintln!("emdp: serving http://{bind} (docs at /docs, /redoc; metrics at /metrics)");
+        emdp_api::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(|err| CliError::Usage(format!("server error: {err}")))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,421 @@
+//! End-to-end tests of storage through the `emdp` binary: `ingest`, `records`, `migrate`,
+//! `import-mongo`, their exit codes, and a kill in the middle of an ingest.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    TODAY, arg, emdp, fails_with, generate_file, manifest_today, run_json, run_ok, sqlite_url, temp_dir, write_file,
+};
+use emdp_app::ports::{RecordFilter, RecordStore, StoredRecord};
+use serde_json::{Value, json};
+
+const HEADER: &str = "building_id,date,consumption,temperature,provider\n";
+
+/// Rows per ingest transaction (`emdp_app::usecases::ingest::CHUNK_ROWS`).
+const CHUNK_ROWS: u64 = 20_000;
+
+/// `emdp ingest FILE --database-url URL --today TODAY --output json`.
+fn ingest(file: &str, url: &str, today: &str) -> Value {
+    run_json(&["ingest", file, "--database-url", url, "--today", today, "--output", "json"])
+}
+
+/// The `validate`-shaped part of an ingest summary.
+fn quality(summary: &Value) -> Value {
+    let mut quality = summary.clone();
+    let object = quality.as_object_mut().unwrap();
+    object.remove("stored");
+    object.remove("batch_id");
+    quality
+}
+
+fn count(value: &Value, path: &str) -> u64 {
+    value.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("no count at {path} in {value}"))
+}
+
+/// Every record, as `emdp records list --output json` prints it (in pages).
+fn list_all(url: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["records", "list", "--limit", "100000", "--output", "json", "--database-url", url];
+        if let Some(after) = &after {
+            args.extend(["--after", after]);
+        }
+        let page = run_json(&args);
+        let page_items = page["items"].as_array().unwrap();
+        if page_items.is_empty() {
+            return items;
+        }
+        items.extend(page_items.iter().cloned());
+        after = Some(page["next_after"].to_string());
+    }
+}
+
+#[test]
+fn ingest_matches_the_manifest_and_a_second_ingest_changes_nothing() {
+    let dir = temp_dir();
+    let (file, manifest) = generate_file(&dir, "energy.csv", 10, 60, 3);
+    let url = sqlite_url(&dir, "emdp.db");
+    let today = manifest_today(&manifest);
+
+    let first = ingest(arg(&file), &url, &today);
+    assert_eq!(quality(&first), manifest["expected"], "the stored classification is validate's");
+    let total = count(&first, "/total");
+    assert_eq!(total, 600);
+    let stored = count(&first, "/stored/inserted")
+        + count(&first, "/stored/duplicates_skipped")
+        + count(&first, "/stored/conflicts");
+    assert_eq!(stored, total, "every row is inserted, skipped as a duplicate or kept as a conflict");
+    assert_eq!(count(&first, "/stored/duplicates_skipped"), count(&first, "/duplicates/exact"));
+    assert_eq!(count(&first, "/stored/conflicts"), count(&first, "/duplicates/conflicting"));
+    let records = list_all(&url);
+    assert_eq!(records.len() as u64, count(&first, "/stored/inserted"), "one record per new key");
+
+    let second = ingest(arg(&file), &url, &today);
+    assert_eq!(second["duplicates"], json!({"exact": total, "conflicting": 0}), "every row an exact duplicate");
+    assert_eq!(second["stored"], json!({"inserted": 0, "duplicates_skipped": total, "conflicts": 0}));
+    for status in ["valid", "incomplete", "inconsistent"] {
+        assert_eq!(second[status], first[status], "rows are classified the same way");
+    }
+    assert_ne!(second["batch_id"], first["batch_id"], "a second raw batch");
+    let after = list_all(&url);
+    let strip = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.as_object_mut().unwrap().remove("exact_duplicates");
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&records), "the curated store is unchanged");
+    let exact_before: u64 = records.iter().map(|r| r["exact_duplicates"].as_u64().unwrap()).sum();
+    let exact_after: u64 = after.iter().map(|r| r["exact_duplicates"].as_u64().unwrap()).sum();
+    assert_eq!(exact_after, exact_before + total, "each re-sent row is linked as an exact duplicate");
+}
+
+#[test]
+fn records_get_and_history_show_a_record_and_every_payload() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    let file = write_file(
+        &dir,
+        "in.csv",
+        format!("{HEADER}B1,2025-01-01,10,5,p\nB1,2025-01-01,10.0,5,p\nB1,2025-01-01,12,5,p\nB2,2025-01-01,-1,5,p\n"),
+    );
+    let summary = ingest(arg(&file), &url, TODAY);
+    assert_eq!(summary["stored"], json!({"inserted": 2, "duplicates_skipped": 1, "conflicts": 1}));
+
+    let list = run_json(&["records", "list", "--building", "B1", "--output", "json", "--database-url", &url]);
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let record = run_json(&["records", "get", &id.to_string(), "--output", "json", "--database-url", &url]);
+    assert_eq!(record["building_id"], "B1");
+    assert_eq!(record["consumption"], 12.0, "prefer_valid: both VALID, the latest wins");
+    assert_eq!(record["quality_status"], "VALID");
+    assert_eq!((record["versions"].as_i64(), record["exact_duplicates"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(
+        record["winner"],
+        json!({"batch_id": summary["batch_id"].as_str().unwrap().parse::<i64>().unwrap(), "line": 4})
+    );
+
+    let history = run_json(&["records", "history", &id.to_string(), "--output", "json", "--database-url", &url]);
+    let history = history.as_array().unwrap();
+    let payloads: Vec<&str> = history.iter().map(|h| h["payload"].as_str().unwrap()).collect();
+    assert_eq!(payloads, ["B1,2025-01-01,10,5,p", "B1,2025-01-01,10.0,5,p", "B1,2025-01-01,12,5,p"]);
+    let admissions: Vec<&str> = history.iter().map(|h| h["admission"].as_str().unwrap()).collect();
+    assert_eq!(admissions, ["new", "exact", "conflicting"]);
+    assert_eq!(history.iter().map(|h| h["winner"].as_bool().unwrap()).collect::<Vec<_>>(), [false, false, true]);
+    assert_eq!(history[0]["source"], arg(&file));
+    assert_eq!(history[0]["header"], HEADER.trim_end());
+    assert_eq!(history[0]["line"], 2);
+    assert_eq!(history[0]["original_id"], Value::Null, "files have no original id");
+
+    let text = run_ok(&["records", "history", &id.to_string(), "--database-url", &url]);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.contains("[winner]"), "{text}");
+    let table = run_ok(&["records", "list", "--database-url", &url]);
+    assert!(table.contains("B2") && table.contains("consumption_non_positive"), "{table}");
+
+    let missing = fails_with(2, &["records", "get", "999999", "--database-url", &url]);
+    assert!(missing.contains("no record with id 999999"), "{missing}");
+}
+
+#[test]
+fn migrate_creates_and_reports_the_schema() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "fresh.db");
+    let first = run_ok(&["migrate", "--database-url", &url]);
+    assert!(first.contains("schema up to date") && first.contains(&url), "{first}");
+    assert!(dir.path().join("fresh.db").exists(), "the SQLite file is created");
+    let again = run_ok(&["migrate", "--database-url", &url]);
+    assert_eq!(again, first, "migrating twice changes nothing");
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_exits_3() {
+    let dir = temp_dir();
+    let file = write_file(&dir, "in.csv", format!("{HEADER}B1,2025-01-01,10,5,p\n"));
+    let stderr = fails_with(3, &["ingest", arg(&file), "--database-url", "sqlite:///nonexistent-dir/x.db"]);
+    assert!(stderr.contains("database unavailable"), "{stderr}");
+    let started = Instant::now();
+    let stderr = fails_with(3, &["records", "list", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
+    assert!(stderr.contains("database unavailable") && stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "an unreachable server fails fast");
+    let stderr = fails_with(3, &["migrate", "--database-url", "mysql://localhost/x"]);
+    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+}
+
+#[test]
+fn a_bad_input_file_exits_2_naming_it() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    let missing = dir.path().join("missing.csv");
+    let stderr = fails_with(2, &["ingest", arg(&missing), "--database-url", &url]);
+    assert!(stderr.contains(arg(&missing)) && stderr.contains("cannot open"), "{stderr}");
+    let unknown = write_file(&dir, "data.txt", "x");
+    let stderr = fails_with(2, &["ingest", arg(&unknown), "--database-url", &url]);
+    assert!(stderr.contains(arg(&unknown)), "{stderr}");
+}
+
+#[test]
+fn a_file_that_fails_part_way_leaves_nothing_of_it_written() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    let good = write_file(&dir, "good.csv", format!("{HEADER}B1,2025-01-01,10,5,p\nB2,2025-01-01,10,5,p\n"));
+    let bad_header = write_file(&dir, "bad.csv", "building_id,date,consumption,temperature\nB3,2025-01-01,1,2\n");
+    let broken = write_file(
+        &dir,
+        "broken.json",
+        r#"[{"building_id":"B4","date":"2025-01-01","consumption":1,"temperature":2,"provider":"p"},
+           {"building_id":"B5","date":"2025-01-01","consumption":1,"temperature":2,"provider":"p"}, {"#,
+    );
+
+    // The first file is stored (its own batch); the second stops the command.
+    let output = emdp()
+        .args(["ingest", arg(&good), arg(&bad_header), "--database-url", &url, "--output", "json", "--today", TODAY])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(arg(&bad_header)) && stderr.contains("provider"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1, "the first file's summary");
+
+    let stderr = fails_with(2, &["ingest", arg(&broken), "--database-url", &url, "--today", TODAY]);
+    assert!(stderr.contains(arg(&broken)) && stderr.contains("line 2"), "{stderr}");
+
+    let buildings: Vec<Value> = list_all(&url).iter().map(|r| r["building_id"].clone()).collect();
+    assert_eq!(buildings, [json!("B1"), json!("B2")], "nothing of the failed files");
+}
+
+// --- import-mongo -------------------------------------------------------------------------
+
+const MONGO_DOCS: [&str; 6] = [
+    r#"{"_id":{"$oid":"65a1b2c3d4e5f60718293a4b"},"building_id":"B1","date":{"$date":{"$numberLong":"1705276800000"}},"consumption":{"$numberDouble":"12.5"},"temperature":{"$numberInt":"21"},"provider":"acme","data_quality":"invalid","created_at":{"$date":{"$numberLong":"1705312800000"}}}"#,
+    r#"{"_id":{"$oid":"65a1b2c3d4e5f60718293a4c"},"building_id":"B2","date":{"$date":"2024-01-15T00:00:00Z"},"consumption":7,"temperature":-3.5,"provider":"acme","data_quality":"valid","quality_status":"INVALID","is_duplicate":true,"created_at":{"$date":"2024-01-15T11:00:00Z"}}"#,
+    r#"{"_id":{"$oid":"65a1b2c3d4e5f60718293a4d"},"building_id":"B3","date":"2024-01-16","consumption":{"$numberDecimal":"-3"},"temperature":20,"provider":"acme"}"#,
+    r#"[1,2]"#,
+    r#"{"_id":{"$oid":"65a1b2c3d4e5f60718293a4e"},"building_id":"B4"}"#,
+    r#"{"_id":{"$oid":"65a1b2c3d4e5f60718293a4f"},"building_id":"B1","date":"2024-01-15","consumption":12.50,"temperature":21,"provider":"acme","created_at":{"$date":"2024-01-16T09:00:00Z"}}"#,
+];
+
+fn import_mongo(file: &str, url: &str) -> Value {
+    run_json(&["import-mongo", file, "--database-url", url, "--today", TODAY, "--output", "json"])
+}
+
+#[test]
+fn import_mongo_recomputes_quality_and_keeps_original_ids() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    let dump = write_file(&dir, "energy_records.json", MONGO_DOCS.join("\n") + "\n");
+    let summary = import_mongo(arg(&dump), &url);
+    assert_eq!(
+        (count(&summary, "/total"), count(&summary, "/valid"), count(&summary, "/incomplete")),
+        (6, 3, 2),
+        "{summary}"
+    );
+    assert_eq!(count(&summary, "/inconsistent"), 1);
+    assert_eq!(summary["duplicates"], json!({"exact": 1, "conflicting": 0}), "the re-sent B1 reading");
+    assert_eq!(count(&summary, "/reasons/malformed_row"), 1);
+    assert_eq!(count(&summary, "/reasons/consumption_non_positive"), 1);
+    assert_eq!(summary["stored"], json!({"inserted": 5, "duplicates_skipped": 1, "conflicts": 0}));
+
+    let list = run_json(&["records", "list", "--building", "B1", "--output", "json", "--database-url", &url]);
+    let b1 = &list["items"][0];
+    assert_eq!((b1["date"].as_str(), b1["consumption"].as_f64()), (Some("2024-01-15"), Some(12.5)));
+    let history = run_json(&["records", "history", &b1["id"].to_string(), "--output", "json", "--database-url", &url]);
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["payload"], MONGO_DOCS[0], "the document exactly as exported");
+    assert_eq!(history[0]["original_id"], "65a1b2c3d4e5f60718293a4b");
+    assert_eq!(history[0]["original_created_at"], "2024-01-15T10:00:00Z");
+    assert_eq!(history[0]["source"], "mongo:energy_records.json");
+    assert_eq!(history[1]["original_id"], "65a1b2c3d4e5f60718293a4f");
+    assert_eq!(history[1]["original_created_at"], "2024-01-16T09:00:00Z");
+    assert_eq!(history[1]["admission"], "exact");
+
+    // Importing the same dump again adds nothing, as for `emdp ingest`.
+    let again = import_mongo(arg(&dump), &url);
+    assert_eq!(again["stored"], json!({"inserted": 0, "duplicates_skipped": 6, "conflicts": 0}));
+
+    // The same documents as a JSON array (`mongoexport --jsonArray`) give the same result.
+    let array = write_file(&dir, "array.json", format!("[\n{}\n]\n", MONGO_DOCS.join(",\n")));
+    let from_array = import_mongo(arg(&array), &sqlite_url(&dir, "other.db"));
+    assert_eq!(quality(&from_array), quality(&summary));
+
+    let stderr = fails_with(2, &["import-mongo", arg(&dir.path().join("none.json")), "--database-url", &url]);
+    assert!(stderr.contains("none.json") && stderr.contains("cannot open"), "{stderr}");
+    let broken = write_file(&dir, "broken.json", "[{\"building_id\":\"B1\"},\n{");
+    let stderr = fails_with(2, &["import-mongo", arg(&broken), "--database-url", &url]);
+    assert!(stderr.contains("broken.json") && stderr.contains("line 2"), "{stderr}");
+}
+
+// --- kill in the middle of an ingest ------------------------------------------------------
+
+/// Every record of a store, read in pages.
+async fn all_records(store: &Arc<dyn RecordStore>) -> Vec<StoredRecord> {
+    let mut records = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_records(&RecordFilter::default(), after, 100_000).await.expect("list records");
+        let Some(last) = page.last() else { return records };
+        after = Some(last.id);
+        records.extend(page);
+    }
+}
+
+/// Raw rows linked to stored records: each record has one raw row per version plus one per
+/// exact duplicate.
+fn linked_raw_rows(records: &[StoredRecord]) -> u64 {
+    records.iter().map(|r| (r.state.versions + r.exact_duplicates) as u64).sum()
+}
+
+type Reading = (String, String, String);
+
+/// A record's key (`None` for records identified by their content) and what it shows.
+fn shown(record: &StoredRecord) -> (Option<Reading>, String) {
+    let f = &record.state.fields;
+    let key = record.keyed.then(|| {
+        (
+            f.building_id.clone().unwrap_or_default(),
+            f.date.map(|d| d.to_string()).unwrap_or_default(),
+            f.provider.clone().unwrap_or_default(),
+        )
+    });
+    let state = format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {} {} {}",
+        f.building_id,
+        f.date,
+        f.provider,
+        f.consumption,
+        f.temperature,
+        record.state.status,
+        record.state.reasons.bits(),
+        record.state.versions,
+        record.state.pending
+    );
+    (key, state)
+}
+
+fn status_counts(records: &[StoredRecord]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for record in records {
+        *counts.entry(record.state.status.as_str().to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+/// Starts an ingest of a ~300,000-row file, SIGKILLs it once a chunk is committed, checks the
+/// stores are at a chunk boundary and consistent, re-runs the ingest and compares the result
+/// with a clean ingest of the same file into `clean`.
+async fn killed_ingest_resumes_to_a_clean_result(killed: emdp_testkit::TestStore, clean: emdp_testkit::TestStore) {
+    let dir = temp_dir();
+    let (file, manifest) = generate_file(&dir, "big.csv", 300, 1000, 3);
+    let today = manifest_today(&manifest);
+    let total = count(&manifest, "/expected/total");
+    assert_eq!(total, 300_000);
+    let args = ["ingest", arg(&file), "--database-url", &killed.url, "--today", &today, "--output", "json"];
+
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("emdp"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("emdp starts");
+    let started = Instant::now();
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the ingest finished before a kill: use a larger file");
+        let page = killed.store.list_records(&RecordFilter::default(), None, 1).await.expect("poll the store");
+        if !page.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(180), "no chunk committed within 180 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+
+    // Consistent after the kill: whole chunks, every raw row linked to a record that exists,
+    // at most one record per key.
+    let partial = all_records(&killed.store).await;
+    let raw = linked_raw_rows(&partial);
+    assert!(raw > 0 && (raw.is_multiple_of(CHUNK_ROWS) || raw == total), "raw rows at a chunk boundary: {raw}");
+    let keys: Vec<Reading> = partial.iter().filter_map(|r| shown(r).0).collect();
+    let distinct: HashSet<&Reading> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "one record per key");
+    assert!(partial.iter().all(|r| r.state.versions >= 1));
+
+    // Re-running the same ingest completes it.
+    let resumed = run_json(&args);
+    assert_eq!(count(&resumed, "/total"), total);
+
+    let reference = ingest(arg(&file), &clean.url, &today);
+    assert_eq!(quality(&reference), manifest["expected"]);
+    for status in ["valid", "incomplete", "inconsistent"] {
+        assert_eq!(resumed[status], reference[status], "{status}");
+    }
+    let expected = all_records(&clean.store).await;
+    let finished = all_records(&killed.store).await;
+    assert!(partial.len() <= expected.len(), "no more records than distinct keys");
+    assert_eq!(
+        count(&resumed, "/stored/inserted"),
+        (expected.len() - partial.len()) as u64,
+        "the re-run inserts exactly the missing records"
+    );
+    assert_eq!(finished.len(), expected.len(), "no duplicates created");
+    assert_eq!(status_counts(&finished), status_counts(&expected));
+    let mut finished_shown: Vec<_> = finished.iter().map(shown).collect();
+    let mut expected_shown: Vec<_> = expected.iter().map(shown).collect();
+    finished_shown.sort();
+    expected_shown.sort();
+    assert!(finished_shown == expected_shown, "the same records with the same values and classifications");
+    let expected_keys: HashSet<Reading> = expected_shown.into_iter().filter_map(|(key, _)| key).collect();
+    assert!(distinct.iter().all(|key| expected_keys.contains(*key)), "records after the kill are real keys");
+    assert_eq!(linked_raw_rows(&finished), raw + total, "the killed batch's rows plus a whole new batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_ingest_resumes_without_duplicates_sqlite() {
+    killed_ingest_resumes_to_a_clean_result(emdp_testkit::sqlite().await, emdp_testkit::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_ingest_resumes_without_duplicates_postgres() {
+    let (Some(killed), Some(clean)) = (emdp_testkit::postgres().await, emdp_testkit::postgres().await) else {
+        return;
+    };
+    killed_ingest_resumes_to_a_clean_result(killed, clean).await;
+}
+
+#[test]
+fn the_summary_is_printed_as_a_table_by_default() {
+    let dir = temp_dir();
+    let file = write_file(&dir, "in.csv", format!("{HEADER}B1,2025-01-01,10,5,p\n"));
+    let text = run_ok(&["ingest", arg(&file), "--database-url", &sqlite_url(&dir, "emdp.db"), "--today", TODAY]);
+    assert!(text.contains("inserted") && text.contains("batch "), "{text}");
+}

@@ -1,0 +1,121 @@
+//! `emdp keys`, `emdp config show`, `emdp serve` start-up checks and `emdp health`, run as an
+//! operator would.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{emdp, fails_with_2, run_json, run_ok, sqlite_url, temp_dir, write_file};
+
+#[test]
+fn keys_are_created_once_listed_and_revoked() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "keys.db");
+    let created =
+        run_json(&["keys", "create", "--name", "ops", "--role", "admin", "--output", "json", "--database-url", &url]);
+    let secret = created["key"].as_str().unwrap();
+    assert!(secret.starts_with("emdp_") && secret.len() == 48, "{created}");
+    assert_eq!(created["role"], "admin");
+    assert_eq!(created["prefix"], &secret[..13]);
+    let text = run_ok(&["keys", "create", "--name", "loader", "--role", "ingester", "--database-url", &url]);
+    assert!(text.trim().starts_with("emdp_") && text.lines().count() == 1, "text output is the key alone: {text}");
+
+    let listed = run_json(&["keys", "list", "--output", "json", "--database-url", &url]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!((listed[0]["name"].as_str(), listed[1]["role"].as_str()), (Some("ops"), Some("ingester")));
+    let all = serde_json::to_string(listed).unwrap();
+    assert!(!all.contains(secret) && !all.contains("hash"), "neither the key nor its hash is shown: {all}");
+
+    run_ok(&["keys", "revoke", "ops", "--database-url", &url]);
+    let listed = run_json(&["keys", "list", "--output", "json", "--database-url", &url]);
+    assert!(listed[0]["revoked_at"].is_string() && listed[1]["revoked_at"].is_null(), "{listed}");
+    let id = listed[1]["id"].to_string();
+    run_ok(&["keys", "revoke", &id, "--database-url", &url]);
+
+    assert!(fails_with_2(&["keys", "revoke", "nobody", "--database-url", &url]).contains("no key named"));
+    assert!(
+        fails_with_2(&["keys", "create", "--name", "ops", "--role", "reader", "--database-url", &url])
+            .contains("exists already")
+    );
+    fails_with_2(&["keys", "create", "--name", "x", "--role", "root", "--database-url", &url]);
+}
+
+#[test]
+fn config_show_applies_file_env_and_flags_and_hides_secrets() {
+    let dir = temp_dir();
+    write_file(&dir, "emdp.toml", "[server]\nbind = \"0.0.0.0:9000\"\ntimeout_secs = 5\nmax_concurrent = 9\n");
+    write_file(&dir, ".env", "EMDP_RATE_LIMIT_BURST=7\nEMDP_TIMEOUT_SECS=99\n");
+    let output = emdp()
+        .current_dir(dir.path())
+        .env("EMDP_TIMEOUT_SECS", "6")
+        .env("DATABASE_URL", "postgres://emdp:hunter2@db:5432/emdp")
+        .args(["config", "show", "--bind", "127.0.0.1:9200"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("bind = \"127.0.0.1:9200\""), "the flag wins: {stdout}");
+    assert!(stdout.contains("timeout_secs = 6"), "the environment beats .env and the file: {stdout}");
+    assert!(stdout.contains("max_concurrent = 9"), "the file beats defaults: {stdout}");
+    assert!(stdout.contains("burst = 7"), ".env fills unset variables: {stdout}");
+    assert!(stdout.contains("postgres://emdp:***@db:5432/emdp") && !stdout.contains("hunter2"), "{stdout}");
+}
+
+#[test]
+fn invalid_configuration_stops_serve_with_exit_2_naming_the_key() {
+    let dir = temp_dir();
+    let output = emdp().current_dir(dir.path()).env("EMDP_BIND", "nowhere").args(["serve"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("EMDP_BIND (server.bind): invalid value 'nowhere'"), "{stderr}");
+    let bad = write_file(&dir, "bad.toml", "[server]\nbnid = 1\n");
+    let stderr = fails_with_2(&["config", "show", "--config", bad.to_str().unwrap()]);
+    assert!(stderr.contains("bnid"), "{stderr}");
+    let stderr = fails_with_2(&["serve", "--rate-limit-burst", "many"]);
+    assert!(stderr.contains("--rate-limit-burst (rate_limit.burst)"), "{stderr}");
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "serve.db");
+    run_ok(&["keys", "create", "--name", "ops", "--role", "admin", "--database-url", &url]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let base = format!("http://{bind}");
+    let server = std::process::Command::new(assert_cmd::cargo::cargo_bin("emdp"))
+        .current_dir(dir.path())
+        .args(["serve", "--bind", &bind, "--database-url", &url, "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Killed(server);
+    let started = Instant::now();
+    loop {
+        let status = emdp().args(["health", "--url", &base, "--timeout", "1"]).output().unwrap().status;
+        if status.success() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A key exists, so the records need one.
+    let output = emdp().args(["health", "--url", &base, "--path", "/api/v1/records"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("answered 401"));
+    // Nothing listens here.
+    let output = emdp().args(["health", "--url", "http://127.0.0.1:1", "--timeout", "1"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
