@@ -13,10 +13,10 @@ function request()
   local lines = {}
   for i = 1, 1000 do
     local day = (i % 28) + 1
-    local month = ((i // 28) % 12) + 1
+    local month = (math.floor(i / 28) % 12) + 1
     lines[i] = string.format(
       '{"building_id":"W%d-%d-%d","date":"2024-%02d-%02d","consumption":%d.5,"temperature":%d,"provider":"bench"}',
-      tid, counter, i // 336, month, day, 100 + i, i % 30)
+      tid, counter, math.floor(i / 336), month, day, 100 + i, i % 30)
   end
   return wrk.format("POST", "/api/v1/records", {["Content-Type"] = "application/x-ndjson"}, table.concat(lines, "\n"))
 end

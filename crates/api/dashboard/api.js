@@ -110,10 +110,13 @@ export function streamEvents(path, onEvent, onState = () => {}, retryMs = 3000) 
   const controller = new AbortController();
   let stopped = false;
   let timer = null;
+  let lastId = null;
   async function run() {
     try {
+      const headers = authHeaders({ Accept: 'text/event-stream' });
+      if (lastId !== null) headers['Last-Event-ID'] = lastId;
       const response = await fetch(`/api/v1${path}`, {
-        headers: authHeaders({ Accept: 'text/event-stream' }),
+        headers,
         signal: controller.signal,
         cache: 'no-store',
       });
@@ -143,6 +146,7 @@ export function streamEvents(path, onEvent, onState = () => {}, retryMs = 3000) 
               else if (field === 'event') message.event = text;
               else if (field === 'id') message.id = text;
             }
+            if (message.id !== null) lastId = message.id;
             if (data.length) {
               message.data = data.join('\n');
               onEvent(message);

@@ -237,14 +237,14 @@ async function overviewPage(main, live) {
     status,
     kpis,
     section('Records per status per day', chart),
-    h('div', { class: 'two' }, section('Top reason codes', reasons), section('Per provider', providers)),
+    h('div', { class: 'two wide-right' }, section('Top reason codes', reasons), section('Per provider', providers)),
   );
 
   const started = performance.now();
   const withAlerts = await hasAlerts();
   const [report, alerts] = await Promise.all([
     api(`/quality/overview${query(filters)}`),
-    withAlerts ? api('/alerts').catch(() => null) : Promise.resolve(null),
+    withAlerts ? api('/alerts?state=firing&limit=1000').catch(() => null) : Promise.resolve(null),
   ]);
   if (!live()) return;
   const elapsed = Math.round(performance.now() - started);
@@ -269,7 +269,8 @@ async function overviewPage(main, live) {
   );
   if (alerts) {
     const firing = alertList(alerts).filter((alert) => alertState(alert) === 'firing').length;
-    kpis.append(kpi('alerts', 'Firing alerts', fmtInt(firing), h('a', { href: '/ui/alerts' }, 'see alerts')));
+    const more = alerts.next_cursor ? '+' : '';
+    kpis.append(kpi('alerts', '⚠ Firing alerts', `${fmtInt(firing)}${more}`, h('a', { href: '/ui/alerts' }, 'see alerts')));
   }
 
   const { days, later } = dailySeries(report.breakdowns.days, report.today);
@@ -277,7 +278,10 @@ async function overviewPage(main, live) {
   else chart.append(h('p', { class: 'muted' }, 'No dated records.'));
   if (later) chart.after(h('p', { class: 'muted' }, `${fmtInt(later)} records dated after ${report.today} (date_in_future) are not charted.`));
 
-  const reasonRows = Object.entries(r.reasons).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).slice(0, 10);
+  const reasonRows = Object.entries(r.reasons)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, 10);
   const maxReason = reasonRows.length ? reasonRows[0][1] : 1;
   reasons.append(
     table(
@@ -723,8 +727,8 @@ async function alertsPage(main, live) {
           { label: 'State', key: 'state', cell: (a) => stateTag(alertState(a)) },
           { label: 'Severity', key: 'severity', cell: (a) => a.severity || '—' },
           { label: 'Rule', key: 'rule', cell: (a) => a.rule_name || a.rule || a.rule_id || '—' },
-          { label: 'Building', key: 'building', cell: (a) => (a.building_id ? h('a', { href: `/ui/buildings/${encodeURIComponent(a.building_id)}` }, a.building_id) : '—') },
-          { label: 'Message', key: 'message', cell: (a) => a.message || a.summary || a.description || '—' },
+          { label: 'Building', key: 'building', cell: (a) => buildingLink(a.building || a.building_id) },
+          { label: 'Message', key: 'message', cell: (a) => a.message || a.subject || '—' },
           { label: 'Since', key: 'since', cell: (a) => String(a.fired_at || a.started_at || a.created_at || '—').replace('T', ' ').slice(0, 19) },
           {
             label: 'Acknowledge',
@@ -782,8 +786,10 @@ async function alertsPage(main, live) {
   cleanups.push(stop);
 }
 
+const buildingLink = (id) => (id ? h('a', { href: `/ui/buildings/${encodeURIComponent(id)}` }, id) : '—');
+
 function stateTag(state) {
-  if (state === 'firing') return h('span', { class: 'badge inconsistent' }, h('span', { 'aria-hidden': 'true' }, '🔔'), ' firing');
+  if (state === 'firing') return h('span', { class: 'badge inconsistent' }, h('span', { 'aria-hidden': 'true' }, '⚠'), ' firing');
   if (state === 'resolved') return h('span', { class: 'badge valid' }, h('span', { 'aria-hidden': 'true' }, '✓'), ' resolved');
   return h('span', { class: 'badge incomplete' }, h('span', { 'aria-hidden': 'true' }, '•'), ` ${state || 'unknown'}`);
 }

@@ -56,7 +56,7 @@ export function stackedDaily(container, days) {
         series('✓ VALID', COLORS.VALID, 3),
       ],
       axes: [{}, { label: 'records', size: 60 }],
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.05] } },
     },
     [xs, top3, top2, valid],
   );

@@ -15,11 +15,11 @@
 //! 1,000,000-record overview does not show and which dominate the report's cost.
 
 use axum::extract::{Path, State};
-use axum::{Json, Router};
-use emdp_app::usecases::report::{StatusShares, Thresholds};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
+use emdp_app::usecases::report::{StatusShares, Thresholds};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryParams;
@@ -38,7 +38,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/api.js")),
     ("charts.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/charts.js")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../dashboard/style.css")),
-    ("vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/vendor/uPlot.iife.min.js")),
+    (
+        "vendor/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../dashboard/vendor/uPlot.iife.min.js"),
+    ),
     ("vendor/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../dashboard/vendor/uPlot.min.css")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../dashboard/favicon.svg")),
     ("vendor/LICENSE", "text/plain; charset=utf-8", include_bytes!("../dashboard/vendor/LICENSE")),
@@ -78,7 +82,8 @@ pub async fn overview(State(state): State<AppState>, query: QueryParams) -> ApiR
     let stale_days = query.get("stale_days", "a number of days")?.unwrap_or(Thresholds::default().stale_days);
     let today = query.date("today")?.unwrap_or_else(|| state.clock.today());
     let store = state.quality.as_ref();
-    let per_building = filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();
+    let per_building =
+        filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();
     let buildings = async {
         if per_building {
             let list = state.analyzer.buildings().await?;
@@ -170,7 +175,9 @@ mod tests {
     #[test]
     fn the_page_has_no_inline_script_or_external_host() {
         assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style="));
-        for (name, _, bytes) in ASSETS.iter().filter(|(name, kind, _)| !name.starts_with("vendor/") && kind.starts_with("text/")) {
+        for (name, _, bytes) in
+            ASSETS.iter().filter(|(name, kind, _)| !name.starts_with("vendor/") && kind.starts_with("text/"))
+        {
             let text = std::str::from_utf8(bytes).unwrap();
             assert!(!text.contains("http://") && !text.contains("https://"), "{name} names an external host");
         }

@@ -26,7 +26,7 @@ pub use docs::ApiDoc;
 pub use error::{ApiError, Problem};
 pub use state::{ApiConfig, AppState};
 
-use crate::routes::{buildings, meta, quality, records, seed};
+use crate::routes::{alerts, buildings, meta, quality, records, seed};
 
 /// The whole application.
 #[allow(deprecated)] // The MVP's routes are deprecated for clients, not for us.
@@ -50,6 +50,12 @@ pub fn router(state: AppState) -> Router {
         .route("/duplicates", get(quality::duplicates))
         .route("/duplicates:resolve", post(quality::resolve_groups))
         .route("/duplicates/{target}", post(quality::resolve))
+        .route("/alert-rules", get(alerts::list_rules).post(alerts::create_rule))
+        .route("/alert-rules/{id}", get(alerts::get_rule).put(alerts::update_rule).delete(alerts::delete_rule))
+        .route("/alerts", get(alerts::list_alerts))
+        .route("/alerts/stream", get(alerts::stream))
+        .route("/alerts/{target}", get(alerts::get_alert).post(alerts::ack))
+        .route("/alerts/{target}/deliveries", get(alerts::deliveries))
         .route("/rules", get(meta::rules))
         .route("/health", get(meta::health))
         .route("/ready", get(meta::ready));

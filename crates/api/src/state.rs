@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use emdp_app::ports::{Clock, DuplicateStore, QualityStore, RecordStore};
+use emdp_app::usecases::alerts::AlertEngine;
 use emdp_app::usecases::analyze::Analyzer;
 use emdp_app::usecases::ingest::Ingestor;
 use emdp_app::usecases::keys::KeyService;
@@ -75,4 +76,6 @@ pub struct AppState {
     pub keys: KeyService,
     /// HTTP settings.
     pub config: Arc<ApiConfig>,
+    /// Alert rules, their evaluation and the live alert events.
+    pub alerts: AlertEngine,
 }

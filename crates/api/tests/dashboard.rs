@@ -16,7 +16,9 @@ const CSV: &str = "building_id,date,consumption,temperature,provider\n\
 
 async fn overview_equals_the_report(server: Server) {
     assert_eq!(server.send(Method::POST, "/api/v1/records", "text/csv", CSV).await.0, 201);
-    for filters in ["", "?provider=q", "?building_id=B1", "?building_id=NOPE", "?from=2025-01-02&to=2025-06-29", "?stale_days=30"] {
+    for filters in
+        ["", "?provider=q", "?building_id=B1", "?building_id=NOPE", "?from=2025-01-02&to=2025-06-29", "?stale_days=30"]
+    {
         let (status, overview) = server.get(&format!("/api/v1/quality/overview{filters}")).await;
         assert_eq!(status, 200, "{filters}: {overview}");
         let (status, report) = server.get(&format!("/api/v1/quality/report{filters}")).await;
@@ -25,7 +27,10 @@ async fn overview_equals_the_report(server: Server) {
             assert_eq!(overview[field], report[field], "{filters}: {field}");
         }
         for field in ["buildings", "stale"] {
-            assert_eq!(overview["completeness"]["totals"][field], report["completeness"]["totals"][field], "{filters}: {field}");
+            assert_eq!(
+                overview["completeness"]["totals"][field], report["completeness"]["totals"][field],
+                "{filters}: {field}"
+            );
         }
         for field in ["providers", "days"] {
             assert_eq!(overview["breakdowns"][field], report["breakdowns"][field], "{filters}: {field}");
@@ -76,7 +81,8 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn files_are_public_when_keys_are_required() {
                 let Some(store) = $open else { return };
-                let config = ApiConfig { guard: GuardConfig { auth: true, ..GuardConfig::default() }, ..ApiConfig::default() };
+                let config =
+                    ApiConfig { guard: GuardConfig { auth: true, ..GuardConfig::default() }, ..ApiConfig::default() };
                 super::files_are_public_when_keys_are_required(start_with_config(store, config).await).await;
             }
         }

@@ -21,3 +21,67 @@ pub use webhook::{WebhookConfig, WebhookNotifier, sign};
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// What `emdp serve` runs next to the API.
+#[derive(Debug, Clone, Default)]
+pub struct RealtimeOptions {
+    /// The broker to ingest from and publish alerts to (`mqtt://HOST:PORT`).
+    pub mqtt_url: Option<String>,
+    /// Topic filters to subscribe to (default `energy/+/records`).
+    pub mqtt_topics: Vec<String>,
+    /// Webhook URLs for alert events.
+    pub webhook_urls: Vec<String>,
+    /// The webhooks' HMAC-SHA256 secret.
+    pub webhook_secret: Option<String>,
+    /// How often staleness rules are checked (default 10 s).
+    pub staleness_every: Option<std::time::Duration>,
+}
+
+/// The running real-time tasks; dropping this stops them.
+pub struct Realtime {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    publisher: Option<AlertPublisher>,
+    notifier: Option<WebhookNotifier>,
+}
+
+impl Drop for Realtime {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(notifier) = self.notifier.take() {
+            notifier.stop();
+        }
+        if let Some(publisher) = self.publisher.take() {
+            drop(tokio::spawn(publisher.stop()));
+        }
+    }
+}
+
+/// Starts the staleness checks, and as configured the MQTT subscriber, the MQTT alert
+/// publisher and the webhook notifier. Must run inside a Tokio runtime.
+pub fn start(
+    options: &RealtimeOptions,
+    ingestor: emdp_app::usecases::ingest::Ingestor,
+    alerts: &emdp_app::usecases::alerts::AlertEngine,
+) -> Result<Realtime, String> {
+    let mut realtime = Realtime { tasks: Vec::new(), publisher: None, notifier: None };
+    realtime.tasks.push(alerts.spawn_staleness(options.staleness_every.unwrap_or(std::time::Duration::from_secs(10))));
+    if !options.webhook_urls.is_empty() {
+        let secret = options.webhook_secret.clone().ok_or("--webhook-url needs --webhook-secret")?;
+        let config = WebhookConfig::new(options.webhook_urls.clone(), secret);
+        realtime.notifier = Some(WebhookNotifier::spawn(config, alerts.store().clone(), alerts.subscribe())?);
+    }
+    if let Some(url) = &options.mqtt_url {
+        let topics = if options.mqtt_topics.is_empty() {
+            vec!["energy/+/records".to_owned()]
+        } else {
+            options.mqtt_topics.clone()
+        };
+        let config = MqttConfig::new(url, topics)?;
+        realtime.publisher = Some(AlertPublisher::spawn(&config, alerts.subscribe()));
+        realtime.tasks.push(Subscriber::new(config, ingestor, Some(alerts.clone())).spawn());
+        tracing::info!(%url, "MQTT ingestion and alert publishing started");
+    }
+    Ok(realtime)
+}

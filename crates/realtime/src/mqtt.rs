@@ -38,14 +38,7 @@ impl MqttConfig {
     /// Settings for `url` (`mqtt://HOST:PORT`) and `topics`, with the default batching.
     pub fn new(url: &str, topics: Vec<String>) -> Result<Self, String> {
         let (host, port) = parse_mqtt_url(url)?;
-        Ok(MqttConfig {
-            host,
-            port,
-            topics,
-            client_id: "emdp-ingest".into(),
-            batch_messages: 1000,
-            batch_ms: 20,
-        })
+        Ok(MqttConfig { host, port, topics, client_id: "emdp-ingest".into(), batch_messages: 1000, batch_ms: 20 })
     }
 
     fn options(&self, client_id: &str, clean: bool) -> MqttOptions {

@@ -4,8 +4,7 @@
 //! the SQLite adapter's `sql` function turns them into `?N`.
 
 /// Columns of `alert_rules` in the order `rule_row` reads them.
-pub const RULE_COLUMNS: &str =
-    "id, name, kind, params, severity, cooldown_seconds, enabled, created_at, updated_at";
+pub const RULE_COLUMNS: &str = "id, name, kind, params, severity, cooldown_seconds, enabled, created_at, updated_at";
 
 /// Columns of `alerts` in the order `alert_row` reads them.
 pub const ALERT_COLUMNS: &str = "id, rule_id, rule_name, severity, subject, building, state, fired_at, resolved_at, \
@@ -228,11 +227,7 @@ macro_rules! impl_alert_store {
                 Ok(event)
             }
 
-            async fn acknowledge(
-                &self,
-                id: i64,
-                at: DateTime<Utc>,
-            ) -> Result<(Alert, Option<AlertEvent>), StoreError> {
+            async fn acknowledge(&self, id: i64, at: DateTime<Utc>) -> Result<(Alert, Option<AlertEvent>), StoreError> {
                 let mut tx = self.pool.begin().await.map_err(store_error)?;
                 let row = sqlx::query(sql(&format!(
                     "UPDATE alerts SET acknowledged_at = $1 WHERE id = $2 AND acknowledged_at IS NULL \

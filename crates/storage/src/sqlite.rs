@@ -39,6 +39,55 @@ const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Key look-ups from concurrent requests, answered together (see [`batch_lookups`]).
+    lookups: tokio::sync::mpsc::Sender<Lookup>,
+}
+
+/// One caller's keys, and where to send what was found.
+#[derive(Debug)]
+struct Lookup {
+    keys: Vec<RecordKey>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<StoredKey>, StoreError>>,
+}
+
+/// Answers key look-ups in batches: while one query runs, the requests that arrive queue up
+/// and the next query serves all of them. Under load (e.g. many clients calling
+/// `records:validate`) this trades one hand-off to SQLite's worker thread per request for one
+/// per batch, which is where a single-key look-up spends most of its time; a lone request is
+/// served at once. Ends when the store is dropped.
+async fn batch_lookups(pool: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<Lookup>) {
+    const MAX_CALLERS: usize = 256;
+    while let Some(first) = queue.recv().await {
+        let mut callers = vec![first];
+        while callers.len() < MAX_CALLERS {
+            match queue.try_recv() {
+                Ok(more) => callers.push(more),
+                Err(_) => break,
+            }
+        }
+        let mut keys: Vec<RecordKey> = callers.iter().flat_map(|c| c.keys.iter().cloned()).collect();
+        keys.sort();
+        keys.dedup();
+        let found = match pool.acquire().await.map_err(store_error) {
+            Ok(mut conn) => load_keys(&mut conn, &keys).await,
+            Err(err) => Err(err),
+        };
+        match found {
+            Ok(found) => {
+                let by_key: HashMap<&RecordKey, &StoredKey> = found.iter().map(|k| (&k.key, k)).collect();
+                for caller in callers {
+                    let mine = caller.keys.iter().filter_map(|k| by_key.get(k).map(|s| (*s).clone())).collect();
+                    let _ = caller.reply.send(Ok(mine));
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for caller in callers {
+                    let _ = caller.reply.send(Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+        }
+    }
 }
 
 fn millis(time: DateTime<Utc>) -> i64 {
@@ -68,7 +117,9 @@ impl SqliteStore {
             .await
             .map_err(store_error)?;
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
-        Ok(SqliteStore { pool })
+        let (lookups, queue) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(batch_lookups(pool.clone(), queue));
+        Ok(SqliteStore { pool, lookups })
     }
 
     /// Applies pending migrations and returns every applied version.
@@ -500,8 +551,10 @@ impl RecordStore for SqliteStore {
     }
 
     async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        load_keys(&mut conn, keys).await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let closed = || StoreError::Unavailable("the key look-up task stopped".into());
+        self.lookups.send(Lookup { keys: keys.to_vec(), reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError> {

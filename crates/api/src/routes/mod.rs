@@ -1,5 +1,6 @@
 //! The route handlers, one module per resource.
 
+pub mod alerts;
 pub mod buildings;
 pub mod meta;
 pub mod quality;

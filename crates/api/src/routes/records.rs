@@ -209,6 +209,9 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(Sta
     let header = source.header().map(str::to_owned);
     let rows = classify_body(&state, source.as_mut())?;
     let (summary, links) = state.ingestor.ingest_rows(&rows, "api", format, header).await?;
+    if let Err(err) = state.alerts.on_ingested("api", &rows, &links).await {
+        tracing::warn!(error = %err, "alert evaluation failed");
+    }
     if single && links.len() == 1 {
         let record = state
             .store

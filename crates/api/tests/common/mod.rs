@@ -45,13 +45,18 @@ pub async fn start_with_config(store: TestStore, config: ApiConfig) -> Server {
     let state = AppState {
         store: stores.records,
         ingestor,
-        analyzer: Analyzer::new(stores.analytics),
+        analyzer: Analyzer::new(stores.analytics.clone()),
         quality: stores.quality,
         duplicates: stores.duplicates,
         rules,
         clock,
         keys: keys.clone(),
         config: Arc::new(config),
+        alerts: emdp_app::usecases::alerts::AlertEngine::new(
+            stores.alerts.clone(),
+            Arc::new(emdp_app::ports::SystemClock),
+        )
+        .with_analyzer(Analyzer::new(stores.analytics.clone())),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

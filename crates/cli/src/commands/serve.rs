@@ -62,6 +62,18 @@ pub struct Args {
     /// The database [default sqlite://emdp.db; env DATABASE_URL].
     #[arg(long)]
     pub database_url: Option<String>,
+    /// MQTT broker to ingest from and publish alerts to, `mqtt://HOST:PORT` [env EMDP_MQTT_URL].
+    #[arg(long, env = "EMDP_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// MQTT topic filters to subscribe to, repeated or comma-separated [default energy/+/records].
+    #[arg(long, value_delimiter = ',')]
+    pub mqtt_topic: Vec<String>,
+    /// Webhook URLs for alert events, repeated or comma-separated [env EMDP_WEBHOOK_URLS].
+    #[arg(long, value_delimiter = ',', env = "EMDP_WEBHOOK_URLS")]
+    pub webhook_url: Vec<String>,
+    /// The HMAC-SHA256 secret of the webhooks' `X-Emdp-Signature` [env EMDP_WEBHOOK_SECRET].
+    #[arg(long, env = "EMDP_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
 }
 
 impl Args {
@@ -144,6 +156,13 @@ fn init_logs(config: &Config) -> Result<(), CliError> {
 /// Runs `emdp serve`.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let config = args.load()?;
+    let realtime = emdp_realtime::RealtimeOptions {
+        mqtt_url: args.mqtt_url.clone(),
+        mqtt_topics: args.mqtt_topic.clone(),
+        webhook_urls: args.webhook_url.clone(),
+        webhook_secret: args.webhook_secret.clone(),
+        staleness_every: None,
+    };
     // Before anything records a metric.
     emdp_api::telemetry::install_metrics();
     init_logs(&config)?;
@@ -183,6 +202,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             timeout: config.timeout(),
             max_concurrent: config.server.max_concurrent,
         };
+        let alerts = emdp_app::usecases::alerts::AlertEngine::new(stores.alerts.clone(), clock.clone())
+            .with_analyzer(Analyzer::new(stores.analytics.clone()));
+        let _realtime = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(CliError::Usage)?;
         let state = AppState {
             store: stores.records,
             ingestor,
@@ -193,6 +215,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             rules,
             clock,
             config: Arc::new(ApiConfig { body_limit: config.server.body_limit, guard }),
+            alerts,
         };
         let bind = config.server.bind;
         let listener = tokio::net::TcpListener::bind(bind)
