@@ -21,8 +21,10 @@ pub struct Server {
     pub client: reqwest::Client,
     /// The API keys of the server's database (to create keys in tests).
     pub keys: KeyService,
-    _store: TestStore,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    /// The database (to check what was stored).
+    pub store: TestStore,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// "Today" for every API test.
@@ -61,10 +63,10 @@ pub async fn start_with_config(store: TestStore, config: ApiConfig) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(emdp_api::serve(listener, state, async move {
+    let serving = tokio::spawn(emdp_api::serve(listener, state, async move {
         let _ = signal.await;
     }));
-    Server { base, client: client(), keys, _store: store, _shutdown: shutdown }
+    Server { base, client: client(), keys, store, shutdown: Some(shutdown), serving: Some(serving) }
 }
 
 /// Starts the application with the default 10 MB body limit.
@@ -73,6 +75,21 @@ pub async fn start(store: TestStore) -> Server {
 }
 
 impl Server {
+    /// Signals a graceful shutdown (as SIGTERM does) without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits until the server has stopped (after [`Server::begin_shutdown`]).
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
+        match self.serving.take() {
+            Some(serving) => serving.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+
     /// The URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
