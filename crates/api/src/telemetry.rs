@@ -10,13 +10,14 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The request id header, accepted from the client or generated, and echoed.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -38,10 +39,17 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// `GET /metrics`: every metric in Prometheus text format.
-pub async fn metrics() -> Response {
+/// `GET /metrics`: every metric in Prometheus text format, with the database pool's usage
+/// sampled at scrape time.
+pub async fn metrics(State(state): State<AppState>) -> Response {
     match install_metrics() {
         Some(handle) => {
+            let pool = state.store.pool_usage();
+            metrics::gauge!("emdp_db_pool_connections", "state" => "open").set(f64::from(pool.open));
+            metrics::gauge!("emdp_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+            metrics::gauge!("emdp_db_pool_connections", "state" => "in_use")
+                .set(f64::from(pool.open.saturating_sub(pool.idle)));
+            metrics::gauge!("emdp_db_pool_connections", "state" => "max").set(f64::from(pool.max));
             handle.run_upkeep();
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
         }

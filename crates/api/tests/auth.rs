@@ -201,6 +201,7 @@ async fn metrics_count_what_was_done() {
     assert!(metric(&after, ingested) - metric(&before, ingested) >= 3.0, "{after}");
     assert!(after.contains("emdp_http_request_duration_seconds_bucket"), "{after}");
     assert!(after.contains("emdp_ingest_batch_duration_seconds"), "{after}");
+    assert!(after.contains("emdp_db_pool_connections{state=\"max\"}"), "{after}");
 }
 
 async fn timeouts_answer_503_problem(store: TestStore) {

@@ -124,7 +124,7 @@ impl Reason {
             }
             Reason::DateInFuture => "date is after today (UTC)".to_owned(),
             Reason::InvalidIdentifier => format!(
-                "building_id or provider is longer than {} characters, contains a control character, or is not text",
+                "building_id or provider is longer than {} characters, contains a control character, or is not a string or a number",
                 rules.identifiers.max_length
             ),
             Reason::MalformedRow => {

@@ -288,6 +288,12 @@ mod tests {
     }
 
     #[test]
+    fn numeric_identifiers_are_read_as_their_text() {
+        let out = ndjson("{\"building_id\": 1042, \"provider\": 7}\n").unwrap();
+        assert_eq!((out[0].2[0].as_str(), out[0].2[4].as_str()), ("1042", "7"));
+    }
+
+    #[test]
     fn ndjson_numbers_keep_their_text() {
         let out = ndjson("{\"consumption\": 1e999, \"temperature\": \"12,5\"}\n").unwrap();
         assert_eq!(out[0].2[2], "1e999");

@@ -1,7 +1,10 @@
 //! The alert store's SQL, shared by SQLite and PostgreSQL: both schemas keep times as
 //! milliseconds since the epoch and booleans as integers, so one implementation (expanded per
 //! backend by [`impl_alert_store`]) serves both. Statements are written with `$N` placeholders;
-//! the SQLite adapter's `sql` function turns them into `?N`.
+//! the SQLite adapter's `sql` function turns them into `?N`. Every free text (names, subjects,
+//! buildings, messages, URLs, errors) is bound through the backend's `put` and read back through
+//! its `get`: PostgreSQL's `TEXT` cannot hold NUL, which building identifiers may contain, so its
+//! adapter escapes it as the record store does; JSON columns need nothing (serde escapes NUL).
 
 /// Columns of `alert_rules` in the order `rule_row` reads them.
 pub const RULE_COLUMNS: &str = "id, name, kind, params, severity, cooldown_seconds, enabled, created_at, updated_at";
@@ -31,6 +34,16 @@ macro_rules! impl_alert_store {
             StoreError::Other(text.to_string())
         }
 
+        /// A text column read back as it was given (see the backend's `put`).
+        fn text(row: &$row, index: usize) -> Result<String, StoreError> {
+            row.try_get::<String, _>(index).map(get).map_err(store_error)
+        }
+
+        /// A nullable text column read back as it was given.
+        fn text_opt(row: &$row, index: usize) -> Result<Option<String>, StoreError> {
+            Ok(row.try_get::<Option<String>, _>(index).map_err(store_error)?.map(get))
+        }
+
         fn rule_row(row: &$row) -> Result<AlertRule, StoreError> {
             let kind: String = row.try_get(2).map_err(store_error)?;
             let params: String = row.try_get(3).map_err(store_error)?;
@@ -39,7 +52,7 @@ macro_rules! impl_alert_store {
             Ok(AlertRule {
                 id: row.try_get(0).map_err(store_error)?,
                 spec: RuleSpec {
-                    name: row.try_get(1).map_err(store_error)?,
+                    name: text(row, 1)?,
                     kind: RuleKind::from_parts(&kind, params).map_err(other)?,
                     severity: Severity::parse(&severity).ok_or_else(|| other(format!("bad severity {severity}")))?,
                     cooldown_seconds: row.try_get::<i64, _>(5).map_err(store_error)?.max(0) as u64,
@@ -60,15 +73,15 @@ macro_rules! impl_alert_store {
             Ok(Alert {
                 id: row.try_get(0).map_err(store_error)?,
                 rule_id: row.try_get(1).map_err(store_error)?,
-                rule_name: row.try_get(2).map_err(store_error)?,
+                rule_name: text(row, 2)?,
                 severity: Severity::parse(&severity).ok_or_else(|| other(format!("bad severity {severity}")))?,
-                subject: row.try_get(4).map_err(store_error)?,
-                building: row.try_get(5).map_err(store_error)?,
+                subject: text(row, 4)?,
+                building: text_opt(row, 5)?,
                 state: AlertState::parse(&state).ok_or_else(|| other(format!("bad alert state {state}")))?,
                 fired_at: from_millis(row.try_get(7).map_err(store_error)?),
                 resolved_at: time(8)?,
                 acknowledged_at: time(9)?,
-                message: row.try_get(10).map_err(store_error)?,
+                message: text(row, 10)?,
                 details: serde_json::from_str(&details).map_err(other)?,
             })
         }
@@ -77,12 +90,12 @@ macro_rules! impl_alert_store {
             Ok(DeliveryAttempt {
                 event_seq: row.try_get(0).map_err(store_error)?,
                 alert_id: row.try_get(1).map_err(store_error)?,
-                url: row.try_get(2).map_err(store_error)?,
+                url: text(row, 2)?,
                 attempt: row.try_get::<i64, _>(3).map_err(store_error)?.max(0) as u32,
                 at: from_millis(row.try_get(4).map_err(store_error)?),
                 status: row.try_get::<Option<i64>, _>(5).map_err(store_error)?.map(|s| s as u16),
                 success: row.try_get::<i64, _>(6).map_err(store_error)? != 0,
-                error: row.try_get(7).map_err(store_error)?,
+                error: text_opt(row, 7)?,
                 duration_ms: row.try_get::<i64, _>(8).map_err(store_error)?.max(0) as u64,
             })
         }
@@ -145,7 +158,7 @@ macro_rules! impl_alert_store {
                     "INSERT INTO alert_rules (name, kind, params, severity, cooldown_seconds, enabled, created_at, \
                      updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {RULE_COLUMNS}"
                 )))
-                .bind(&spec.name)
+                .bind(put(&spec.name))
                 .bind(spec.kind.name())
                 .bind(spec.kind.params().to_string())
                 .bind(spec.severity.as_str())
@@ -164,7 +177,7 @@ macro_rules! impl_alert_store {
                     "UPDATE alert_rules SET name = $1, kind = $2, params = $3, severity = $4, cooldown_seconds = $5, \
                      enabled = $6, updated_at = $7 WHERE id = $8 RETURNING {RULE_COLUMNS}"
                 )))
-                .bind(&spec.name)
+                .bind(put(&spec.name))
                 .bind(spec.kind.name())
                 .bind(spec.kind.params().to_string())
                 .bind(spec.severity.as_str())
@@ -194,12 +207,12 @@ macro_rules! impl_alert_store {
                      details) VALUES ($1, $2, $3, $4, $5, 'firing', $6, $7, $8) RETURNING {ALERT_COLUMNS}"
                 )))
                 .bind(alert.rule_id)
-                .bind(&alert.rule_name)
+                .bind(put(&alert.rule_name))
                 .bind(alert.severity.as_str())
-                .bind(&alert.subject)
-                .bind(&alert.building)
+                .bind(put(&alert.subject))
+                .bind(alert.building.as_deref().map(put))
                 .bind(alert.fired_at.timestamp_millis())
-                .bind(&alert.message)
+                .bind(put(&alert.message))
                 .bind(alert.details.to_string())
                 .fetch_one(&mut *tx)
                 .await
@@ -274,7 +287,7 @@ macro_rules! impl_alert_store {
                 )))
                 .bind(filter.state.map(|s| s.as_str()))
                 .bind(filter.severity.map(|s| s.as_str()))
-                .bind(filter.building.as_deref())
+                .bind(filter.building.as_deref().map(put))
                 .bind(filter.rule_id)
                 .bind(before)
                 .bind(i64::from(limit))
@@ -311,12 +324,12 @@ macro_rules! impl_alert_store {
                 )))
                 .bind(attempt.event_seq)
                 .bind(attempt.alert_id)
-                .bind(&attempt.url)
+                .bind(put(&attempt.url))
                 .bind(i64::from(attempt.attempt))
                 .bind(attempt.at.timestamp_millis())
                 .bind(attempt.status.map(i64::from))
                 .bind(i64::from(attempt.success))
-                .bind(&attempt.error)
+                .bind(attempt.error.as_deref().map(put))
                 .bind(attempt.duration_ms.min(i64::MAX as u64) as i64)
                 .execute(&self.pool)
                 .await

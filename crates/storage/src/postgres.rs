@@ -698,6 +698,14 @@ fn raw_version(row: &PgRow) -> Result<RawVersion, StoreError> {
 
 #[async_trait]
 impl RecordStore for PostgresStore {
+    fn pool_usage(&self) -> emdp_app::ports::PoolUsage {
+        emdp_app::ports::PoolUsage {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
         Ok(())

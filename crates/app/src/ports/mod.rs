@@ -25,6 +25,6 @@ pub use quality::{
 };
 pub use source::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 pub use store::{
-    BatchId, IngestTx, NewBatch, NewRecord, RawLink, RawRow, RawVersion, RecordFields, RecordFilter, RecordId,
-    RecordKey, RecordState, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord, StoredVersion,
+    BatchId, IngestTx, NewBatch, NewRecord, PoolUsage, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
+    RecordId, RecordKey, RecordState, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord, StoredVersion,
 };

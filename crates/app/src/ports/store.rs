@@ -278,11 +278,25 @@ pub struct RawVersion {
     pub original_created_at: Option<DateTime<Utc>>,
 }
 
+/// How busy the database connection pool is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 /// The raw and curated stores.
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     /// Checks that the database answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The connection pool's usage, for metrics.
+    fn pool_usage(&self) -> PoolUsage;
 
     /// Starts a batch and returns its id.
     async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError>;
