@@ -1,18 +1,18 @@
 //! `emdp import-mongo`: migrate the original MVP's MongoDB `energy_records` collection.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use emdp_app::ports::{Clock, FixedClock, SystemClock};
-use emdp_app::usecases::ingest::{IngestError, IngestSummary, Ingestor};
+use emdp_app::usecases::ingest::Ingestor;
 use emdp_formats::MongoSource;
 
-use crate::commands::ingest::PolicyArg;
-use crate::commands::validate::{load_rules, print_table};
+use crate::commands::ingest::{ingest_error, print_summary, PolicyArg};
+use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
 use crate::output::OutputFormat;
@@ -65,35 +65,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         let store = args.database.open().await?;
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
-        let summary = ingestor.ingest(Box::new(MongoSource::new(input)), &source_name(&path), &()).await.map_err(
-            |err| match err {
-                IngestError::Source(err) => CliError::Input { path: path.clone(), message: err.to_string() },
-                IngestError::Store(err) => CliError::Store(err),
-                IngestError::Reader(message) => CliError::Input { path: path.clone(), message },
-            },
-        )?;
+        let summary = ingestor
+            .ingest(Box::new(MongoSource::new(input)), &source_name(&path), &())
+            .await
+            .map_err(|err| ingest_error(&path, err))?;
         print_summary(&path, &summary, args.output)?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) -> Result<(), CliError> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let written = match output {
-        OutputFormat::Json => {
-            serde_json::to_writer(&mut out, summary).map_err(std::io::Error::from).and_then(|()| writeln!(out))
-        }
-        OutputFormat::Text => print_table(&mut out, path, &summary.quality).and_then(|()| {
-            writeln!(out)?;
-            writeln!(out, "  {:<26} {:>12}", "stored", "records")?;
-            writeln!(out, "  {:<26} {:>12}", "inserted", summary.stored.inserted)?;
-            writeln!(out, "  {:<26} {:>12}", "duplicates skipped", summary.stored.duplicates_skipped)?;
-            writeln!(out, "  {:<26} {:>12}", "conflicts", summary.stored.conflicts)?;
-            writeln!(out, "  batch {}", summary.batch_id)
-        }),
-    };
-    written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
 }
 
 #[cfg(test)]

@@ -128,18 +128,25 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             if let Some(bar) = &progress.0 {
                 bar.finish_and_clear();
             }
-            let summary = result.map_err(|err| match err {
-                IngestError::Source(err) => CliError::Input { path: path.clone(), message: err.to_string() },
-                IngestError::Store(err) => CliError::Store(err),
-                IngestError::Reader(message) => CliError::Input { path: path.clone(), message },
-            })?;
+            let summary = result.map_err(|err| ingest_error(path, err))?;
             print_summary(path, &summary, args.output)?;
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
-fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) -> Result<(), CliError> {
+/// What a failed ingest of `path` tells the user: the file's problem (exit 2) or the
+/// database's (exit 3).
+pub fn ingest_error(path: &str, err: IngestError) -> CliError {
+    match err {
+        IngestError::Source(err) => CliError::Input { path: path.to_owned(), message: err.to_string() },
+        IngestError::Store(err) => CliError::Store(err),
+        IngestError::Reader(message) => CliError::Input { path: path.to_owned(), message },
+    }
+}
+
+/// Prints an ingest summary as a table or one JSON line.
+pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = match output {
