@@ -12,7 +12,8 @@ import { chromium } from 'playwright-core';
 const BASE = (process.env.EMDP_E2E_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
 const SHOTS = process.env.EMDP_E2E_SCREENSHOTS || new URL('../../target/e2e-screenshots/', import.meta.url).pathname;
 const CHROMIUM = process.env.EMDP_E2E_CHROMIUM || '/usr/bin/chromium';
-const HOST = new URL(BASE).host;
+// The servers under test: the one without keys and, when given, the one with keys.
+const HOSTS = new Set([BASE, process.env.EMDP_E2E_AUTH_URL].filter(Boolean).map((url) => new URL(url).host));
 mkdirSync(SHOTS, { recursive: true });
 
 let browser;
@@ -70,7 +71,7 @@ beforeEach(async () => {
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('request', (request) => {
     const url = new URL(request.url());
-    if (url.protocol !== 'data:' && url.protocol !== 'blob:' && url.host !== HOST) problems.push(`external request: ${request.url()}`);
+    if (url.protocol !== 'data:' && url.protocol !== 'blob:' && !HOSTS.has(url.host)) problems.push(`external request: ${request.url()}`);
   });
 });
 
@@ -315,6 +316,43 @@ test('the API key is entered once, kept, and sent with every API request', async
   assert.ok(sent.every((header) => header === 'Bearer emdp_e2e_key'), `every API request carries the key: ${sent}`);
   await page.click('#key-toggle');
   await page.click('#key-clear');
+});
+
+test('with keys required: a 401 asks for a key, a reader sees the numbers, a resolve is a readable 403', { skip: !process.env.EMDP_E2E_AUTH_URL && 'no key-protected server (EMDP_E2E_AUTH_URL)' }, async () => {
+  const AUTH = process.env.EMDP_E2E_AUTH_URL.replace(/\/$/, '');
+  const authed = async (path, key) => {
+    const response = await fetch(`${AUTH}/api/v1${path}`, { headers: { Authorization: `Bearer ${key}` } });
+    assert.ok(response.ok, `${path}: ${response.status}`);
+    return response.json();
+  };
+  // A 401 from the API is logged by the browser as a failed resource: expected here, once.
+  const expected401 = (text) => /status of 401/.test(text);
+  await page.goto(`${AUTH}/`);
+  await ready();
+  assert.match(await page.locator('#banner').innerText(), /API key is needed/);
+  problems = problems.filter((problem) => !expected401(problem));
+  await page.click('#banner button');
+  await page.fill('#key-input', process.env.EMDP_E2E_READER_KEY);
+  await page.press('#key-input', 'Enter');
+  await ready();
+  await page.waitForSelector('[data-kpi="records"]');
+  const report = await authed('/quality/report', process.env.EMDP_E2E_READER_KEY);
+  assert.equal(await kpi('records'), int(report.records.total));
+  assert.ok(await page.locator('#banner').isHidden());
+  await shot('auth-overview');
+
+  // The key is kept: another page, after a reload, still sends it.
+  await page.goto(`${AUTH}/ui/duplicates`);
+  await ready();
+  const groups = await authed('/duplicates?limit=20', process.env.EMDP_E2E_READER_KEY);
+  const group = groups.items[0];
+  const loser = group.versions.find((v) => !v.winner);
+  const card = page.locator(`article[data-group="${group.record_id}"]`);
+  await card.locator(`button[aria-label="Keep batch ${loser.batch_id} line ${loser.line}"]`).click();
+  await card.locator('.outcome.error').waitFor();
+  assert.match(await card.locator('.outcome').innerText(), /may not do this.*admin/);
+  problems = problems.filter((problem) => !/status of 403/.test(problem));
+  await shot('auth-duplicates-403');
 });
 
 test('phone width: no horizontal scroll on any page', async () => {

@@ -32,6 +32,7 @@ use crate::state::AppState;
         routes::buildings::savings,
         routes::quality::summary,
         routes::quality::report,
+        crate::dashboard::overview,
         routes::quality::timeline,
         routes::quality::buildings,
         routes::quality::gaps,

@@ -66,6 +66,12 @@ pub async fn report(State(state): State<AppState>, query: QueryParams) -> ApiRes
 
 async fn build_report(state: &AppState, query: &QueryParams) -> ApiResult<QualityReport> {
     let filter = quality_filter(query)?;
+    let (today, thresholds) = report_settings(state, query)?;
+    Ok(quality_report(state.quality.as_ref(), &filter, today, thresholds).await?)
+}
+
+/// "Today" and the thresholds of a report request.
+fn report_settings(state: &AppState, query: &QueryParams) -> ApiResult<(chrono::NaiveDate, Thresholds)> {
     let defaults = Thresholds::default();
     let thresholds = Thresholds {
         stale_days: query.get("stale_days", "a number of days")?.unwrap_or(defaults.stale_days),
@@ -75,7 +81,7 @@ async fn build_report(state: &AppState, query: &QueryParams) -> ApiResult<Qualit
         ..defaults
     };
     let today = query.date("today")?.unwrap_or_else(|| state.clock.today());
-    Ok(quality_report(state.quality.as_ref(), &filter, today, thresholds).await?)
+    Ok((today, thresholds))
 }
 
 /// Counts per status for each day (a time line).
@@ -92,8 +98,10 @@ pub async fn timeline(State(state): State<AppState>, query: QueryParams) -> ApiR
     params(("building_id" = Option<String>, Query, description = "Filters: building_id, provider, from, to, batch; today, stale_days")),
     responses((status = 200, description = "Per building", body = Object)))]
 pub async fn buildings(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let report = build_report(&state, &query).await?;
-    Ok(Json(serde_json::to_value(report.completeness).unwrap_or_default()))
+    let filter = quality_filter(&query)?;
+    let (today, thresholds) = report_settings(&state, &query)?;
+    let completeness = state.quality.completeness(&filter, today, thresholds.stale_days).await?;
+    Ok(Json(serde_json::to_value(completeness).unwrap_or_default()))
 }
 
 /// Missing days (no VALID record) as gap ranges per building.
@@ -101,8 +109,10 @@ pub async fn buildings(State(state): State<AppState>, query: QueryParams) -> Api
     params(("building_id" = Option<String>, Query, description = "Filters: building_id, provider, from, to, batch")),
     responses((status = 200, description = "Gaps", body = Vec<Object>)))]
 pub async fn gaps(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let report = build_report(&state, &query).await?;
-    Ok(Json(serde_json::to_value(report.gaps).unwrap_or_default()))
+    let filter = quality_filter(&query)?;
+    let (today, thresholds) = report_settings(&state, &query)?;
+    let gaps = state.quality.gaps(&filter, today, thresholds.max_gaps).await?;
+    Ok(Json(serde_json::to_value(gaps).unwrap_or_default()))
 }
 
 /// Conflict groups (keys with several versions), each with every version, its source and

@@ -11,7 +11,7 @@ use emdp_app::ports::{Clock, FixedClock, SystemClock};
 use emdp_app::usecases::ingest::Ingestor;
 use emdp_formats::MongoSource;
 
-use crate::commands::ingest::{ingest_error, print_summary, PolicyArg};
+use crate::commands::ingest::{PolicyArg, ingest_error, print_summary};
 use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
