@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_FILE: &str = "emdp.toml";
 
 /// Every setting, with its environment variable, in the order `config show` lists them.
-pub const KEYS: [(&str, &str); 16] = [
+pub const KEYS: [(&str, &str); 20] = [
     ("database_url", "DATABASE_URL"),
     ("server.bind", "EMDP_BIND"),
     ("server.body_limit", "EMDP_BODY_LIMIT"),
@@ -34,6 +34,10 @@ pub const KEYS: [(&str, &str); 16] = [
     ("rate_limit.burst", "EMDP_RATE_LIMIT_BURST"),
     ("log.format", "EMDP_LOG_FORMAT"),
     ("log.level", "EMDP_LOG_LEVEL"),
+    ("mqtt.url", "EMDP_MQTT_URL"),
+    ("mqtt.topic", "EMDP_MQTT_TOPIC"),
+    ("alerts.webhook_urls", "EMDP_WEBHOOK_URLS"),
+    ("alerts.webhook_secret", "EMDP_WEBHOOK_SECRET"),
 ];
 
 /// The configuration.
@@ -50,6 +54,112 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Logs.
     pub log: LogConfig,
+    /// MQTT ingestion (and alert publishing).
+    pub mqtt: MqttSettings,
+    /// Alert delivery and the rules seeded at start-up.
+    pub alerts: AlertsConfig,
+}
+
+/// `[mqtt]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSettings {
+    /// The broker to ingest from and publish alerts to, `mqtt://HOST:PORT` (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Topic filters subscribed to (`energy/+/records` when empty); a string or a list.
+    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub topic: Vec<String>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Webhook URLs every alert event is POSTed to.
+    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub webhook_urls: Vec<String>,
+    /// The HMAC-SHA256 secret of the webhooks' signature (hidden by `config show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// `[[alerts.rules]]`: rules created at start-up, or replaced when a rule of the same name
+    /// exists (the config file is their source of truth; rules made over the API are kept).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<AlertRuleConfig>,
+}
+
+/// One `[[alerts.rules]]` entry (the same fields as `POST /api/v1/alert-rules`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleConfig {
+    /// Its name (unique among the configured rules).
+    pub name: String,
+    /// `threshold`, `anomaly`, `valid_share`, `stale` or `status`.
+    pub kind: String,
+    /// The kind's parameters (e.g. `{ above = 1000, building = "B1" }`).
+    #[serde(default = "empty_table")]
+    pub params: toml::Table,
+    /// `info`, `warning` (default) or `critical`.
+    #[serde(default = "default_severity")]
+    pub severity: String,
+    /// The same condition does not fire twice within it (default 300 s).
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: u64,
+    /// Whether it is evaluated (default true).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+fn default_severity() -> String {
+    "warning".to_owned()
+}
+
+fn default_cooldown() -> u64 {
+    300
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+/// A comma-separated list (empty items dropped).
+fn list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+}
+
+impl AlertRuleConfig {
+    /// The rule as the alert store keeps it (checked like a rule made over the API).
+    pub fn spec(&self) -> Result<emdp_app::ports::RuleSpec, String> {
+        let params = serde_json::to_value(&self.params).map_err(|err| err.to_string())?;
+        let spec = emdp_app::ports::RuleSpec {
+            name: self.name.clone(),
+            kind: emdp_app::ports::RuleKind::from_parts(&self.kind, params)?,
+            severity: emdp_app::ports::Severity::parse(&self.severity)
+                .ok_or_else(|| format!("invalid severity '{}': info, warning or critical", self.severity))?,
+            cooldown_seconds: self.cooldown_seconds,
+            enabled: self.enabled,
+        };
+        emdp_app::usecases::alerts::validate_spec(&spec).map_err(|err| err.to_string())?;
+        Ok(spec)
+    }
 }
 
 /// `[server]`.
@@ -126,6 +236,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
+            mqtt: MqttSettings::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -237,6 +349,22 @@ impl Config {
                 self.log.level = value.trim().to_owned();
                 Ok(())
             }
+            "mqtt.url" => {
+                self.mqtt.url = (!value.trim().is_empty()).then(|| value.trim().to_owned());
+                Ok(())
+            }
+            "mqtt.topic" => {
+                self.mqtt.topic = list(value);
+                Ok(())
+            }
+            "alerts.webhook_urls" => {
+                self.alerts.webhook_urls = list(value);
+                Ok(())
+            }
+            "alerts.webhook_secret" => {
+                self.alerts.webhook_secret = (!value.is_empty()).then(|| value.to_owned());
+                Ok(())
+            }
             other => Err(format!("unknown setting '{other}'")),
         };
         result.map_err(|err| ConfigError(format!("{origin} ({key}): invalid value '{}': {err}", value.trim())))
@@ -308,6 +436,21 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(ConfigError("log.level: must not be empty".into()));
         }
+        if let Some(url) = &self.mqtt.url
+            && !url.starts_with("mqtt://")
+        {
+            return Err(ConfigError(format!("mqtt.url: invalid value '{url}': use mqtt://HOST:PORT")));
+        }
+        if !self.alerts.webhook_urls.is_empty() && self.alerts.webhook_secret.is_none() {
+            return Err(ConfigError("alerts.webhook_urls: needs alerts.webhook_secret".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, rule) in self.alerts.rules.iter().enumerate() {
+            rule.spec().map_err(|err| ConfigError(format!("alerts.rules[{i}] ({}): {err}", rule.name)))?;
+            if !names.insert(rule.name.as_str()) {
+                return Err(ConfigError(format!("alerts.rules[{i}]: the name '{}' is used twice", rule.name)));
+            }
+        }
         Ok(())
     }
 
@@ -321,10 +464,14 @@ impl Config {
         Duration::from_secs(self.server.timeout_secs)
     }
 
-    /// The configuration as TOML with secrets hidden (the database password).
+    /// The configuration as TOML with secrets hidden (the database password, the webhook
+    /// secret).
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = emdp_storage::redact(&shown.database_url);
+        if shown.alerts.webhook_secret.is_some() {
+            shown.alerts.webhook_secret = Some("***".to_owned());
+        }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 }
@@ -417,5 +564,60 @@ mod tests {
         let shown = config.redacted_toml();
         assert!(!shown.contains("secret") && shown.contains("postgres://u:***@db/emdp"), "{shown}");
         assert_eq!(Config::parse_toml(&Config::default().redacted_toml()).unwrap(), Config::default());
+    }
+
+    const REALTIME: &str = "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ntopic = \"energy/+/records\"\n\
+        [alerts]\nwebhook_urls = [\"http://a/hook\", \"http://b/hook\"]\nwebhook_secret = \"s3cret\"\n\
+        [[alerts.rules]]\nname = \"high\"\nkind = \"threshold\"\nparams = { above = 1000.5, building = \"B1\" }\n\
+        severity = \"critical\"\ncooldown_seconds = 0\n\
+        [[alerts.rules]]\nname = \"quiet\"\nkind = \"stale\"\nparams = { max_silence_seconds = 3600 }\n";
+
+    #[test]
+    fn mqtt_and_alerts_from_the_file_env_and_flags() {
+        let toml = file(REALTIME);
+        let config = Config::load(Some(toml.path()), &env(&[]), &[]).unwrap();
+        assert_eq!(config.mqtt.url.as_deref(), Some("mqtt://127.0.0.1:1883"));
+        assert_eq!(config.mqtt.topic, ["energy/+/records"]);
+        assert_eq!(config.alerts.webhook_urls, ["http://a/hook", "http://b/hook"]);
+        assert_eq!(config.alerts.webhook_secret.as_deref(), Some("s3cret"));
+        let specs: Vec<_> = config.alerts.rules.iter().map(|r| r.spec().unwrap()).collect();
+        assert_eq!(
+            specs[0].kind,
+            emdp_app::ports::RuleKind::Threshold { building: Some("B1".into()), above: Some(1000.5), below: None }
+        );
+        assert_eq!((specs[0].severity, specs[0].cooldown_seconds), (emdp_app::ports::Severity::Critical, 0));
+        assert_eq!(specs[1].kind, emdp_app::ports::RuleKind::Stale { building: None, max_silence_seconds: 3600 });
+        assert_eq!(
+            (specs[1].severity, specs[1].cooldown_seconds, specs[1].enabled),
+            (emdp_app::ports::Severity::Warning, 300, true)
+        );
+
+        let vars = env(&[("EMDP_MQTT_TOPIC", "a/+/records, b/#"), ("EMDP_WEBHOOK_SECRET", "other")]);
+        let flags = [("mqtt.url", "mqtt://broker:1884".to_owned(), "--mqtt-url")];
+        let config = Config::load(Some(toml.path()), &vars, &flags).unwrap();
+        assert_eq!(config.mqtt.topic, ["a/+/records", "b/#"]);
+        assert_eq!(config.mqtt.url.as_deref(), Some("mqtt://broker:1884"));
+        assert_eq!(config.alerts.webhook_secret.as_deref(), Some("other"));
+
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("other") && shown.contains("webhook_secret = \"***\""), "{shown}");
+        let mut back = Config::parse_toml(&shown).unwrap();
+        back.alerts.webhook_secret = config.alerts.webhook_secret.clone();
+        assert_eq!(back, config, "config show round-trips, the secret aside");
+    }
+
+    #[test]
+    fn invalid_realtime_settings_name_the_key() {
+        let bad = |text: &str| Config::load(Some(file(text).path()), &env(&[]), &[]).unwrap_err().0;
+        assert!(bad("[mqtt]\nurl = \"tcp://x\"\n").contains("mqtt.url"));
+        assert!(bad("[alerts]\nwebhook_urls = \"http://a\"\n").contains("webhook_secret"));
+        let err = bad("[[alerts.rules]]\nname = \"x\"\nkind = \"threshold\"\n");
+        assert!(err.contains("alerts.rules[0] (x)") && err.contains("above"), "{err}");
+        let err = bad("[[alerts.rules]]\nname = \"x\"\nkind = \"nope\"\n");
+        assert!(err.contains("alerts.rules[0]"), "{err}");
+        let err = bad("[[alerts.rules]]\nname = \"x\"\nkind = \"stale\"\nparams = { max_silence_seconds = 1 }\n\
+                       [[alerts.rules]]\nname = \"x\"\nkind = \"stale\"\nparams = { max_silence_seconds = 2 }\n");
+        assert!(err.contains("used twice"), "{err}");
+        assert!(bad("[alerts]\nrules = [{ name = \"x\", kind = \"stale\", typo = 1 }]\n").contains("typo"));
     }
 }

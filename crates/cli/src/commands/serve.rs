@@ -63,16 +63,17 @@ pub struct Args {
     #[arg(long)]
     pub database_url: Option<String>,
     /// MQTT broker to ingest from and publish alerts to, `mqtt://HOST:PORT` [env EMDP_MQTT_URL].
-    #[arg(long, env = "EMDP_MQTT_URL")]
+    #[arg(long)]
     pub mqtt_url: Option<String>,
-    /// MQTT topic filters to subscribe to, repeated or comma-separated [default energy/+/records].
+    /// MQTT topic filters to subscribe to, repeated or comma-separated [default energy/+/records;
+    /// env EMDP_MQTT_TOPIC].
     #[arg(long, value_delimiter = ',')]
     pub mqtt_topic: Vec<String>,
     /// Webhook URLs for alert events, repeated or comma-separated [env EMDP_WEBHOOK_URLS].
-    #[arg(long, value_delimiter = ',', env = "EMDP_WEBHOOK_URLS")]
+    #[arg(long, value_delimiter = ',')]
     pub webhook_url: Vec<String>,
     /// The HMAC-SHA256 secret of the webhooks' `X-Emdp-Signature` [env EMDP_WEBHOOK_SECRET].
-    #[arg(long, env = "EMDP_WEBHOOK_SECRET")]
+    #[arg(long)]
     pub webhook_secret: Option<String>,
 }
 
@@ -95,6 +96,14 @@ impl Args {
         add("rate_limit.per_second", &self.rate_limit_per_second, "--rate-limit-per-second");
         add("rate_limit.burst", &self.rate_limit_burst, "--rate-limit-burst");
         add("log.format", &self.log_format, "--log-format");
+        add("mqtt.url", &self.mqtt_url, "--mqtt-url");
+        add("alerts.webhook_secret", &self.webhook_secret, "--webhook-secret");
+        if !self.mqtt_topic.is_empty() {
+            flags.push(("mqtt.topic", self.mqtt_topic.join(","), "--mqtt-topic"));
+        }
+        if !self.webhook_url.is_empty() {
+            flags.push(("alerts.webhook_urls", self.webhook_url.join(","), "--webhook-url"));
+        }
         if self.no_auth {
             flags.push(("auth.enabled", "false".to_owned(), "--no-auth"));
         }
@@ -153,14 +162,42 @@ fn init_logs(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Creates the `[[alerts.rules]]` of the config file, or replaces the stored rule of the same
+/// name when it differs (rules made over the API are left alone).
+async fn seed_rules(alerts: &emdp_app::usecases::alerts::AlertEngine, config: &Config) -> Result<(), CliError> {
+    if config.alerts.rules.is_empty() {
+        return Ok(());
+    }
+    let failed =
+        |err: emdp_app::usecases::alerts::AlertError| CliError::Usage(format!("configuration: alerts.rules: {err}"));
+    let stored = alerts.list_rules().await.map_err(failed)?;
+    for rule in &config.alerts.rules {
+        let spec = rule
+            .spec()
+            .map_err(|err| CliError::Usage(format!("configuration: alerts.rules ({}): {err}", rule.name)))?;
+        match stored.iter().find(|existing| existing.spec.name == spec.name) {
+            Some(existing) if existing.spec == spec => {}
+            Some(existing) => {
+                alerts.update_rule(existing.id, &spec).await.map_err(failed)?;
+                tracing::info!(rule = %spec.name, id = existing.id, "alert rule from the config file updated");
+            }
+            None => {
+                let created = alerts.create_rule(&spec).await.map_err(failed)?;
+                tracing::info!(rule = %spec.name, id = created.id, "alert rule from the config file created");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `emdp serve`.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let config = args.load()?;
     let realtime = emdp_realtime::RealtimeOptions {
-        mqtt_url: args.mqtt_url.clone(),
-        mqtt_topics: args.mqtt_topic.clone(),
-        webhook_urls: args.webhook_url.clone(),
-        webhook_secret: args.webhook_secret.clone(),
+        mqtt_url: config.mqtt.url.clone(),
+        mqtt_topics: config.mqtt.topic.clone(),
+        webhook_urls: config.alerts.webhook_urls.clone(),
+        webhook_secret: config.alerts.webhook_secret.clone(),
         staleness_every: None,
     };
     // Before anything records a metric.
@@ -204,6 +241,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         };
         let alerts = emdp_app::usecases::alerts::AlertEngine::new(stores.alerts.clone(), clock.clone())
             .with_analyzer(Analyzer::new(stores.analytics.clone()));
+        seed_rules(&alerts, &config).await?;
         let _realtime = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(CliError::Usage)?;
         let state = AppState {
             store: stores.records,
