@@ -233,7 +233,7 @@ const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
 const ESCAPE: char = '\u{E000}';
 
 /// A text as stored (see [`ESCAPE`]).
-fn escape(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     // 0xEE is the first byte of U+E000 in UTF-8; most texts have neither byte.
     if !text.bytes().any(|b| b == 0 || b == 0xEE) || !text.contains(['\0', ESCAPE]) {
         return Cow::Borrowed(text);
@@ -254,7 +254,7 @@ fn escape_opt(text: Option<&str>) -> Option<String> {
 }
 
 /// A stored text as it was received (see [`ESCAPE`]).
-fn unescape(text: String) -> String {
+pub(crate) fn unescape(text: String) -> String {
     if !text.contains(ESCAPE) {
         return text;
     }
