@@ -129,19 +129,24 @@ pub async fn gaps(State(state): State<AppState>, query: QueryParams) -> ApiResul
     ),
     responses((status = 200, description = "A page of conflict groups", body = Object)))]
 pub async fn duplicates(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<GroupPage>> {
-    let filter = DuplicateFilter {
-        building_id: query.raw("building_id").map(str::to_owned),
-        provider: query.raw("provider").map(str::to_owned),
-        from: query.date("from")?,
-        to: query.date("to")?,
-        pending_only: query.get("pending", "true or false")?.unwrap_or(false),
-    };
+    let filter = duplicate_filter(&query)?;
     let limit = query.get::<u32>("limit", "a whole number from 1 to 1000")?.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::field("limit", format!("limit must be from 1 to 1000, got {limit}")));
     }
     let after = query.get("cursor", "a cursor returned as next_after")?;
     Ok(Json(list_groups(state.duplicates.as_ref(), &filter, after, limit).await?))
+}
+
+/// The filters of the duplicate routes.
+fn duplicate_filter(query: &QueryParams) -> ApiResult<DuplicateFilter> {
+    Ok(DuplicateFilter {
+        building_id: query.raw("building_id").map(str::to_owned),
+        provider: query.raw("provider").map(str::to_owned),
+        from: query.date("from")?,
+        to: query.date("to")?,
+        pending_only: query.get("pending", "true or false")?.unwrap_or(false),
+    })
 }
 
 /// How to resolve: a policy, or an explicit version.
@@ -229,12 +234,6 @@ pub async fn resolve_groups(
     let Choice::Policy(policy) = parse_resolve(&body)? else {
         return Err(ApiError::field("version", "resolving all groups takes a policy, not a version"));
     };
-    let filter = DuplicateFilter {
-        building_id: query.raw("building_id").map(str::to_owned),
-        provider: query.raw("provider").map(str::to_owned),
-        from: query.date("from")?,
-        to: query.date("to")?,
-        pending_only: query.get("pending", "true or false")?.unwrap_or(false),
-    };
+    let filter = duplicate_filter(&query)?;
     Ok(Json(resolve_all(state.duplicates.as_ref(), &filter, policy, "api", state.clock.now()).await?))
 }
