@@ -461,6 +461,157 @@ async fn copy_rows<T>(
     Ok(())
 }
 
+/// Batches up to this many rows are written with one `INSERT ... SELECT FROM UNNEST` instead of
+/// `COPY`. A small `COPY` costs ~40 ms on TCP: its last data message and `CopyDone` are two small
+/// writes, and the second waits for the first's delayed ACK (Nagle; sqlx does not set
+/// `TCP_NODELAY`). Single records from the API and MQTT batches are small.
+const SMALL_BATCH: usize = 256;
+
+/// The raw rows of a small batch, in one statement (see [`SMALL_BATCH`]).
+async fn insert_raw_small(
+    conn: &mut PgConnection,
+    batch: BatchId,
+    rows: &[RawRow],
+    links: &[RawLink],
+) -> Result<(), StoreError> {
+    let n = rows.len();
+    let (mut line, mut received_at, mut payload, mut parse_error) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut record_id, mut admission, mut status, mut reasons) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut building_id, mut date, mut provider, mut consumption, mut temperature) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut fp_consumption, mut fp_temperature, mut original_id, mut original_created_at) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (raw, link) in rows.iter().zip(links) {
+        // Exact duplicates are linked to their record; only versions keep typed values.
+        let version = link.admission != Admission::Exact;
+        let fields = if version { &raw.fields } else { &RecordFields::default() };
+        let [fp_c, fp_t] = raw.values.to_parts();
+        line.push(raw.line);
+        received_at.push(raw.received_at);
+        payload.push(escape(&raw.payload).into_owned());
+        parse_error.push(escape_opt(raw.parse_error.as_deref()));
+        record_id.push(link.record_id);
+        admission.push(link.admission.as_str());
+        status.push(raw.status.as_str());
+        reasons.push(i32::from(raw.reasons.bits()));
+        building_id.push(escape_opt(fields.building_id.as_deref()));
+        date.push(fields.date);
+        provider.push(escape_opt(fields.provider.as_deref()));
+        consumption.push(fields.consumption);
+        temperature.push(fields.temperature);
+        fp_consumption.push(version.then_some(fp_c));
+        fp_temperature.push(version.then_some(fp_t));
+        original_id.push(escape_opt(raw.original_id.as_deref()));
+        original_created_at.push(raw.original_created_at);
+    }
+    sqlx::query(
+        "INSERT INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, status, \
+         reasons, building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature, \
+         original_id, original_created_at) \
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[], \
+         $7::text[], $8::text[], $9::integer[], $10::text[], $11::date[], $12::text[], $13::float8[], \
+         $14::float8[], $15::bigint[], $16::bigint[], $17::text[], $18::timestamptz[])",
+    )
+    .bind(batch)
+    .bind(line)
+    .bind(received_at)
+    .bind(payload)
+    .bind(parse_error)
+    .bind(record_id)
+    .bind(admission)
+    .bind(status)
+    .bind(reasons)
+    .bind(building_id)
+    .bind(date)
+    .bind(provider)
+    .bind(consumption)
+    .bind(temperature)
+    .bind(fp_consumption)
+    .bind(fp_temperature)
+    .bind(original_id)
+    .bind(original_created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+/// The new records of a small batch into the staging table, in `order` (see [`SMALL_BATCH`]).
+async fn stage_small(conn: &mut PgConnection, records: &[NewRecord], order: &[usize]) -> Result<(), StoreError> {
+    let n = records.len();
+    let (mut ord, mut building_id, mut date, mut provider, mut content_key) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut consumption, mut temperature, mut status, mut reasons) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut fp_consumption, mut fp_temperature, mut winner_batch, mut winner_line) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut versions, mut pending, mut created_at) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for (position, &i) in order.iter().enumerate() {
+        let record = &records[i];
+        let key = key_columns(&record.key);
+        let state = &record.state;
+        let [fp_c, fp_t] = state.values.to_parts();
+        ord.push(position as i64);
+        building_id.push(escape_opt(state.fields.building_id.as_deref().or(key.building_id)));
+        date.push(state.fields.date.or(key.date));
+        provider.push(escape_opt(state.fields.provider.as_deref().or(key.provider)));
+        content_key.push(escape_opt(key.content_key));
+        consumption.push(state.fields.consumption);
+        temperature.push(state.fields.temperature);
+        status.push(state.status.as_str());
+        reasons.push(i32::from(state.reasons.bits()));
+        fp_consumption.push(fp_c);
+        fp_temperature.push(fp_t);
+        winner_batch.push(state.winner.batch);
+        winner_line.push(state.winner.line);
+        versions.push(to_int4(state.versions, "a version count")?);
+        pending.push(state.pending);
+        created_at.push(record.created_at);
+    }
+    sqlx::query(
+        "INSERT INTO emdp_staged_records (ord, building_id, date, provider, content_key, consumption, temperature, \
+         status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, \
+         updated_at) \
+         SELECT u.*, u.created_at FROM UNNEST($1::bigint[], $2::text[], $3::date[], $4::text[], $5::text[], \
+         $6::float8[], $7::float8[], $8::text[], $9::integer[], $10::bigint[], $11::bigint[], $12::bigint[], \
+         $13::bigint[], $14::integer[], $15::boolean[], $16::timestamptz[]) AS u (ord, building_id, date, provider, \
+         content_key, consumption, temperature, status, reasons, fp_consumption, fp_temperature, winner_batch, \
+         winner_line, versions, pending, created_at)",
+    )
+    .bind(ord)
+    .bind(building_id)
+    .bind(date)
+    .bind(provider)
+    .bind(content_key)
+    .bind(consumption)
+    .bind(temperature)
+    .bind(status)
+    .bind(reasons)
+    .bind(fp_consumption)
+    .bind(fp_temperature)
+    .bind(winner_batch)
+    .bind(winner_line)
+    .bind(versions)
+    .bind(pending)
+    .bind(created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
 /// Cancels a COPY because a row could not be encoded, and reports why.
 async fn abort(stream: PgCopyIn<&mut PgConnection>, err: StoreError) -> Result<(), StoreError> {
     stream.abort(err.to_string()).await.map_err(store_error)?;
@@ -490,10 +641,14 @@ impl IngestTx for PgIngest {
         // In key order, so that concurrent ingests lock new keys in the same order.
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_unstable_by(|&a, &b| records[a].key.cmp(&records[b].key));
-        copy_rows(&mut self.tx, COPY_STAGED, &mut self.buffer, order.iter().enumerate(), |buffer, (ord, &i)| {
-            buffer.staged_record(ord as i64, &records[i])
-        })
-        .await?;
+        if records.len() <= SMALL_BATCH {
+            stage_small(&mut self.tx, records, &order).await?;
+        } else {
+            copy_rows(&mut self.tx, COPY_STAGED, &mut self.buffer, order.iter().enumerate(), |buffer, (ord, &i)| {
+                buffer.staged_record(ord as i64, &records[i])
+            })
+            .await?;
+        }
         let index: HashMap<&RecordKey, usize> = records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
         for row in sqlx::query(MOVE_STAGED).fetch_all(&mut *self.tx).await.map_err(store_error)? {
             let content_key: Option<String> = row.try_get(4).map_err(store_error)?;
@@ -633,6 +788,9 @@ impl IngestTx for PgIngest {
     async fn insert_raw(&mut self, batch: BatchId, rows: &[RawRow], links: &[RawLink]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if rows.len() <= SMALL_BATCH {
+            return insert_raw_small(&mut self.tx, batch, rows, links).await;
         }
         copy_rows(&mut self.tx, COPY_RAW, &mut self.buffer, rows.iter().zip(links), |buffer, (raw, link)| {
             buffer.raw_row(batch, raw, link)
