@@ -557,7 +557,8 @@ async fn stage_small(conn: &mut PgConnection, records: &[NewRecord], order: &[us
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut fp_consumption, mut fp_temperature, mut winner_batch, mut winner_line) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut versions, mut pending, mut created_at) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut versions, mut pending, mut created_at) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for (position, &i) in order.iter().enumerate() {
         let record = &records[i];
         let key = key_columns(&record.key);
