@@ -191,3 +191,40 @@ async fn a_status_rule_fires_on_a_malformed_record_and_a_zero_cooldown_fires_aga
     assert_eq!(alerts(&server, "?state=firing").await.len(), 1);
     assert_eq!(alerts(&server, "").await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anomaly_rule_fires_on_a_reading_far_from_the_baseline() {
+    let server = common::start(emdp_testkit::sqlite().await).await;
+    let config = emdp_datagen::GeneratorConfig {
+        buildings: 1,
+        days: 400,
+        seed: 11,
+        fault_rate: 0.0,
+        end_date: chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+    };
+    let mut csv = Vec::new();
+    emdp_datagen::generate(&config, &mut csv).unwrap();
+    assert_eq!(server.send(reqwest::Method::POST, "/api/v1/records", "text/csv", csv).await.0, 201);
+    let (status, baseline) = server.get("/api/v1/buildings/B00001/baseline").await;
+    assert_eq!(status, 200, "{baseline}");
+    let model = &baseline["model"];
+    let (intercept, rmse) = (model["intercept"].as_f64().unwrap(), model["rmse"].as_f64().unwrap());
+    let rule = json!({"name": "B00001 anomaly", "kind": "anomaly", "params": {"building": "B00001", "z": 3.0},
+        "cooldown_seconds": 0});
+    assert_eq!(server.post_json("/api/v1/alert-rules", rule).await.0, 201);
+
+    // Far above anything the model expects at any temperature: well beyond 3 RMSEs.
+    let spike = (intercept * 3.0 + 50.0 * rmse).min(900_000.0);
+    let mut record = reading("B00001", "2025-06-02", spike);
+    record["provider"] = json!(baseline_provider(&server).await);
+    assert_eq!(server.post_json("/api/v1/records", record).await.0, 201);
+    let firing = alerts(&server, "?state=firing&building=B00001").await;
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert!(firing[0].to_string().contains("anomaly") || firing[0]["rule_id"].is_i64(), "{:?}", firing[0]);
+}
+
+/// The provider the generator gave building B00001.
+async fn baseline_provider(server: &common::Server) -> String {
+    let (_, page) = server.get("/api/v1/records?building_id=B00001&limit=1").await;
+    page["items"][0]["provider"].as_str().unwrap().to_owned()
+}
