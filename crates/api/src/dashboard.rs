@@ -19,11 +19,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use emdp_app::usecases::report::{StatusShares, Thresholds};
+use emdp_app::usecases::report::StatusShares;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryParams;
-use crate::routes::quality::quality_filter;
+use crate::routes::quality::{quality_filter, report_settings};
 use crate::state::AppState;
 
 /// The policy sent with every dashboard file.
@@ -79,8 +79,8 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     responses((status = 200, description = "The overview's figures", body = Object)))]
 pub async fn overview(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
     let filter = quality_filter(&query)?;
-    let stale_days = query.get("stale_days", "a number of days")?.unwrap_or(Thresholds::default().stale_days);
-    let today = query.date("today")?.unwrap_or_else(|| state.clock.today());
+    let (today, thresholds) = report_settings(&state, &query)?;
+    let stale_days = thresholds.stale_days;
     let store = state.quality.as_ref();
     let per_building =
         filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();

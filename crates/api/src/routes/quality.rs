@@ -71,7 +71,7 @@ async fn build_report(state: &AppState, query: &QueryParams) -> ApiResult<Qualit
 }
 
 /// "Today" and the thresholds of a report request.
-fn report_settings(state: &AppState, query: &QueryParams) -> ApiResult<(chrono::NaiveDate, Thresholds)> {
+pub(crate) fn report_settings(state: &AppState, query: &QueryParams) -> ApiResult<(chrono::NaiveDate, Thresholds)> {
     let defaults = Thresholds::default();
     let thresholds = Thresholds {
         stale_days: query.get("stale_days", "a number of days")?.unwrap_or(defaults.stale_days),
