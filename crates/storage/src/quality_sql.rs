@@ -306,8 +306,10 @@ pub(crate) fn row_counts(rows: &[impl Cols]) -> Result<RowCounts, StoreError> {
 /// - `per`: per building, counts per status, the first/last dated day up to today and the
 ///   first/last VALID day;
 /// - `rng`: per building, the expected range `[lo, hi]`;
-/// - `lagged`: the days with a VALID record per building, each with the previous one, read in
-///   the order of the partial index `records_valid_days` (no sort, streamed once);
+/// - `lagged`: the VALID records per building in day order, each with the previous one's day
+///   (streamed from a partial index of VALID records). A day with VALID records from several
+///   providers appears once per provider: the repeats are 0 days apart, which is no gap, so no
+///   de-duplicating `GROUP BY` (a hash and a sort of every record) is needed;
 /// - `gaps`: the gaps between VALID days, before the first one and after the last one.
 ///
 /// VALID days are then `expected - gap days`: the gaps are exactly the other days of the range.
@@ -340,7 +342,7 @@ fn gap_ctes(dialect: Dialect, filter: &QualityFilter, today: NaiveDate) -> Sql {
     sql.bind(Param::Date(today));
     record_filter(&mut sql, filter);
     sql.push(
-        " GROUP BY r.building_id, r.date), \
+        "), \
          gaps AS (SELECT b, prev + 1 AS gs, d - 1 AS ge, d - prev - 1 AS len FROM lagged WHERE d - prev > 1 \
          UNION ALL SELECT b, lo, COALESCE(first_valid - 1, hi), COALESCE(first_valid - 1, hi) - lo + 1 \
          FROM rng WHERE first_valid IS NULL OR first_valid > lo \
