@@ -63,9 +63,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// `breakdowns.providers`/`days`), for the report's filters (`building_id`, `provider`, `from`,
 /// `to`, `batch`; `today`, `stale_days`).
 ///
-/// Without a provider, date or batch filter the building counts come from the analysis
-/// store's building list (latest VALID day per building) instead of the completeness query,
-/// which computes every building's gaps and is the report's dearest part.
+/// Without a provider, date or batch filter the building counts come from the quality store's
+/// freshness (index seeks per building) instead of the completeness query, which computes
+/// every building's gaps and is the report's dearest part.
 #[utoipa::path(get, path = "/api/v1/quality/overview", tag = "quality",
     params(
         ("building_id" = Option<String>, Query, description = "Only this building"),
@@ -86,15 +86,8 @@ pub async fn overview(State(state): State<AppState>, query: QueryParams) -> ApiR
         filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();
     let buildings = async {
         if per_building {
-            let list = state.analyzer.buildings().await?;
-            let mine = list.iter().filter(|b| filter.building_id.as_deref().is_none_or(|id| id == b.building_id));
-            let (mut buildings, mut stale) = (0_i64, 0_i64);
-            for building in mine {
-                buildings += 1;
-                let since = building.latest_valid_date.map(|day| (today - day).num_days());
-                stale += i64::from(since.is_none_or(|days| days > i64::from(stale_days)));
-            }
-            Ok::<_, ApiError>((buildings, stale))
+            let freshness = store.freshness(filter.building_id.as_deref(), today, stale_days).await?;
+            Ok::<_, ApiError>((freshness.buildings, freshness.stale))
         } else {
             let totals = store.completeness(&filter, today, stale_days).await?.totals;
             Ok((totals.buildings, totals.stale))

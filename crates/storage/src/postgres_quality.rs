@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use emdp_app::ports::{
-    BatchCounts, Completeness, ConflictGroup, Decision, DuplicateFilter, DuplicateStore, Flatline, Gap, GroupCounts,
-    QualityFilter, QualityStore, RecordCounts, RecordId, Resolution, RowCounts, StoreError, StoredKey,
+    BatchCounts, Completeness, ConflictGroup, Decision, DuplicateFilter, DuplicateStore, Flatline, Freshness, Gap,
+    GroupCounts, QualityFilter, QualityStore, RecordCounts, RecordId, Resolution, RowCounts, StoreError, StoredKey,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres};
@@ -93,6 +93,15 @@ impl QualityStore for PostgresStore {
 
     async fn by_batch(&self, filter: &QualityFilter) -> Result<Vec<BatchCounts>, StoreError> {
         q::by_batch(&self.rows(q::by_batch_sql(D, filter)).await?)
+    }
+
+    async fn freshness(
+        &self,
+        building_id: Option<&str>,
+        today: NaiveDate,
+        stale_days: u32,
+    ) -> Result<Freshness, StoreError> {
+        q::freshness(&self.rows(q::freshness_sql(D, building_id, today, stale_days)).await?)
     }
 }
 

@@ -10,7 +10,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
     BatchCounts, BuildingQuality, Completeness, CompletenessTotals, ConflictGroup, Decision, DecisionMethod,
-    DuplicateFilter, DuplicateTotals, Flatline, Gap, GroupCounts, GroupVersion, QualityFilter, ReasonCounts,
+    DuplicateFilter, DuplicateTotals, Flatline, Freshness, Gap, GroupCounts, GroupVersion, QualityFilter, ReasonCounts,
     RecordCounts, RecordFields, RecordId, RowCounts, StatusCounts, StoreError,
 };
 use emdp_domain::{Arrival, ConflictPolicy, Reason};
@@ -584,6 +584,167 @@ pub(crate) fn by_batch(rows: &[impl Cols]) -> Result<Vec<BatchCounts>, StoreErro
             })
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Tallies (SQLite's `record_tally` and `raw_tally`, migration 0005): the same figures, in the
+// same columns as the statements above, from running counts instead of a scan.
+
+/// Whether the curated-record counts for `filter` can come from `record_tally`: it is kept per
+/// day and provider, so any filter without a building or a batch.
+pub(crate) fn record_tally_serves(filter: &QualityFilter) -> bool {
+    filter.building_id.is_none() && filter.batch.is_none()
+}
+
+/// Whether the payload counts for `filter` can come from `raw_tally` (kept per batch): any
+/// filter on the batch alone.
+pub(crate) fn raw_tally_serves(filter: &QualityFilter) -> bool {
+    filter.building_id.is_none() && filter.provider.is_none() && filter.from.is_none() && filter.to.is_none()
+}
+
+/// [`status_columns`] over tally rows: each row counts `t.n` records.
+fn tally_status_columns() -> String {
+    format!(
+        "CAST(COALESCE(SUM(t.n), 0) AS BIGINT) AS n, {}",
+        ["VALID", "INCOMPLETE", "INCONSISTENT"]
+            .map(|status| format!(
+                "CAST(COALESCE(SUM(CASE WHEN t.status = '{status}' THEN t.n ELSE 0 END), 0) AS BIGINT)"
+            ))
+            .join(", ")
+    )
+}
+
+/// [`reason_columns`] over tally rows.
+fn tally_reason_columns() -> String {
+    (0..Reason::ALL.len())
+        .map(|bit| format!("CAST(COALESCE(SUM(((t.reasons >> {bit}) & 1) * t.n), 0) AS BIGINT)"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `FROM record_tally t WHERE ...` for a filter that [`record_tally_serves`]. Dates are
+/// ISO text, so text comparison is day order; '' (no date) is below every day.
+fn record_tally_from(sql: &mut Sql, filter: &QualityFilter) {
+    sql.push(" FROM record_tally t WHERE t.n > 0");
+    if let Some(provider) = &filter.provider {
+        sql.push(" AND t.provider = ").bind(Param::Text(provider.clone()));
+    }
+    if let Some(from) = filter.from {
+        sql.push(" AND t.date >= ").bind(Param::Date(from));
+    }
+    if let Some(to) = filter.to {
+        sql.push(" AND t.date <> '' AND t.date <= ").bind(Param::Date(to));
+    }
+}
+
+/// [`record_counts_sql`] from `record_tally`.
+pub(crate) fn record_counts_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!(
+        "SELECT {}, CAST(COALESCE(SUM(t.conflict * t.n), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(t.pending * t.n), 0) AS BIGINT), CAST(COALESCE(SUM(t.keyless * t.n), 0) AS BIGINT), {}",
+        tally_status_columns(),
+        tally_reason_columns()
+    ));
+    record_tally_from(&mut sql, filter);
+    sql
+}
+
+/// [`by_provider_sql`] from `record_tally`.
+pub(crate) fn by_provider_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!("SELECT NULLIF(t.provider, ''), {}", tally_status_columns()));
+    record_tally_from(&mut sql, filter);
+    sql.push(" GROUP BY t.provider ORDER BY t.provider = '', t.provider");
+    sql
+}
+
+/// [`by_day_sql`] from `record_tally`.
+pub(crate) fn by_day_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!("SELECT {}, {}", dialect.day("t.date"), tally_status_columns()));
+    record_tally_from(&mut sql, filter);
+    sql.push(" AND t.date <> '' GROUP BY t.date ORDER BY t.date");
+    sql
+}
+
+/// `FROM raw_tally t WHERE ...` for a filter that [`raw_tally_serves`].
+fn raw_tally_from(sql: &mut Sql, filter: &QualityFilter) {
+    sql.push(" FROM raw_tally t WHERE 1 = 1");
+    if let Some(batch) = filter.batch {
+        sql.push(&format!(" AND t.batch_id = {batch}"));
+    }
+}
+
+/// Exact and conflicting duplicates over tally rows.
+const TALLY_DUPLICATE_COLUMNS: &str = "CAST(COALESCE(SUM(CASE WHEN t.admission = 'exact' THEN t.n ELSE 0 END), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN t.admission = 'conflicting' THEN t.n ELSE 0 END), 0) AS BIGINT)";
+
+/// [`row_counts_sql`] from `raw_tally`.
+pub(crate) fn row_counts_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!("SELECT {}, {TALLY_DUPLICATE_COLUMNS}, {}", tally_status_columns(), tally_reason_columns()));
+    raw_tally_from(&mut sql, filter);
+    sql
+}
+
+/// [`by_batch_sql`] from `raw_tally`.
+pub(crate) fn by_batch_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!(
+        "SELECT g.*, b.source FROM (SELECT t.batch_id AS batch_id, {}, {TALLY_DUPLICATE_COLUMNS}",
+        tally_status_columns()
+    ));
+    raw_tally_from(&mut sql, filter);
+    sql.push(" GROUP BY t.batch_id) g JOIN batches b ON b.id = g.batch_id ORDER BY g.batch_id");
+    sql
+}
+
+// ---------------------------------------------------------------------------------------
+// Freshness: how many buildings, and how many of them are stale, without the gaps.
+
+/// The number of buildings (with any record naming them) and of stale ones (no VALID day up
+/// to `today`, or the latest more than `stale_days` before it), optionally for one building:
+/// the same figures as the completeness totals, by index seeks instead of a scan. The
+/// buildings of keyed records are walked one index seek per building (a skip scan of
+/// `records_reading`), those of keyless records read from the few keyless records, and each
+/// building's latest VALID day is one more seek.
+pub(crate) fn freshness_sql(dialect: Dialect, building: Option<&str>, today: NaiveDate, stale_days: u32) -> Sql {
+    let t = epoch_day(today);
+    let mut sql = Sql::new(dialect);
+    match building {
+        Some(building) => {
+            sql.push("WITH bs(b) AS (SELECT DISTINCT building_id FROM records WHERE building_id = ");
+            sql.bind(Param::Text(building.to_owned()));
+            sql.push(")");
+        }
+        None => {
+            sql.push(
+                "WITH RECURSIVE d(b) AS (SELECT MIN(building_id) FROM records WHERE content_key IS NULL \
+                 UNION ALL SELECT (SELECT MIN(building_id) FROM records WHERE content_key IS NULL AND building_id > d.b) \
+                 FROM d WHERE d.b IS NOT NULL), \
+                 bs(b) AS (SELECT b FROM d WHERE b IS NOT NULL UNION \
+                 SELECT building_id FROM records WHERE content_key IS NOT NULL AND building_id IS NOT NULL)",
+            );
+        }
+    }
+    sql.push(
+        ", lv AS (SELECT (SELECT MAX(r.date) FROM records r WHERE r.building_id = bs.b AND r.status = 'VALID' \
+         AND r.content_key IS NULL AND r.date <= ",
+    );
+    sql.bind(Param::Date(today));
+    sql.push(&format!(
+        ") AS d FROM bs) SELECT CAST(COUNT(*) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN d IS NULL OR {t} - {day} > {stale_days} THEN 1 ELSE 0 END), 0) AS BIGINT) FROM lv",
+        day = dialect.day("d")
+    ));
+    sql
+}
+
+/// Reads [`freshness_sql`]'s row.
+pub(crate) fn freshness(rows: &[impl Cols]) -> Result<Freshness, StoreError> {
+    let row = one(rows)?;
+    Ok(Freshness { buildings: row.int(0)?, stale: row.int(1)? })
 }
 
 // ---------------------------------------------------------------------------------------

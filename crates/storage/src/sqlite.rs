@@ -291,6 +291,21 @@ impl IngestTx for SqliteIngest {
             });
             query.build().persistent(true).execute(&mut *self.tx).await.map_err(store_error)?;
         }
+        // The chunk's counts into `raw_tally` (migration 0005), in the same transaction.
+        let mut tally: HashMap<(&str, &str, u16), i64> = HashMap::new();
+        for (raw, link) in rows.iter().zip(links) {
+            *tally.entry((raw.status.as_str(), link.admission.as_str(), raw.reasons.bits())).or_default() += 1;
+        }
+        sqlx::query(
+            "INSERT INTO raw_tally (batch_id, status, admission, reasons, n) \
+             SELECT ?, value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true \
+             ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        )
+        .bind(batch)
+        .bind(to_json(tally.into_iter().map(|((status, admission, reasons), n)| (status, admission, reasons, n)))?)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
         Ok(())
     }
 

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use emdp_app::ports::{
-    BatchCounts, Completeness, ConflictGroup, Decision, DuplicateFilter, DuplicateStore, Flatline, Gap, GroupCounts,
-    QualityFilter, QualityStore, RecordCounts, RecordId, Resolution, RowCounts, StoreError, StoredKey,
+    BatchCounts, Completeness, ConflictGroup, Decision, DuplicateFilter, DuplicateStore, Flatline, Freshness, Gap,
+    GroupCounts, QualityFilter, QualityStore, RecordCounts, RecordId, Resolution, RowCounts, StoreError, StoredKey,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, SqliteConnection};
@@ -41,11 +41,18 @@ async fn rows_on(conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<SqliteRow>
 #[async_trait]
 impl QualityStore for SqliteStore {
     async fn record_counts(&self, filter: &QualityFilter) -> Result<RecordCounts, StoreError> {
-        q::record_counts(&self.rows(q::record_counts_sql(D, filter)).await?)
+        let sql = if q::record_tally_serves(filter) {
+            q::record_counts_tally_sql(D, filter)
+        } else {
+            q::record_counts_sql(D, filter)
+        };
+        q::record_counts(&self.rows(sql).await?)
     }
 
     async fn row_counts(&self, filter: &QualityFilter) -> Result<RowCounts, StoreError> {
-        q::row_counts(&self.rows(q::row_counts_sql(D, filter)).await?)
+        let sql =
+            if q::raw_tally_serves(filter) { q::row_counts_tally_sql(D, filter) } else { q::row_counts_sql(D, filter) };
+        q::row_counts(&self.rows(sql).await?)
     }
 
     async fn completeness(
@@ -76,15 +83,33 @@ impl QualityStore for SqliteStore {
     }
 
     async fn by_provider(&self, filter: &QualityFilter) -> Result<Vec<GroupCounts<String>>, StoreError> {
-        q::by_provider(&self.rows(q::by_provider_sql(D, filter)).await?)
+        let sql = if q::record_tally_serves(filter) {
+            q::by_provider_tally_sql(D, filter)
+        } else {
+            q::by_provider_sql(D, filter)
+        };
+        q::by_provider(&self.rows(sql).await?)
     }
 
     async fn by_day(&self, filter: &QualityFilter) -> Result<Vec<GroupCounts<NaiveDate>>, StoreError> {
-        q::by_day(&self.rows(q::by_day_sql(D, filter)).await?)
+        let sql =
+            if q::record_tally_serves(filter) { q::by_day_tally_sql(D, filter) } else { q::by_day_sql(D, filter) };
+        q::by_day(&self.rows(sql).await?)
     }
 
     async fn by_batch(&self, filter: &QualityFilter) -> Result<Vec<BatchCounts>, StoreError> {
-        q::by_batch(&self.rows(q::by_batch_sql(D, filter)).await?)
+        let sql =
+            if q::raw_tally_serves(filter) { q::by_batch_tally_sql(D, filter) } else { q::by_batch_sql(D, filter) };
+        q::by_batch(&self.rows(sql).await?)
+    }
+
+    async fn freshness(
+        &self,
+        building_id: Option<&str>,
+        today: NaiveDate,
+        stale_days: u32,
+    ) -> Result<Freshness, StoreError> {
+        q::freshness(&self.rows(q::freshness_sql(D, building_id, today, stale_days)).await?)
     }
 }
 

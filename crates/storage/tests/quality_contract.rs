@@ -12,8 +12,9 @@ use emdp_app::ports::{
 };
 use emdp_app::usecases::duplicates::{Choice, ResolveError, list_groups, resolve_all, resolve_one};
 use emdp_app::usecases::ingest::{IngestSummary, Ingestor};
+use emdp_app::usecases::records::{RecordPatch, edit_record};
 use emdp_app::usecases::report::{QualityReport, Thresholds, quality_report};
-use emdp_domain::{Arrival, ConflictPolicy, QualityStatus, Reason, RuleSet};
+use emdp_domain::{Arrival, ConflictPolicy, FieldName, QualityStatus, Reason, RuleSet};
 use emdp_formats::CsvSource;
 use emdp_storage::Stores;
 use emdp_testkit::TestStore;
@@ -136,6 +137,14 @@ async fn report_counts_every_figure(fixture: &TestStore) {
     assert_eq!(quality.gaps(&all, today(), 2).await.unwrap(), report.gaps[..2]);
     let stale: Vec<_> = report.stale.iter().map(|s| s.building_id.as_str()).collect();
     assert_eq!(stale, ["A", "C"]);
+    let fresh = quality.freshness(None, today(), 3).await.unwrap();
+    assert_eq!((fresh.buildings, fresh.stale), (totals.buildings, totals.stale), "freshness = completeness totals");
+    let fresh_b = quality.freshness(Some("B"), today(), 3).await.unwrap();
+    assert_eq!((fresh_b.buildings, fresh_b.stale), (1, 0));
+    let fresh_b_later = quality.freshness(Some("B"), day("2025-07-03"), 3).await.unwrap();
+    assert_eq!((fresh_b_later.buildings, fresh_b_later.stale), (1, 1), "4 days after its last VALID day");
+    let nobody = quality.freshness(Some("nobody"), today(), 3).await.unwrap();
+    assert_eq!((nobody.buildings, nobody.stale), (0, 0));
 
     assert_eq!(report.flatlines.len(), 1);
     let flat = &report.flatlines[0];
@@ -417,21 +426,60 @@ async fn sqlite_and_postgres_compute_identical_reports() {
         QualityFilter { building_id: Some("Z2".into()), ..Default::default() },
         QualityFilter { provider: Some("prov1".into()), ..Default::default() },
         QualityFilter { from: Some(day("2025-03-10")), to: Some(day("2025-04-10")), ..Default::default() },
+        QualityFilter { from: Some(day("2025-04-10")), ..Default::default() },
+        QualityFilter { to: Some(day("2025-03-10")), provider: Some("p".into()), ..Default::default() },
         QualityFilter { batch: Some(1), to: Some(day("2025-06-10")), ..Default::default() },
+        QualityFilter { batch: Some(2), ..Default::default() },
     ];
     let mut reports = Vec::new();
     for fixture in [&lite, &pg] {
         ingest(&fixture.store, ConflictPolicy::PreferValid, &data).await;
+        // Every other way records change after an ingest: an edit (new key and status), a
+        // deletion, a manual re-resolution and a second batch; counts kept incrementally
+        // (SQLite's tallies) must follow them all.
+        let store = fixture.store.as_ref();
+        let first = store.list_records(&RecordFilter::default(), None, 3).await.unwrap();
+        let ingestor = Ingestor::new(
+            Arc::clone(&fixture.store),
+            Arc::new(RuleSet::default()),
+            Arc::new(FixedClock(today())),
+            ConflictPolicy::PreferValid,
+        );
+        let mut patch = RecordPatch::default();
+        patch.set(FieldName::Date, Some("2025-05-20".into()));
+        patch.set(FieldName::Consumption, Some("-4".into()));
+        edit_record(&ingestor, store, first[0].id, &patch, "test").await.unwrap().expect("edited");
+        // Edited again, the record keeps its day, status, reasons and flags: only its value moves.
+        let mut same_counts = RecordPatch::default();
+        same_counts.set(FieldName::Consumption, Some("-5".into()));
+        edit_record(&ingestor, store, first[0].id, &same_counts, "test").await.unwrap().expect("edited");
+        assert!(store.delete_record(first[1].id).await.unwrap());
         let stores = stores(fixture).await;
+        resolve_all(
+            stores.duplicates.as_ref(),
+            &DuplicateFilter::default(),
+            ConflictPolicy::Manual,
+            "test",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        ingest(&fixture.store, ConflictPolicy::PreferValid, "Z1,2025-03-02,99,5,prov1\nZ9,,1,1,p\n").await;
         let mut json = Vec::new();
         for filter in &filters {
             json.push(serde_json::to_value(report(&stores, filter).await).unwrap());
         }
+        let quality = stores.quality.as_ref();
+        for building in [None, Some("Z1"), Some("A")] {
+            json.push(serde_json::to_value(quality.freshness(building, today(), 3).await.unwrap()).unwrap());
+        }
         reports.push(json);
     }
-    for (filter, (lite, pg)) in filters.iter().zip(reports[0].iter().zip(&reports[1])) {
-        assert_eq!(lite, pg, "SQLite and PostgreSQL differ for {filter:?}");
+    for (i, (lite, pg)) in reports[0].iter().zip(&reports[1]).enumerate() {
+        let what = filters.get(i).map_or_else(|| "freshness".to_owned(), |f| format!("{f:?}"));
+        assert_eq!(lite, pg, "SQLite and PostgreSQL differ for {what}");
     }
+    assert!(reports[0][0]["records"]["pending"].as_i64().unwrap() > 0, "the manual policy left decisions");
     let flatlines = reports[0][0]["flatlines"].as_array().unwrap().len();
     let gaps = reports[0][0]["gaps"].as_array().unwrap().len();
     assert!(flatlines > 0 && gaps > 10, "the data exercises flatlines ({flatlines}) and gaps ({gaps})");

@@ -216,6 +216,17 @@ pub struct BatchCounts {
     pub duplicates: DuplicateTotals,
 }
 
+/// How many buildings have records, and how many of them are stale: the completeness totals'
+/// `buildings` and `stale`, without computing every building's gaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Freshness {
+    /// Buildings named by at least one record.
+    pub buildings: i64,
+    /// Of those, the buildings without a VALID day up to today, or whose latest VALID day is
+    /// more than the threshold before today.
+    pub stale: i64,
+}
+
 /// Quality aggregates, computed by the database.
 #[async_trait]
 pub trait QualityStore: Send + Sync {
@@ -262,4 +273,13 @@ pub trait QualityStore: Send + Sync {
 
     /// Raw payloads per batch, in batch order.
     async fn by_batch(&self, filter: &QualityFilter) -> Result<Vec<BatchCounts>, StoreError>;
+
+    /// The number of buildings and of stale buildings (as in [`completeness`](Self::completeness)'s
+    /// totals), for every building or one; cheap enough for a dashboard's every load.
+    async fn freshness(
+        &self,
+        building_id: Option<&str>,
+        today: NaiveDate,
+        stale_days: u32,
+    ) -> Result<Freshness, StoreError>;
 }
