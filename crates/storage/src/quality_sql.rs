@@ -314,35 +314,71 @@ pub(crate) fn row_counts(rows: &[impl Cols]) -> Result<RowCounts, StoreError> {
 ///
 /// VALID days are then `expected - gap days`: the gaps are exactly the other days of the range.
 fn gap_ctes(dialect: Dialect, filter: &QualityFilter, today: NaiveDate) -> Sql {
-    let t = epoch_day(today);
     let lo = filter.from.map_or_else(|| "first_d".to_owned(), |from| epoch_day(from).to_string());
     let hi = filter.to.map_or_else(|| "last_d".to_owned(), |to| epoch_day(to.min(today)).to_string());
     let mut sql = Sql::new(dialect);
+    // `per` in two grouped passes, so that neither sorts every record: keyed VALID records (all
+    // but a few) stream in building order from the partial index of VALID records, and the
+    // others (not VALID, or keyless) are few enough to sort. Each building has at most two
+    // partial rows; days are compared as dates and turned into day numbers once per building.
     sql.push(&format!(
-        "WITH per AS (SELECT b, COUNT(*) AS n, SUM(CASE WHEN s = 'VALID' THEN 1 ELSE 0 END) AS nv, \
-         SUM(CASE WHEN s = 'INCOMPLETE' THEN 1 ELSE 0 END) AS ni, \
-         SUM(CASE WHEN s = 'INCONSISTENT' THEN 1 ELSE 0 END) AS nc, \
-         MIN(CASE WHEN d <= {t} THEN d END) AS first_d, \
-         MAX(CASE WHEN d <= {t} THEN d END) AS last_d, \
-         MIN(CASE WHEN s = 'VALID' AND d <= {t} THEN d END) AS first_valid, \
-         MAX(CASE WHEN s = 'VALID' AND d <= {t} THEN d END) AS last_valid \
-         FROM (SELECT r.building_id AS b, {day} AS d, r.status AS s FROM records r \
-         WHERE r.building_id IS NOT NULL",
-        day = dialect.day("r.date")
+        "WITH per AS (SELECT b, SUM(n) AS n, SUM(nv) AS nv, SUM(ni) AS ni, SUM(nc) AS nc, {} AS first_d, {} AS last_d, \
+         {} AS first_valid, {} AS last_valid FROM (",
+        dialect.day("MIN(fd)"),
+        dialect.day("MAX(ld)"),
+        dialect.day("MIN(fv)"),
+        dialect.day("MAX(lv)")
     ));
-    record_filter(&mut sql, filter);
+    let parts = [
+        "r.status = 'VALID' AND r.content_key IS NULL",
+        "r.building_id IS NOT NULL AND NOT (r.status = 'VALID' AND r.content_key IS NULL)",
+    ];
+    for (i, condition) in parts.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push(
+            "SELECT r.building_id AS b, COUNT(*) AS n, SUM(CASE WHEN r.status = 'VALID' THEN 1 ELSE 0 END) AS nv, \
+             SUM(CASE WHEN r.status = 'INCOMPLETE' THEN 1 ELSE 0 END) AS ni, \
+             SUM(CASE WHEN r.status = 'INCONSISTENT' THEN 1 ELSE 0 END) AS nc, MIN(CASE WHEN r.date <= ",
+        );
+        sql.bind(Param::Date(today)).push(" THEN r.date END) AS fd, MAX(CASE WHEN r.date <= ");
+        sql.bind(Param::Date(today)).push(" THEN r.date END) AS ld, MIN(CASE WHEN r.status = 'VALID' AND r.date <= ");
+        sql.bind(Param::Date(today)).push(" THEN r.date END) AS fv, MAX(CASE WHEN r.status = 'VALID' AND r.date <= ");
+        sql.bind(Param::Date(today)).push(&format!(" THEN r.date END) AS lv FROM records r WHERE {condition}"));
+        record_filter(&mut sql, filter);
+        sql.push(" GROUP BY r.building_id");
+    }
     sql.push(&format!(
         ") f GROUP BY b), \
-         rng AS (SELECT b, {lo} AS lo, {hi} AS hi, first_valid, last_valid FROM per WHERE first_d IS NOT NULL), \
-         lagged AS (SELECT r.building_id AS b, {day} AS d, \
-         LAG({day}) OVER (PARTITION BY r.building_id ORDER BY r.date) AS prev FROM records r \
-         WHERE r.status = 'VALID' AND r.content_key IS NULL AND r.date <= ",
-        day = dialect.day("r.date")
+         rng AS (SELECT b, {lo} AS lo, {hi} AS hi, first_valid, last_valid FROM per WHERE first_d IS NOT NULL), "
     ));
-    sql.bind(Param::Date(today));
-    record_filter(&mut sql, filter);
+    let day = dialect.day("r.date");
+    let valid = "FROM records r WHERE r.status = 'VALID' AND r.content_key IS NULL AND r.date <= ";
+    match dialect {
+        Dialect::Postgres => {
+            sql.push(&format!(
+                "lagged AS (SELECT r.building_id AS b, {day} AS d, \
+                 LAG({day}) OVER (PARTITION BY r.building_id ORDER BY r.date) AS prev {valid}"
+            ));
+            sql.bind(Param::Date(today));
+            record_filter(&mut sql, filter);
+            sql.push(")");
+        }
+        // The same pairs (only those more than a day apart) from one ordered aggregate per
+        // building (see `sqlite_functions`).
+        Dialect::Sqlite => {
+            sql.push(&format!(
+                "lagged AS (SELECT g.b AS b, CAST(j.value ->> 1 AS BIGINT) AS d, CAST(j.value ->> 0 AS BIGINT) AS prev \
+                 FROM (SELECT r.building_id AS b, emdp_gap_pairs({day} ORDER BY r.date) AS pairs {valid}"
+            ));
+            sql.bind(Param::Date(today));
+            record_filter(&mut sql, filter);
+            sql.push(" GROUP BY r.building_id) g, json_each(g.pairs) j)");
+        }
+    }
     sql.push(
-        "), \
+        ", \
          gaps AS (SELECT b, prev + 1 AS gs, d - 1 AS ge, d - prev - 1 AS len FROM lagged WHERE d - prev > 1 \
          UNION ALL SELECT b, lo, COALESCE(first_valid - 1, hi), COALESCE(first_valid - 1, hi) - lo + 1 \
          FROM rng WHERE first_valid IS NULL OR first_valid > lo \
@@ -492,9 +528,26 @@ pub(crate) fn gaps(rows: &[impl Cols]) -> Result<Vec<Gap>, StoreError> {
 }
 
 pub(crate) fn flatlines_sql(dialect: Dialect, filter: &QualityFilter, min_days: u32) -> Sql {
+    let mut sql = Sql::new(dialect);
+    if dialect == Dialect::Sqlite {
+        // One ordered aggregate per building finds every provider's runs (see `sqlite_functions`).
+        sql.push(&format!(
+            "WITH f AS (SELECT r.building_id AS b, emdp_flat_runs(r.provider, {day}, r.consumption, {min} \
+             ORDER BY r.date) AS runs FROM records r \
+             WHERE r.status = 'VALID' AND r.content_key IS NULL AND r.consumption IS NOT NULL",
+            day = dialect.day("r.date"),
+            min = min_days.max(2)
+        ));
+        record_filter(&mut sql, filter);
+        sql.push(
+            " GROUP BY r.building_id) \
+             SELECT f.b, j.value ->> 0, j.value ->> 1, CAST(j.value ->> 2 AS BIGINT), CAST(j.value ->> 3 AS BIGINT), \
+             CAST(j.value ->> 4 AS BIGINT) FROM f, json_each(f.runs) j ORDER BY f.b, j.value ->> 0, j.value ->> 2",
+        );
+        return sql;
+    }
     // One ordered pass keeps the days that repeat the previous day's value (rare); islands
     // (`day - row_number`) of those few rows are the runs, each starting the day before.
-    let mut sql = Sql::new(dialect);
     sql.push(
         "WITH v AS (SELECT r.building_id AS b, r.provider AS p, r.consumption AS c, r.date AS dt FROM records r \
          WHERE r.status = 'VALID' AND r.content_key IS NULL AND r.consumption IS NOT NULL",

@@ -113,6 +113,13 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    crate::sqlite_functions::register(handle.as_raw_handle().as_ptr())
+                        .map_err(|message| sqlx::Error::Configuration(message.into()))
+                })
+            })
             .connect_with(options(url)?)
             .await
             .map_err(store_error)?;
