@@ -19,6 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use emdp_app::ports::RecordBreakdown;
 use emdp_app::usecases::report::StatusShares;
 
 use crate::error::{ApiError, ApiResult};
@@ -93,13 +94,12 @@ pub async fn overview(State(state): State<AppState>, query: QueryParams) -> ApiR
             Ok((totals.buildings, totals.stale))
         }
     };
-    let (records, rows, (buildings, stale), providers, days) = tokio::try_join!(
-        async { Ok::<_, ApiError>(store.record_counts(&filter).await?) },
+    let (record_breakdown, rows, (buildings, stale)) = tokio::try_join!(
+        async { Ok::<_, ApiError>(store.record_breakdown(&filter).await?) },
         async { Ok::<_, ApiError>(store.row_counts(&filter).await?) },
         buildings,
-        async { Ok::<_, ApiError>(store.by_provider(&filter).await?) },
-        async { Ok::<_, ApiError>(store.by_day(&filter).await?) },
     )?;
+    let RecordBreakdown { counts: records, providers, days } = record_breakdown;
     Ok(Json(serde_json::json!({
         "filter": filter,
         "today": today,

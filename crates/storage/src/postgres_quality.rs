@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use emdp_app::ports::{
     BatchCounts, Completeness, ConflictGroup, Decision, DuplicateFilter, DuplicateStore, Flatline, Freshness, Gap,
-    GroupCounts, QualityFilter, QualityStore, RecordCounts, RecordId, Resolution, RowCounts, StoreError, StoredKey,
+    GroupCounts, QualityFilter, QualityStore, RecordBreakdown, RecordCounts, RecordId, Resolution, RowBreakdown,
+    RowCounts, StoreError, StoredKey,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres};
@@ -93,6 +94,14 @@ impl QualityStore for PostgresStore {
 
     async fn by_batch(&self, filter: &QualityFilter) -> Result<Vec<BatchCounts>, StoreError> {
         q::by_batch(&self.rows(q::by_batch_sql(D, filter)).await?)
+    }
+
+    async fn record_breakdown(&self, filter: &QualityFilter) -> Result<RecordBreakdown, StoreError> {
+        q::record_breakdown(&self.rows(q::record_groups_sql(D, filter)).await?)
+    }
+
+    async fn row_breakdown(&self, filter: &QualityFilter) -> Result<RowBreakdown, StoreError> {
+        q::row_breakdown(&self.rows(q::row_groups_sql(D, filter)).await?)
     }
 
     async fn freshness(

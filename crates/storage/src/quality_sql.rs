@@ -7,11 +7,13 @@
 //! day differences are integer arithmetic on both. Only integers computed here (days,
 //! thresholds, ids) are written into the SQL text; every text value is bound.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
     BatchCounts, BuildingQuality, Completeness, CompletenessTotals, ConflictGroup, Decision, DecisionMethod,
     DuplicateFilter, DuplicateTotals, Flatline, Freshness, Gap, GroupCounts, GroupVersion, QualityFilter, ReasonCounts,
-    RecordCounts, RecordFields, RecordId, RowCounts, StatusCounts, StoreError,
+    RecordBreakdown, RecordCounts, RecordFields, RecordId, RowBreakdown, RowCounts, StatusCounts, StoreError,
 };
 use emdp_domain::{Arrival, ConflictPolicy, Reason};
 
@@ -637,6 +639,128 @@ pub(crate) fn by_batch(rows: &[impl Cols]) -> Result<Vec<BatchCounts>, StoreErro
             })
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Breakdowns in one pass: the records (or payloads) grouped by every dimension the counts and
+// breakdowns need, a few thousand groups that are then summed up per figure. One scan
+// instead of three (two): on PostgreSQL the separate scans ran side by side on two cores.
+
+/// Records grouped by day, provider, status, reasons and duplicate flags.
+pub(crate) fn record_groups_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!(
+        "SELECT {}, r.provider, r.status, CAST(r.reasons AS BIGINT), {}, {}, {}, CAST(COUNT(*) AS BIGINT) FROM records r \
+         WHERE 1 = 1",
+        dialect.day("r.date"),
+        dialect.flag("r.versions > 1"),
+        dialect.flag(dialect.pending()),
+        dialect.flag("r.content_key IS NOT NULL"),
+    ));
+    record_filter(&mut sql, filter);
+    sql.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7");
+    sql
+}
+
+/// Adds `n` rows of `status` to `counts`.
+fn add_status(counts: &mut StatusCounts, status: &str, n: i64) -> Result<(), StoreError> {
+    counts.total += n;
+    match status {
+        "VALID" => counts.valid += n,
+        "INCOMPLETE" => counts.incomplete += n,
+        "INCONSISTENT" => counts.inconsistent += n,
+        other => return Err(StoreError::Other(format!("unknown status in the store: {other}"))),
+    }
+    Ok(())
+}
+
+/// Adds `n` rows with the reason bit set `reasons` to `counts` (in [`Reason::ALL`] order).
+fn add_reasons(counts: &mut [i64], reasons: i64, n: i64) {
+    for (bit, count) in counts.iter_mut().enumerate() {
+        if (reasons >> bit) & 1 == 1 {
+            *count += n;
+        }
+    }
+}
+
+fn reason_totals(counts: Vec<i64>) -> ReasonCounts {
+    ReasonCounts(Reason::ALL.iter().copied().zip(counts).collect())
+}
+
+/// Sums [`record_groups_sql`]'s groups into the counts and the per-provider and per-day
+/// breakdowns, ordered as their own statements order them (providers by bytes, missing last;
+/// days in order, missing left out).
+pub(crate) fn record_breakdown(rows: &[impl Cols]) -> Result<RecordBreakdown, StoreError> {
+    let mut counts = RecordCounts::default();
+    let mut reasons = vec![0; Reason::ALL.len()];
+    let mut providers: BTreeMap<(bool, Option<String>), StatusCounts> = BTreeMap::new();
+    let mut days: BTreeMap<i64, StatusCounts> = BTreeMap::new();
+    for row in rows {
+        let (day, provider, status, n) = (row.opt_int(0)?, row.opt_text(1)?, row.text(2)?, row.int(7)?);
+        add_status(&mut counts.status, &status, n)?;
+        add_reasons(&mut reasons, row.int(3)?, n);
+        counts.conflict_groups += row.int(4)? * n;
+        counts.pending += row.int(5)? * n;
+        counts.keyless += row.int(6)? * n;
+        add_status(providers.entry((provider.is_none(), provider)).or_default(), &status, n)?;
+        if let Some(day) = day {
+            add_status(days.entry(day).or_default(), &status, n)?;
+        }
+    }
+    counts.reasons = reason_totals(reasons);
+    Ok(RecordBreakdown {
+        counts,
+        providers: providers.into_iter().map(|((_, key), status)| GroupCounts { key, status }).collect(),
+        days: days
+            .into_iter()
+            .map(|(day, status)| Ok(GroupCounts { key: Some(from_epoch_day(day)?), status }))
+            .collect::<Result<_, StoreError>>()?,
+    })
+}
+
+/// Payloads grouped by batch (with its source), status, admission and reasons.
+pub(crate) fn row_groups_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(
+        "SELECT g.*, b.source FROM (SELECT x.batch_id AS batch_id, x.status, x.admission, \
+         CAST(x.reasons AS BIGINT), CAST(COUNT(*) AS BIGINT) AS n",
+    );
+    raw_from(&mut sql, filter);
+    sql.push(" GROUP BY x.batch_id, x.status, x.admission, x.reasons) g JOIN batches b ON b.id = g.batch_id");
+    sql
+}
+
+/// Sums [`row_groups_sql`]'s groups into the counts and the per-batch breakdown (in batch order).
+pub(crate) fn row_breakdown(rows: &[impl Cols]) -> Result<RowBreakdown, StoreError> {
+    let mut counts = RowCounts {
+        status: StatusCounts::default(),
+        duplicates: DuplicateTotals::default(),
+        reasons: ReasonCounts::default(),
+    };
+    let mut reasons = vec![0; Reason::ALL.len()];
+    let mut batches: BTreeMap<i64, BatchCounts> = BTreeMap::new();
+    for row in rows {
+        let (batch_id, status, admission, n) = (row.int(0)?, row.text(1)?, row.text(2)?, row.int(4)?);
+        let batch = batches.entry(batch_id).or_insert_with(|| BatchCounts {
+            batch_id,
+            source: String::new(),
+            status: StatusCounts::default(),
+            duplicates: DuplicateTotals::default(),
+        });
+        batch.source = row.text(5)?;
+        add_status(&mut counts.status, &status, n)?;
+        add_status(&mut batch.status, &status, n)?;
+        add_reasons(&mut reasons, row.int(3)?, n);
+        for duplicates in [&mut counts.duplicates, &mut batch.duplicates] {
+            match admission.as_str() {
+                "exact" => duplicates.exact += n,
+                "conflicting" => duplicates.conflicting += n,
+                _ => {}
+            }
+        }
+    }
+    counts.reasons = reason_totals(reasons);
+    Ok(RowBreakdown { counts, batches: batches.into_values().collect() })
 }
 
 // ---------------------------------------------------------------------------------------

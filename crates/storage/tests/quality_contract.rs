@@ -137,6 +137,16 @@ async fn report_counts_every_figure(fixture: &TestStore) {
     assert_eq!(quality.gaps(&all, today(), 2).await.unwrap(), report.gaps[..2]);
     let stale: Vec<_> = report.stale.iter().map(|s| s.building_id.as_str()).collect();
     assert_eq!(stale, ["A", "C"]);
+    let filters = [all.clone(), QualityFilter { provider: Some("q".into()), ..Default::default() }];
+    for filter in &filters {
+        let records = quality.record_breakdown(filter).await.unwrap();
+        assert_eq!(records.counts, quality.record_counts(filter).await.unwrap(), "one pass = three, {filter:?}");
+        assert_eq!(records.providers, quality.by_provider(filter).await.unwrap());
+        assert_eq!(records.days, quality.by_day(filter).await.unwrap());
+        let rows = quality.row_breakdown(filter).await.unwrap();
+        assert_eq!(rows.counts, quality.row_counts(filter).await.unwrap(), "one pass = two, {filter:?}");
+        assert_eq!(rows.batches, quality.by_batch(filter).await.unwrap());
+    }
     let fresh = quality.freshness(None, today(), 3).await.unwrap();
     assert_eq!((fresh.buildings, fresh.stale), (totals.buildings, totals.stale), "freshness = completeness totals");
     let fresh_b = quality.freshness(Some("B"), today(), 3).await.unwrap();

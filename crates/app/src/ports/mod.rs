@@ -21,7 +21,8 @@ pub use duplicates::{
 pub use keys::{ApiKey, KeyStore, NewApiKey, Role};
 pub use quality::{
     BatchCounts, BuildingQuality, Completeness, CompletenessTotals, DuplicateTotals, Flatline, Freshness, Gap,
-    GroupCounts, QualityFilter, QualityStore, ReasonCounts, RecordCounts, RowCounts, StatusCounts,
+    GroupCounts, QualityFilter, QualityStore, ReasonCounts, RecordBreakdown, RecordCounts, RowBreakdown, RowCounts,
+    StatusCounts,
 };
 pub use source::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 pub use store::{

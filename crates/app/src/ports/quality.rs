@@ -227,6 +227,26 @@ pub struct Freshness {
     pub stale: i64,
 }
 
+/// The curated records' counts with their breakdowns per provider and per day.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordBreakdown {
+    /// The counts ([`QualityStore::record_counts`]).
+    pub counts: RecordCounts,
+    /// Per provider ([`QualityStore::by_provider`]).
+    pub providers: Vec<GroupCounts<String>>,
+    /// Per day ([`QualityStore::by_day`]).
+    pub days: Vec<GroupCounts<NaiveDate>>,
+}
+
+/// The raw payloads' counts with their breakdown per batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowBreakdown {
+    /// The counts ([`QualityStore::row_counts`]).
+    pub counts: RowCounts,
+    /// Per batch ([`QualityStore::by_batch`]).
+    pub batches: Vec<BatchCounts>,
+}
+
 /// Quality aggregates, computed by the database.
 #[async_trait]
 pub trait QualityStore: Send + Sync {
@@ -273,6 +293,21 @@ pub trait QualityStore: Send + Sync {
 
     /// Raw payloads per batch, in batch order.
     async fn by_batch(&self, filter: &QualityFilter) -> Result<Vec<BatchCounts>, StoreError>;
+
+    /// [`record_counts`](Self::record_counts), [`by_provider`](Self::by_provider) and
+    /// [`by_day`](Self::by_day) together; adapters may compute them in one pass.
+    async fn record_breakdown(&self, filter: &QualityFilter) -> Result<RecordBreakdown, StoreError> {
+        let (counts, providers, days) =
+            tokio::try_join!(self.record_counts(filter), self.by_provider(filter), self.by_day(filter))?;
+        Ok(RecordBreakdown { counts, providers, days })
+    }
+
+    /// [`row_counts`](Self::row_counts) and [`by_batch`](Self::by_batch) together; adapters
+    /// may compute them in one pass.
+    async fn row_breakdown(&self, filter: &QualityFilter) -> Result<RowBreakdown, StoreError> {
+        let (counts, batches) = tokio::try_join!(self.row_counts(filter), self.by_batch(filter))?;
+        Ok(RowBreakdown { counts, batches })
+    }
 
     /// The number of buildings and of stale buildings (as in [`completeness`](Self::completeness)'s
     /// totals), for every building or one; cheap enough for a dashboard's every load.

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::ports::{
-    BatchCounts, Completeness, Flatline, Gap, GroupCounts, QualityFilter, QualityStore, RecordCounts, RowCounts,
-    StatusCounts, StoreError,
+    BatchCounts, Completeness, Flatline, Gap, GroupCounts, QualityFilter, QualityStore, RecordBreakdown, RecordCounts,
+    RowBreakdown, RowCounts, StatusCounts, StoreError,
 };
 
 /// The report's thresholds.
@@ -108,15 +108,14 @@ pub async fn quality_report(
     thresholds: Thresholds,
 ) -> Result<QualityReport, StoreError> {
     // Independent queries: run them concurrently (each takes its own connection).
-    let (records, rows, (completeness, gaps), flatlines, providers, days, batches) = tokio::try_join!(
-        store.record_counts(filter),
-        store.row_counts(filter),
+    let (record_breakdown, row_breakdown, (completeness, gaps), flatlines) = tokio::try_join!(
+        store.record_breakdown(filter),
+        store.row_breakdown(filter),
         store.completeness_and_gaps(filter, today, thresholds.stale_days, thresholds.max_gaps),
         store.flatlines(filter, thresholds.flatline_days),
-        store.by_provider(filter),
-        store.by_day(filter),
-        store.by_batch(filter),
     )?;
+    let RecordBreakdown { counts: records, providers, days } = record_breakdown;
+    let RowBreakdown { counts: rows, batches } = row_breakdown;
     let stale = completeness
         .buildings
         .iter()
