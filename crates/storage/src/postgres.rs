@@ -29,6 +29,9 @@ use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Batches of at least this many rows are followed by `VACUUM (ANALYZE)` (see `finish_batch`).
+const BULK_LOAD_ROWS: i64 = 100_000;
+
 /// Columns of `records` in the order [`record_row`] reads them.
 const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, \
      r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, r.versions, r.pending, \
@@ -884,12 +887,21 @@ impl RecordStore for PostgresStore {
     }
 
     async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        sqlx::query("UPDATE batches SET finished_at = now(), summary = $1::jsonb WHERE id = $2")
-            .bind(summary.to_string())
-            .bind(batch)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
+        let stored: Option<i64> = sqlx::query_scalar(
+            "UPDATE batches SET finished_at = now(), summary = $1::jsonb WHERE id = $2 RETURNING rows_stored",
+        )
+        .bind(summary.to_string())
+        .bind(batch)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        // After a bulk load, refresh the planner's statistics and the visibility map at once
+        // rather than whenever autovacuum comes by: without statistics the report's plans
+        // sort instead of reading indexes in order, and without the visibility map its
+        // index-only scans visit the table (1M rows: report 1.8 s -> 1.3 s, for 0.5-1 s here).
+        if stored.unwrap_or(0) >= BULK_LOAD_ROWS {
+            sqlx::query("VACUUM (ANALYZE) records, raw_records").execute(&self.pool).await.map_err(store_error)?;
+        }
         Ok(())
     }
 

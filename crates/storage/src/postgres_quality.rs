@@ -31,12 +31,16 @@ fn query(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArgume
 
 impl PostgresStore {
     /// Runs a report query with room to sort and hash in memory (PostgreSQL's default 4 MB
-    /// `work_mem` spills the sorts of a million records to disk) and without JIT compilation
-    /// (it costs 100-200 ms per statement and these scans finish before it pays off).
+    /// `work_mem` spills the sorts of a million records to disk), without JIT compilation (it
+    /// costs 100-200 ms per statement and these scans finish before it pays off), and with the
+    /// random page cost of an SSD or a cached table (1.1 instead of 4): with the default, the
+    /// planner's choice between reading VALID records in order from their index and sorting a
+    /// full scan flipped on small differences in statistics (completeness 1.2 s or 1.7 s).
     async fn rows(&self, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         sqlx::query("SET LOCAL work_mem = '128MB'").execute(&mut *tx).await.map_err(store_error)?;
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await.map_err(store_error)?;
+        sqlx::query("SET LOCAL random_page_cost = 1.1").execute(&mut *tx).await.map_err(store_error)?;
         let rows = query(&sql).fetch_all(&mut *tx).await.map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(rows)
