@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 const HEADER: &str = "building_id,date,consumption,temperature,provider\n";
 
 /// Rows per ingest transaction (`emdp_app::usecases::ingest::CHUNK_ROWS`).
-const CHUNK_ROWS: u64 = 20_000;
+const CHUNK_ROWS: u64 = 40_000;
 
 /// `emdp ingest FILE --database-url URL --today TODAY --output json`.
 fn ingest(file: &str, url: &str, today: &str) -> Value {

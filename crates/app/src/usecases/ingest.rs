@@ -23,8 +23,11 @@ use crate::ports::{
 };
 
 /// Rows per transaction: large enough to amortize a commit, small enough that a crash loses
-/// little work and memory stays flat.
-pub const CHUNK_ROWS: usize = 20_000;
+/// little work and memory stays flat. Each commit rewrites every index page its rows touched,
+/// and rows arriving day by day touch one page per building in the key indexes, so larger
+/// chunks write less: 1M rows into SQLite took 21.2 s in chunks of 20,000 and 17.5 s in chunks
+/// of 40,000 (peak RSS 225 MB and 270 MB; chunks of 50,000 passed 300 MB).
+pub const CHUNK_ROWS: usize = 40_000;
 
 /// How many rows were stored, skipped or kept as conflicting versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -191,7 +194,8 @@ impl Ingestor {
         progress: &dyn IngestProgress,
     ) -> Result<IngestSummary, IngestError> {
         let started = std::time::Instant::now();
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>)>(2);
+        // One chunk waits while one is written and the next is read: enough to keep both busy.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>)>(1);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
