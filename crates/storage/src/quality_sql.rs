@@ -764,8 +764,8 @@ pub(crate) fn row_breakdown(rows: &[impl Cols]) -> Result<RowBreakdown, StoreErr
 }
 
 // ---------------------------------------------------------------------------------------
-// Tallies (SQLite's `record_tally` and `raw_tally`, migration 0005): the same figures, in the
-// same columns as the statements above, from running counts instead of a scan.
+// Tallies (SQLite's `record_tally` and `raw_tally`, migration 0005): the groups of the one-pass
+// breakdowns above, from running counts instead of a scan.
 
 /// Whether the curated-record counts for `filter` can come from `record_tally`: it is kept per
 /// day and provider, so any filter without a building or a batch.
@@ -779,30 +779,16 @@ pub(crate) fn raw_tally_serves(filter: &QualityFilter) -> bool {
     filter.building_id.is_none() && filter.provider.is_none() && filter.from.is_none() && filter.to.is_none()
 }
 
-/// [`status_columns`] over tally rows: each row counts `t.n` records.
-fn tally_status_columns() -> String {
-    format!(
-        "CAST(COALESCE(SUM(t.n), 0) AS BIGINT) AS n, {}",
-        ["VALID", "INCOMPLETE", "INCONSISTENT"]
-            .map(|status| format!(
-                "CAST(COALESCE(SUM(CASE WHEN t.status = '{status}' THEN t.n ELSE 0 END), 0) AS BIGINT)"
-            ))
-            .join(", ")
-    )
-}
-
-/// [`reason_columns`] over tally rows.
-fn tally_reason_columns() -> String {
-    (0..Reason::ALL.len())
-        .map(|bit| format!("CAST(COALESCE(SUM(((t.reasons >> {bit}) & 1) * t.n), 0) AS BIGINT)"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `FROM record_tally t WHERE ...` for a filter that [`record_tally_serves`]. Dates are
-/// ISO text, so text comparison is day order; '' (no date) is below every day.
-fn record_tally_from(sql: &mut Sql, filter: &QualityFilter) {
-    sql.push(" FROM record_tally t WHERE t.n > 0");
+/// [`record_groups_sql`]'s columns from `record_tally` (already one row per group) for a filter
+/// that [`record_tally_serves`]. Dates are ISO text, so text comparison is day order; '' (no
+/// date, no provider) is below every value and read back as NULL.
+pub(crate) fn record_groups_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push(&format!(
+        "SELECT CASE WHEN t.date = '' THEN NULL ELSE {} END, NULLIF(t.provider, ''), t.status, t.reasons, \
+         t.conflict, t.pending, t.keyless, t.n FROM record_tally t WHERE t.n > 0",
+        dialect.day("t.date")
+    ));
     if let Some(provider) = &filter.provider {
         sql.push(" AND t.provider = ").bind(Param::Text(provider.clone()));
     }
@@ -812,68 +798,20 @@ fn record_tally_from(sql: &mut Sql, filter: &QualityFilter) {
     if let Some(to) = filter.to {
         sql.push(" AND t.date <> '' AND t.date <= ").bind(Param::Date(to));
     }
-}
-
-/// [`record_counts_sql`] from `record_tally`.
-pub(crate) fn record_counts_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
-    let mut sql = Sql::new(dialect);
-    sql.push(&format!(
-        "SELECT {}, CAST(COALESCE(SUM(t.conflict * t.n), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(t.pending * t.n), 0) AS BIGINT), CAST(COALESCE(SUM(t.keyless * t.n), 0) AS BIGINT), {}",
-        tally_status_columns(),
-        tally_reason_columns()
-    ));
-    record_tally_from(&mut sql, filter);
     sql
 }
 
-/// [`by_provider_sql`] from `record_tally`.
-pub(crate) fn by_provider_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
+/// [`row_groups_sql`]'s columns from `raw_tally` (one row per group) for a filter that
+/// [`raw_tally_serves`].
+pub(crate) fn row_groups_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
     let mut sql = Sql::new(dialect);
-    sql.push(&format!("SELECT NULLIF(t.provider, ''), {}", tally_status_columns()));
-    record_tally_from(&mut sql, filter);
-    sql.push(" GROUP BY t.provider ORDER BY t.provider = '', t.provider");
-    sql
-}
-
-/// [`by_day_sql`] from `record_tally`.
-pub(crate) fn by_day_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
-    let mut sql = Sql::new(dialect);
-    sql.push(&format!("SELECT {}, {}", dialect.day("t.date"), tally_status_columns()));
-    record_tally_from(&mut sql, filter);
-    sql.push(" AND t.date <> '' GROUP BY t.date ORDER BY t.date");
-    sql
-}
-
-/// `FROM raw_tally t WHERE ...` for a filter that [`raw_tally_serves`].
-fn raw_tally_from(sql: &mut Sql, filter: &QualityFilter) {
-    sql.push(" FROM raw_tally t WHERE 1 = 1");
+    sql.push(
+        "SELECT t.batch_id, t.status, t.admission, t.reasons, t.n, b.source \
+         FROM raw_tally t JOIN batches b ON b.id = t.batch_id WHERE 1 = 1",
+    );
     if let Some(batch) = filter.batch {
         sql.push(&format!(" AND t.batch_id = {batch}"));
     }
-}
-
-/// Exact and conflicting duplicates over tally rows.
-const TALLY_DUPLICATE_COLUMNS: &str = "CAST(COALESCE(SUM(CASE WHEN t.admission = 'exact' THEN t.n ELSE 0 END), 0) AS BIGINT), \
-     CAST(COALESCE(SUM(CASE WHEN t.admission = 'conflicting' THEN t.n ELSE 0 END), 0) AS BIGINT)";
-
-/// [`row_counts_sql`] from `raw_tally`.
-pub(crate) fn row_counts_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
-    let mut sql = Sql::new(dialect);
-    sql.push(&format!("SELECT {}, {TALLY_DUPLICATE_COLUMNS}, {}", tally_status_columns(), tally_reason_columns()));
-    raw_tally_from(&mut sql, filter);
-    sql
-}
-
-/// [`by_batch_sql`] from `raw_tally`.
-pub(crate) fn by_batch_tally_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
-    let mut sql = Sql::new(dialect);
-    sql.push(&format!(
-        "SELECT g.*, b.source FROM (SELECT t.batch_id AS batch_id, {}, {TALLY_DUPLICATE_COLUMNS}",
-        tally_status_columns()
-    ));
-    raw_tally_from(&mut sql, filter);
-    sql.push(" GROUP BY t.batch_id) g JOIN batches b ON b.id = g.batch_id ORDER BY g.batch_id");
     sql
 }
 

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use emdp_app::ports::{
     BatchCounts, Completeness, ConflictGroup, Decision, DuplicateFilter, DuplicateStore, Flatline, Freshness, Gap,
-    GroupCounts, QualityFilter, QualityStore, RecordCounts, RecordId, Resolution, RowCounts, StoreError, StoredKey,
+    GroupCounts, QualityFilter, QualityStore, RecordBreakdown, RecordCounts, RecordId, Resolution, RowBreakdown,
+    RowCounts, StoreError, StoredKey,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, SqliteConnection};
@@ -41,18 +42,17 @@ async fn rows_on(conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<SqliteRow>
 #[async_trait]
 impl QualityStore for SqliteStore {
     async fn record_counts(&self, filter: &QualityFilter) -> Result<RecordCounts, StoreError> {
-        let sql = if q::record_tally_serves(filter) {
-            q::record_counts_tally_sql(D, filter)
-        } else {
-            q::record_counts_sql(D, filter)
-        };
-        q::record_counts(&self.rows(sql).await?)
+        if q::record_tally_serves(filter) {
+            return Ok(self.record_breakdown(filter).await?.counts);
+        }
+        q::record_counts(&self.rows(q::record_counts_sql(D, filter)).await?)
     }
 
     async fn row_counts(&self, filter: &QualityFilter) -> Result<RowCounts, StoreError> {
-        let sql =
-            if q::raw_tally_serves(filter) { q::row_counts_tally_sql(D, filter) } else { q::row_counts_sql(D, filter) };
-        q::row_counts(&self.rows(sql).await?)
+        if q::raw_tally_serves(filter) {
+            return Ok(self.row_breakdown(filter).await?.counts);
+        }
+        q::row_counts(&self.rows(q::row_counts_sql(D, filter)).await?)
     }
 
     async fn completeness(
@@ -83,24 +83,42 @@ impl QualityStore for SqliteStore {
     }
 
     async fn by_provider(&self, filter: &QualityFilter) -> Result<Vec<GroupCounts<String>>, StoreError> {
-        let sql = if q::record_tally_serves(filter) {
-            q::by_provider_tally_sql(D, filter)
-        } else {
-            q::by_provider_sql(D, filter)
-        };
-        q::by_provider(&self.rows(sql).await?)
+        if q::record_tally_serves(filter) {
+            return Ok(self.record_breakdown(filter).await?.providers);
+        }
+        q::by_provider(&self.rows(q::by_provider_sql(D, filter)).await?)
     }
 
     async fn by_day(&self, filter: &QualityFilter) -> Result<Vec<GroupCounts<NaiveDate>>, StoreError> {
-        let sql =
-            if q::record_tally_serves(filter) { q::by_day_tally_sql(D, filter) } else { q::by_day_sql(D, filter) };
-        q::by_day(&self.rows(sql).await?)
+        if q::record_tally_serves(filter) {
+            return Ok(self.record_breakdown(filter).await?.days);
+        }
+        q::by_day(&self.rows(q::by_day_sql(D, filter)).await?)
     }
 
     async fn by_batch(&self, filter: &QualityFilter) -> Result<Vec<BatchCounts>, StoreError> {
+        if q::raw_tally_serves(filter) {
+            return Ok(self.row_breakdown(filter).await?.batches);
+        }
+        q::by_batch(&self.rows(q::by_batch_sql(D, filter)).await?)
+    }
+
+    /// From the tally when it serves the filter, else one grouped scan (SQLite's sort of the
+    /// records once instead of three scans).
+    async fn record_breakdown(&self, filter: &QualityFilter) -> Result<RecordBreakdown, StoreError> {
+        let sql = if q::record_tally_serves(filter) {
+            q::record_groups_tally_sql(D, filter)
+        } else {
+            q::record_groups_sql(D, filter)
+        };
+        q::record_breakdown(&self.rows(sql).await?)
+    }
+
+    /// From the tally when it serves the filter, else one grouped scan.
+    async fn row_breakdown(&self, filter: &QualityFilter) -> Result<RowBreakdown, StoreError> {
         let sql =
-            if q::raw_tally_serves(filter) { q::by_batch_tally_sql(D, filter) } else { q::by_batch_sql(D, filter) };
-        q::by_batch(&self.rows(sql).await?)
+            if q::raw_tally_serves(filter) { q::row_groups_tally_sql(D, filter) } else { q::row_groups_sql(D, filter) };
+        q::row_breakdown(&self.rows(sql).await?)
     }
 
     async fn freshness(
