@@ -41,6 +41,24 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// Key look-ups from concurrent requests, answered together (see [`batch_lookups`]).
     lookups: tokio::sync::mpsc::Sender<Lookup>,
+    /// Wakes [`checkpoints`] after an ingest commit.
+    checkpoint: tokio::sync::mpsc::Sender<()>,
+}
+
+/// Copies committed WAL pages back into the database file, off the writer's path: an ingest
+/// commits a chunk and goes on with the next one while this runs on another connection
+/// (`PASSIVE`: it never blocks readers or the writer). SQLite's own checkpoint, which runs
+/// inside the commit that crosses `wal_autocheckpoint`, stays as the safety net for other
+/// writers. Requests that arrive while one runs are served by the next one. Ends when the
+/// store is dropped.
+async fn checkpoints(pool: SqlitePool, mut requests: tokio::sync::mpsc::Receiver<()>) {
+    while requests.recv().await.is_some() {
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            // A failed checkpoint loses nothing (the pages stay in the WAL); the next one,
+            // or SQLite's own, retries.
+            tracing::warn!(error = %err, "background WAL checkpoint failed");
+        }
+    }
 }
 
 /// One caller's keys, and where to send what was found.
@@ -104,9 +122,11 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .pragma("page_size", "16384")
         .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory")
-        // Checkpoint every 4,096 pages (64 MB) rather than 1,000: a bulk ingest's index pages
-        // are rewritten by each chunk, and are copied back into the file less often.
-        .pragma("wal_autocheckpoint", "4096"))
+        // Ingests checkpoint in the background after each chunk (see [`checkpoints`]); a
+        // writer checkpoints inline only past 16,384 pages (256 MB of WAL).
+        .pragma("wal_autocheckpoint", "16384")
+        // And the WAL file shrinks back to 64 MB once checkpointed, instead of keeping its peak.
+        .pragma("journal_size_limit", "67108864"))
 }
 
 impl SqliteStore {
@@ -129,7 +149,9 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(batch_lookups(pool.clone(), queue));
-        Ok(SqliteStore { pool, lookups })
+        let (checkpoint, requests) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(checkpoints(pool.clone(), requests));
+        Ok(SqliteStore { pool, lookups, checkpoint })
     }
 
     /// Applies pending migrations and returns every applied version.
@@ -168,6 +190,7 @@ fn record_row(row: &SqliteRow) -> Result<RecordRow, sqlx::Error> {
 /// One ingestion transaction on SQLite.
 pub struct SqliteIngest {
     tx: Transaction<'static, Sqlite>,
+    checkpoint: tokio::sync::mpsc::Sender<()>,
 }
 
 #[async_trait]
@@ -176,6 +199,10 @@ impl IngestTx for SqliteIngest {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        // In key order: consecutive inserts land on neighbouring pages of the key indexes
+        // instead of one page per building and day (1M rows: 2.5 s less in SQLite alone).
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_unstable_by(|&a, &b| records[a].key.cmp(&records[b].key));
         // Under BEGIN IMMEDIATE this is the only writer, and AUTOINCREMENT hands out ids after
         // the sequence in insertion order: when every row is inserted, the ids are known.
         let base: i64 =
@@ -183,7 +210,7 @@ impl IngestTx for SqliteIngest {
                 .fetch_one(&mut *self.tx)
                 .await
                 .map_err(store_error)?;
-        let json = to_json(records.iter().map(RecordJson::new))?;
+        let json = to_json(order.iter().map(|&i| RecordJson::new(&records[i])))?;
         let inserted = sqlx::query(
             "INSERT INTO records (building_id, date, provider, content_key, consumption, temperature, status, \
              reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, \
@@ -203,7 +230,11 @@ impl IngestTx for SqliteIngest {
         let max: i64 =
             sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(&mut *self.tx).await.map_err(store_error)?;
         if inserted == records.len() && max == base + records.len() as i64 {
-            return Ok((1..=records.len() as i64).map(|i| Some(base + i)).collect());
+            let mut ids = vec![None; records.len()];
+            for (position, &i) in order.iter().enumerate() {
+                ids[i] = Some(base + 1 + position as i64);
+            }
+            return Ok(ids);
         }
         // Some keys existed: read back which were inserted.
         let json: String = sqlx::query_scalar(
@@ -269,7 +300,9 @@ impl IngestTx for SqliteIngest {
     }
 
     async fn insert_raw(&mut self, batch: BatchId, rows: &[RawRow], links: &[RawLink]) -> Result<(), StoreError> {
-        let pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
+        // In the table's key order (record, batch, line): appended, not inserted in between.
+        let mut pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
+        pairs.sort_unstable_by_key(|(raw, link)| (link.record_id, raw.line));
         for chunk in pairs.chunks(MAX_PARAMETERS / 18) {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
@@ -330,7 +363,10 @@ impl IngestTx for SqliteIngest {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(store_error)
+        self.tx.commit().await.map_err(store_error)?;
+        // Full: a checkpoint is already due and will see this commit too.
+        let _ = self.checkpoint.try_send(());
+        Ok(())
     }
 }
 
@@ -580,7 +616,7 @@ impl RecordStore for SqliteStore {
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_error)?;
-        Ok(Box::new(SqliteIngest { tx }))
+        Ok(Box::new(SqliteIngest { tx, checkpoint: self.checkpoint.clone() }))
     }
 
     async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {

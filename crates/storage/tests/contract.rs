@@ -255,6 +255,36 @@ async fn nul_bytes_are_stored_and_returned_exactly(store: Arc<dyn RecordStore>) 
     assert_eq!(record.state.versions, 3);
 }
 
+/// The stores insert a chunk's new records in key order (neighbouring index pages), not in
+/// arrival order: each row must still be linked to the record of its own key.
+async fn rows_out_of_key_order_link_to_their_own_records(store: Arc<dyn RecordStore>) {
+    let mut rows = String::new();
+    for day in (1..=9).rev() {
+        for building in [7, 3, 9, 1, 5] {
+            rows.push_str(&format!("B{building},2025-03-0{day},{}.5,5,p\n", building * 10 + day));
+        }
+    }
+    rows.push_str("B3,2025-03-05,1,5,p\n");
+    let ingestor = ingestor(&store, ConflictPolicy::PreferValid);
+    let mut source = csv(&rows);
+    let classified = ingestor.classify_all(source.as_mut()).unwrap();
+    let (summary, links) =
+        ingestor.ingest_rows(&classified, "shuffled.csv", emdp_app::ports::SourceFormat::Csv, None).await.unwrap();
+    assert_eq!((summary.stored.inserted, summary.stored.conflicts), (45, 1));
+    for (row, link) in classified.iter().zip(&links) {
+        let record = store.get_record(link.record_id).await.unwrap().expect("linked record");
+        assert_eq!(
+            (record.state.fields.building_id.as_deref(), record.state.fields.date),
+            (row.fields.building_id.as_deref(), row.fields.date),
+            "line {} is linked to record {}",
+            row.line,
+            link.record_id
+        );
+        let history = store.record_history(link.record_id).await.unwrap();
+        assert!(history.iter().any(|h| h.line == row.line), "line {} in its record's history", row.line);
+    }
+}
+
 macro_rules! contract {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -278,6 +308,7 @@ macro_rules! contract {
             case!(an_uncommitted_chunk_leaves_nothing);
             case!(concurrent_ingests_do_not_duplicate);
             case!(nul_bytes_are_stored_and_returned_exactly);
+            case!(rows_out_of_key_order_link_to_their_own_records);
         }
     };
 }
