@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::ser::{SerializeTuple, Serializer as _};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::error::{migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
@@ -46,17 +46,34 @@ pub struct SqliteStore {
 }
 
 /// Copies committed WAL pages back into the database file, off the writer's path: an ingest
-/// commits a chunk and goes on with the next one while this runs on another connection
-/// (`PASSIVE`: it never blocks readers or the writer). SQLite's own checkpoint, which runs
-/// inside the commit that crosses `wal_autocheckpoint`, stays as the safety net for other
-/// writers. Requests that arrive while one runs are served by the next one. Ends when the
-/// store is dropped.
-async fn checkpoints(pool: SqlitePool, mut requests: tokio::sync::mpsc::Receiver<()>) {
+/// commits a chunk and goes on with the next one while this runs (`PASSIVE`: it never blocks
+/// readers or the writer). SQLite's own checkpoint, which runs inside the commit that crosses
+/// `wal_autocheckpoint`, stays as the safety net for other writers. Requests that arrive
+/// while one runs are served by the next one. Ends when the store is dropped.
+///
+/// It has a connection of its own, opened on first use with a small page cache, rather than
+/// one of the pool's: the pool hands its idle connections out in turn, and a second busy
+/// connection would make an ingest fill two 64 MB page caches instead of one (peak RSS
+/// 266 MB -> 388 MB measured).
+async fn checkpoints(options: SqliteConnectOptions, mut requests: tokio::sync::mpsc::Receiver<()>) {
+    let options = options.pragma("cache_size", "-1024");
+    let mut connection: Option<SqliteConnection> = None;
     while requests.recv().await.is_some() {
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        let done = match &mut connection {
+            Some(conn) => sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(conn).await.map(drop),
+            None => match options.connect().await {
+                Ok(conn) => {
+                    let conn = connection.insert(conn);
+                    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(conn).await.map(drop)
+                }
+                Err(err) => Err(err),
+            },
+        };
+        if let Err(err) = done {
             // A failed checkpoint loses nothing (the pages stay in the WAL); the next one,
-            // or SQLite's own, retries.
+            // or SQLite's own, retries on a new connection.
             tracing::warn!(error = %err, "background WAL checkpoint failed");
+            connection = None;
         }
     }
 }
@@ -133,6 +150,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file named by `url` (`sqlite://PATH`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = options(url)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
@@ -143,14 +161,14 @@ impl SqliteStore {
                         .map_err(|message| sqlx::Error::Configuration(message.into()))
                 })
             })
-            .connect_with(options(url)?)
+            .connect_with(options.clone())
             .await
             .map_err(store_error)?;
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(batch_lookups(pool.clone(), queue));
         let (checkpoint, requests) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(checkpoints(pool.clone(), requests));
+        tokio::spawn(checkpoints(options.create_if_missing(false), requests));
         Ok(SqliteStore { pool, lookups, checkpoint })
     }
 
