@@ -285,6 +285,44 @@ async fn rows_out_of_key_order_link_to_their_own_records(store: Arc<dyn RecordSt
     }
 }
 
+/// A chunk that expects its keys stored (a re-run) loads them before inserting the others:
+/// the outcome must be the same as inserting first.
+async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordStore>) {
+    use emdp_domain::Admission;
+    ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,1,5,p\nB2,2025-01-01,2,5,p\n").await;
+    let before = all(&store).await;
+    let id_of = |building: &str| {
+        before.iter().find(|r| r.state.fields.building_id.as_deref() == Some(building)).map(|r| r.id).unwrap()
+    };
+    let ingestor = ingestor(&store, ConflictPolicy::PreferValid);
+    let mut source =
+        csv("B1,2025-01-01,1,5,p\nB2,2025-01-01,3,5,p\nB3,2025-01-01,4,5,p\nB3,2025-01-01,4,5,p\nB4,,5,5,p\n");
+    let rows = ingestor.classify_all(source.as_mut()).unwrap();
+    let batch = store
+        .create_batch(&emdp_app::ports::NewBatch {
+            source: "again.csv".into(),
+            format: emdp_app::ports::SourceFormat::Csv,
+            header: None,
+            started_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let links = ingestor.write_chunk(batch, &rows, 0, true).await.unwrap();
+    let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
+    assert_eq!(
+        admissions,
+        [Admission::Exact, Admission::Conflicting, Admission::New, Admission::Exact, Admission::New]
+    );
+    assert_eq!((links[0].record_id, links[1].record_id), (id_of("B1"), id_of("B2")));
+    assert_eq!(links[2].record_id, links[3].record_id);
+    let after = all(&store).await;
+    assert_eq!(after.len(), 4);
+    let b2 = store.get_record(id_of("B2")).await.unwrap().unwrap();
+    assert_eq!((b2.state.versions, b2.state.fields.consumption), (2, Some(3.0)), "both VALID: the latest wins");
+    let b1 = store.get_record(id_of("B1")).await.unwrap().unwrap();
+    assert_eq!(b1.exact_duplicates, 1);
+}
+
 macro_rules! contract {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -309,6 +347,7 @@ macro_rules! contract {
             case!(concurrent_ingests_do_not_duplicate);
             case!(nul_bytes_are_stored_and_returned_exactly);
             case!(rows_out_of_key_order_link_to_their_own_records);
+            case!(probing_stored_keys_first_gives_the_same_outcome);
         }
     };
 }
