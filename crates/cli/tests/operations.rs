@@ -86,22 +86,20 @@ impl Drop for Killed {
     }
 }
 
-#[test]
-fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
-    let dir = temp_dir();
-    let url = sqlite_url(&dir, "serve.db");
-    run_ok(&["keys", "create", "--name", "ops", "--role", "admin", "--database-url", &url]);
+/// Starts `emdp serve` on a free port with `args` and waits until it answers `/ready`.
+fn start_server(dir: &tempfile::TempDir, args: &[&str], stderr: Stdio) -> (Killed, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
     let base = format!("http://{bind}");
     let server = std::process::Command::new(assert_cmd::cargo::cargo_bin("emdp"))
         .current_dir(dir.path())
-        .args(["serve", "--bind", &bind, "--database-url", &url, "--log-format", "json"])
+        .args(["serve", "--bind", &bind])
+        .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let _server = Killed(server);
+    let server = Killed(server);
     let started = Instant::now();
     loop {
         let status = emdp().args(["health", "--url", &base, "--timeout", "1"]).output().unwrap().status;
@@ -111,6 +109,15 @@ fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
         assert!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (server, base)
+}
+
+#[test]
+fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "serve.db");
+    run_ok(&["keys", "create", "--name", "ops", "--role", "admin", "--database-url", &url]);
+    let (_server, base) = start_server(&dir, &["--database-url", &url, "--log-format", "json"], Stdio::null());
     // A key exists, so the records need one.
     let output = emdp().args(["health", "--url", &base, "--path", "/api/v1/records"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -118,4 +125,22 @@ fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
     // Nothing listens here.
     let output = emdp().args(["health", "--url", "http://127.0.0.1:1", "--timeout", "1"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn serve_logs_each_request_as_plain_text_and_flushes_on_sigterm() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "logs.db");
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let args = ["--database-url", url.as_str(), "--log-format", "pretty", "--no-auth"];
+    let (mut server, base) = start_server(&dir, &args, Stdio::from(log));
+    let output = emdp().args(["health", "--url", &base, "--path", "/api/v1/rules"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let terminated = std::process::Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status();
+    assert!(terminated.unwrap().success());
+    assert!(server.0.wait().unwrap().success(), "SIGTERM stops the server cleanly");
+    let text = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(text.contains("route=/api/v1/rules status=200"), "one line per request: {text}");
+    assert!(text.contains("shutting down"), "lines queued at shutdown are written: {text}");
+    assert!(!text.contains('\u{1b}'), "no colour codes when the log is not a terminal: {text}");
 }
