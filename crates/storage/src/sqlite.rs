@@ -59,21 +59,23 @@ async fn checkpoints(options: SqliteConnectOptions, mut requests: tokio::sync::m
     let options = options.pragma("cache_size", "-1024");
     let mut connection: Option<SqliteConnection> = None;
     while requests.recv().await.is_some() {
-        let done = match &mut connection {
-            Some(conn) => sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(conn).await.map(drop),
-            None => match options.connect().await {
-                Ok(conn) => {
-                    let conn = connection.insert(conn);
-                    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(conn).await.map(drop)
-                }
-                Err(err) => Err(err),
-            },
+        let conn = match connection.take() {
+            Some(conn) => Ok(conn),
+            None => options.connect().await,
+        };
+        let done = match conn {
+            Ok(mut conn) => {
+                let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await;
+                // Kept only while it works: the next request opens a new one.
+                connection = done.is_ok().then_some(conn);
+                done.map(drop)
+            }
+            Err(err) => Err(err),
         };
         if let Err(err) = done {
             // A failed checkpoint loses nothing (the pages stay in the WAL); the next one,
-            // or SQLite's own, retries on a new connection.
+            // or SQLite's own, retries.
             tracing::warn!(error = %err, "background WAL checkpoint failed");
-            connection = None;
         }
     }
 }

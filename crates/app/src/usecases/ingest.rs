@@ -247,9 +247,7 @@ impl Ingestor {
             };
             match self.write_chunk(batch_id, &rows, stored_rows as i64, probe_first).await {
                 Ok(links) => {
-                    // Mostly keys already stored (a re-run, an overlapping export): expect
-                    // the same of the next chunk.
-                    probe_first = links.iter().filter(|l| l.admission != Admission::New).count() * 2 > links.len();
+                    probe_first = mostly_stored(&links);
                     summary.tally(&rows, &links);
                     stored_rows += rows.len() as u64;
                     progress.stored(stored_rows);
@@ -352,6 +350,7 @@ impl Ingestor {
             if !keys.is_empty() {
                 stored.extend(tx.load_keys(&keys).await?.into_iter().map(|s| (s.key.clone(), s)));
             }
+            // In group order (first appearance in the chunk), whichever way each key was found.
             existing.sort_unstable();
             let mut updates = Vec::new();
             for &group in &existing {
@@ -452,9 +451,11 @@ impl Ingestor {
         };
         let mut links = Vec::with_capacity(rows.len());
         let mut result = Ok(());
+        let mut probe_first = false;
         for chunk in rows.chunks(CHUNK_ROWS) {
-            match self.write_chunk(batch, chunk, links.len() as i64, false).await {
+            match self.write_chunk(batch, chunk, links.len() as i64, probe_first).await {
                 Ok(chunk_links) => {
+                    probe_first = mostly_stored(&chunk_links);
                     summary.tally(chunk, &chunk_links);
                     links.extend(chunk_links);
                 }
@@ -469,6 +470,13 @@ impl Ingestor {
         metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
         result.map(|()| (summary, links))
     }
+}
+
+/// Whether most rows of a stored chunk belonged to keys already stored (a re-run, an
+/// overlapping export): then the next chunk is likely the same, and `write_chunk` should load
+/// its keys before inserting.
+fn mostly_stored(links: &[RawLink]) -> bool {
+    links.iter().filter(|link| link.admission != Admission::New).count() * 2 > links.len()
 }
 
 /// Counts a stored chunk in the metrics (`emdp_records_ingested_total` by status and admission,
