@@ -10,37 +10,17 @@
 #   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 #                                      server used; the script creates and drops its own
 #                                      database there (requires psql and CREATE DATABASE)
-#   BUILDINGS=1000 DAYS=1000 SEED=42   size of the generated data set
-#   DATA=path.csv                      use this file instead (generated if missing)
-#   SKIP_BUILD=1 EMDP=path             skip `cargo build`, use another emdp binary
+#   BUILDINGS, DAYS, SEED, DATA, SKIP_BUILD, EMDP   see bench/common.sh
 #
 # Everything it creates lives in bench/out/ (gitignored) except the PostgreSQL database.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-BUILDINGS="${BUILDINGS:-1000}"
-DAYS="${DAYS:-1000}"
-SEED="${SEED:-42}"
-OUT=bench/out
-EMDP="${EMDP:-target/release/emdp}"
-SKIP_BUILD="${SKIP_BUILD:-0}"
-DATA="${DATA:-$OUT/energy_${BUILDINGS}x${DAYS}_s${SEED}.csv}"
-
-die() { echo "bench/ingest.sh: $*" >&2; exit 1; }
 command -v psql >/dev/null || die "psql is required"
 command -v jq >/dev/null || die "jq is required"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is required"
-mkdir -p "$OUT"
-
-if [[ "$SKIP_BUILD" != 1 ]]; then
-  cargo build --release -p emdp-cli >&2
-fi
-if [[ ! -f "$DATA" ]]; then
-  "$EMDP" generate --buildings "$BUILDINGS" --days "$DAYS" --seed "$SEED" --out "$DATA" >&2
-fi
-MANIFEST="$DATA.manifest.json"
+prepare
 TODAY="$(jq -r .today.first "$MANIFEST")"
 ROWS="$(jq -r .expected.total "$MANIFEST")"
 

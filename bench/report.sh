@@ -12,37 +12,19 @@
 # Environment knobs:
 #   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 #                                      server used; the script creates and drops its own database
-#   BUILDINGS=1000 DAYS=1000 SEED=42   size of the generated data set
 #   RUNS=3                             timed runs per measurement
-#   SKIP_BUILD=1 EMDP=path             skip `cargo build`, use another emdp binary
+#   BUILDINGS, DAYS, SEED, DATA, SKIP_BUILD, EMDP   see bench/common.sh
 #   PAGE=1                             also time the overview page in headless Chromium
 #                                      (needs /usr/bin/chromium and `npm ci` in tests/e2e)
 #
 # Everything it creates lives in bench/out/ (gitignored) except the PostgreSQL database.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-BUILDINGS="${BUILDINGS:-1000}"
-DAYS="${DAYS:-1000}"
-SEED="${SEED:-42}"
 RUNS="${RUNS:-3}"
-OUT=bench/out
-EMDP="${EMDP:-target/release/emdp}"
-DATA="$OUT/energy_${BUILDINGS}x${DAYS}_s${SEED}.csv"
-
-die() { echo "bench/report.sh: $*" >&2; exit 1; }
 for tool in psql jq curl; do command -v "$tool" >/dev/null || die "$tool is required"; done
-mkdir -p "$OUT"
-
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  cargo build --release -p emdp-cli >&2
-fi
-if [[ ! -f "$DATA" ]]; then
-  "$EMDP" generate --buildings "$BUILDINGS" --days "$DAYS" --seed "$SEED" --out "$DATA" >&2
-fi
-MANIFEST="$DATA.manifest.json"
+prepare
 # The day after the data's last day, so that no record is in the future.
 TODAY="$(date -d "$(jq -r .today.first "$MANIFEST") + 1 day" +%F)"
 CLEAN_FROM="$(jq -r .clean_dates.first "$MANIFEST")"

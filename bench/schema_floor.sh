@@ -12,34 +12,22 @@
 #
 # Environment knobs:
 #   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres   (creates and drops its database)
-#   DATA=path.csv                       the data set (default: bench/ingest.sh's, generated if missing)
-#   SKIP_BUILD=1 EMDP=path              skip `cargo build`, use another emdp binary
+#   BUILDINGS, DAYS, SEED, DATA, SKIP_BUILD, EMDP   see bench/common.sh (the same data set
+#                                       as bench/ingest.sh by default)
 #   ONLY=sqlite|postgres                run one database only
 #
 # Needs the sqlite3 shell (Debian package sqlite3: its SQLite may be older than the one
 # built into emdp) and psql.
 set -euo pipefail
-
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-OUT=bench/out
-EMDP="${EMDP:-target/release/emdp}"
-SKIP_BUILD="${SKIP_BUILD:-0}"
-DATA="${DATA:-$OUT/energy_1000x1000_s42.csv}"
 ONLY="${ONLY:-}"
 CHUNK=40000
 
-die() { echo "bench/schema_floor.sh: $*" >&2; exit 1; }
 command -v sqlite3 >/dev/null || die "the sqlite3 shell is required (apt install sqlite3)"
 command -v psql >/dev/null || die "psql is required"
-mkdir -p "$OUT"
-if [[ "$SKIP_BUILD" != 1 ]]; then
-  cargo build --release -p emdp-cli >&2
-fi
-if [[ ! -f "$DATA" ]]; then
-  "$EMDP" generate --buildings 1000 --days 1000 --seed 42 --out "$DATA" >&2
-fi
+prepare
 ROWS=$(($(wc -l <"$DATA") - 1))
 CHUNKS=$(((ROWS + CHUNK - 1) / CHUNK))
 
@@ -135,7 +123,8 @@ if [[ "$ONLY" != sqlite ]]; then
   PG_URL="${PG_ADMIN_URL%/*}/$NAME"
   # pg_variant LABEL WHAT SETUP-SQL: a fresh database and emdp schema, SETUP-SQL applied, timed.
   pg_variant() {
-    psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" -c "CREATE DATABASE $NAME" >/dev/null
+    psql -q "$PG_ADMIN_URL" -c "SET client_min_messages TO warning" -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" \
+      -c "CREATE DATABASE $NAME" >/dev/null
     "$EMDP" migrate --database-url "$PG_URL" >/dev/null
     psql -q -v ON_ERROR_STOP=1 "$PG_URL" >/dev/null <<SQL
 CREATE FUNCTION try_date(text) RETURNS date LANGUAGE plpgsql IMMUTABLE AS

@@ -1,0 +1,34 @@
+# Set-up shared by bench/ingest.sh, bench/report.sh and bench/schema_floor.sh (sourced, not
+# run): works from the repository root, builds emdp and generates the data set.
+#
+# Environment knobs (each script lists its own too):
+#   BUILDINGS=1000 DAYS=1000 SEED=42   size of the generated data set
+#   DATA=path.csv                      use this file instead (generated if missing)
+#   SKIP_BUILD=1 EMDP=path             skip `cargo build`, use another emdp binary
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BUILDINGS="${BUILDINGS:-1000}"
+DAYS="${DAYS:-1000}"
+SEED="${SEED:-42}"
+OUT=bench/out
+EMDP="${EMDP:-target/release/emdp}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+DATA="${DATA:-$OUT/energy_${BUILDINGS}x${DAYS}_s${SEED}.csv}"
+MANIFEST="$DATA.manifest.json"
+mkdir -p "$OUT"
+
+# die MESSAGE: prints it with the script's name and exits 1.
+die() { echo "bench/$(basename "$0"): $*" >&2; exit 1; }
+
+# prepare: builds emdp in release mode (unless SKIP_BUILD=1) and generates $DATA with its
+# manifest if it is missing.
+prepare() {
+  if [[ "$SKIP_BUILD" != 1 ]]; then
+    cargo build --release -p emdp-cli >&2
+  fi
+  [[ -x "$EMDP" ]] || die "$EMDP is not built"
+  if [[ ! -f "$DATA" ]]; then
+    "$EMDP" generate --buildings "$BUILDINGS" --days "$DAYS" --seed "$SEED" --out "$DATA" >&2
+  fi
+}
