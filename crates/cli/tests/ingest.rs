@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 const HEADER: &str = "building_id,date,consumption,temperature,provider\n";
 
-/// Rows per ingest transaction (`emdp_app::usecases::ingest::CHUNK_ROWS`).
-const CHUNK_ROWS: u64 = 40_000;
+/// Rows per ingest transaction.
+const CHUNK_ROWS: u64 = emdp_app::usecases::ingest::CHUNK_ROWS as u64;
 
 /// `emdp ingest FILE --database-url URL --today TODAY --output json`.
 fn ingest(file: &str, url: &str, today: &str) -> Value {

@@ -17,7 +17,7 @@ use emdp_app::ports::{
 };
 use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use serde::Serialize;
-use serde::ser::{SerializeTuple, Serializer as _};
+use serde::ser::Serializer as _;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -230,20 +230,47 @@ impl IngestTx for SqliteIngest {
                 .fetch_one(&mut *self.tx)
                 .await
                 .map_err(store_error)?;
-        let json = to_json(order.iter().map(|&i| RecordJson::new(&records[i])))?;
-        let inserted = sqlx::query(
-            "INSERT INTO records (building_id, date, provider, content_key, consumption, temperature, status, \
-             reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, \
-             updated_at) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, \
-             value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14, value->>14 \
-             FROM jsonb_each(?) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(json)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected() as usize;
+        // Bound values, not a JSON array read by `jsonb_each`: a statement that calls functions
+        // per row may abort half-way, so SQLite keeps a statement journal with a copy of every
+        // page it touches (73 MB for a chunk of 40,000 records). This one cannot abort half-way:
+        // an error ends the whole transaction anyway (`OR FAIL`, no statement rollback).
+        let mut inserted = 0;
+        const ROWS: usize = MAX_PARAMETERS / 16;
+        for part in order.chunks(ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT OR FAIL INTO records (building_id, date, provider, content_key, consumption, temperature, \
+                 status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, \
+                 created_at, updated_at) ",
+            );
+            query.push_values(part, |mut row, &i| {
+                let record = &records[i];
+                let key = key_columns(&record.key);
+                let state = &record.state;
+                let fields = &state.fields;
+                let [fp_consumption, fp_temperature] = state.values.to_parts();
+                let created_at = millis(record.created_at);
+                row.push_bind(fields.building_id.as_deref().or(key.building_id))
+                    .push_bind(fields.date.or(key.date).map(|d| d.to_string()))
+                    .push_bind(fields.provider.as_deref().or(key.provider))
+                    .push_bind(key.content_key)
+                    .push_bind(fields.consumption)
+                    .push_bind(fields.temperature)
+                    .push_bind(state.status.as_str())
+                    .push_bind(i64::from(state.reasons.bits()))
+                    .push_bind(fp_consumption)
+                    .push_bind(fp_temperature)
+                    .push_bind(state.winner.batch)
+                    .push_bind(state.winner.line)
+                    .push_bind(state.versions)
+                    .push_bind(i64::from(state.pending))
+                    .push_bind(created_at)
+                    .push_bind(created_at);
+            });
+            query.push(" ON CONFLICT DO NOTHING");
+            // Only full-size statements are worth caching: each remainder has a size of its own.
+            let query = query.build().persistent(part.len() == ROWS);
+            inserted += query.execute(&mut *self.tx).await.map_err(store_error)?.rows_affected() as usize;
+        }
         if inserted == 0 {
             return Ok(vec![None; records.len()]);
         }
@@ -323,9 +350,11 @@ impl IngestTx for SqliteIngest {
         // In the table's key order (record, batch, line): appended, not inserted in between.
         let mut pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
         pairs.sort_unstable_by_key(|(raw, link)| (link.record_id, raw.line));
-        for chunk in pairs.chunks(MAX_PARAMETERS / 18) {
+        // `OR FAIL`: no statement journal (see `insert_absent`).
+        const ROWS: usize = MAX_PARAMETERS / 18;
+        for chunk in pairs.chunks(ROWS) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
+                "INSERT OR FAIL INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
                  status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, \
                  fp_temperature, original_id, original_created_at) ",
             );
@@ -352,7 +381,7 @@ impl IngestTx for SqliteIngest {
                     .push_bind(raw.original_id.clone())
                     .push_bind(raw.original_created_at.map(millis));
             });
-            query.build().persistent(true).execute(&mut *self.tx).await.map_err(store_error)?;
+            query.build().persistent(chunk.len() == ROWS).execute(&mut *self.tx).await.map_err(store_error)?;
         }
         // The chunk's counts into `raw_tally` (migration 0005), in the same transaction.
         let mut tally: HashMap<(&str, &str, u16), i64> = HashMap::new();
@@ -461,9 +490,9 @@ async fn load_keys(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Ve
     assemble_keys(records, versions)
 }
 
-/// Keys and new records travel to SQLite as one JSON array per statement, read with
-/// `jsonb_each`, and lookups come back as one JSON array: one parameter and one result row
-/// instead of thousands, so the work stays in SQLite's C code. (SQLite 3.51 parses JSON
+/// Keys to look up travel to SQLite as one JSON array per statement, read with `jsonb_each`,
+/// and lookups come back as one JSON array: one parameter and one result row instead of
+/// thousands, so the work stays in SQLite's C code. (New records do not: see `insert_absent`.) (SQLite 3.51 parses JSON
 /// numbers exactly; its JSON *output* of floats is not exact, so values read back this way
 /// travel as integers: fingerprints hold the exact bits of parsed numbers.)
 fn to_json<T: Serialize>(items: impl Iterator<Item = T>) -> Result<String, StoreError> {
@@ -475,42 +504,6 @@ fn to_json<T: Serialize>(items: impl Iterator<Item = T>) -> Result<String, Store
 
 fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Other(format!("cannot decode rows from SQLite: {e}")))
-}
-
-/// A record as the JSON array `insert_absent` sends.
-struct RecordJson<'a>(&'a NewRecord);
-
-impl<'a> RecordJson<'a> {
-    fn new(record: &'a NewRecord) -> Self {
-        RecordJson(record)
-    }
-}
-
-impl Serialize for RecordJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let record = self.0;
-        let key = key_columns(&record.key);
-        let state = &record.state;
-        let fields = &state.fields;
-        let [fp_consumption, fp_temperature] = state.values.to_parts();
-        let mut seq = serializer.serialize_tuple(15)?;
-        seq.serialize_element(&fields.building_id.as_deref().or(key.building_id))?;
-        seq.serialize_element(&fields.date.or(key.date))?;
-        seq.serialize_element(&fields.provider.as_deref().or(key.provider))?;
-        seq.serialize_element(&key.content_key)?;
-        seq.serialize_element(&fields.consumption)?;
-        seq.serialize_element(&fields.temperature)?;
-        seq.serialize_element(state.status.as_str())?;
-        seq.serialize_element(&state.reasons.bits())?;
-        seq.serialize_element(&fp_consumption)?;
-        seq.serialize_element(&fp_temperature)?;
-        seq.serialize_element(&state.winner.batch)?;
-        seq.serialize_element(&state.winner.line)?;
-        seq.serialize_element(&state.versions)?;
-        seq.serialize_element(&i64::from(state.pending))?;
-        seq.serialize_element(&millis(record.created_at))?;
-        seq.end()
-    }
 }
 
 /// The record columns `load_keys` reads back as JSON (integers and text only: exact).
