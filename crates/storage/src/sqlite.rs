@@ -274,6 +274,18 @@ impl IngestTx for SqliteIngest {
         if inserted == 0 {
             return Ok(vec![None; records.len()]);
         }
+        // Their counts into `record_tally`, one upsert per group (migration 0006): every id
+        // past `base` was inserted just now.
+        sqlx::query(
+            "INSERT INTO record_tally \
+             SELECT COALESCE(date, ''), COALESCE(provider, ''), status, reasons, versions > 1, pending <> 0, \
+             content_key IS NOT NULL, COUNT(*) FROM records WHERE id > ? GROUP BY 1, 2, 3, 4, 5, 6, 7 \
+             ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        )
+        .bind(base)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
         let max: i64 =
             sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(&mut *self.tx).await.map_err(store_error)?;
         if inserted == records.len() && max == base + records.len() as i64 {
