@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's allocator: ingest and the API allocate and free many small
+/// strings across threads (rows are built on the reader thread and freed on the writer's).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Energy monitoring data platform: classify, store and analyze daily energy readings.
 #[derive(Debug, Parser)]
 #[command(name = "emdp", version, about, propagate_version = true)]
