@@ -24,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 pub use docs::ApiDoc;
 pub use error::{ApiError, Problem};
-pub use state::{ApiConfig, AppState};
+pub use state::{ApiConfig, AppState, Services};
 
 use crate::routes::{alerts, buildings, meta, quality, records, seed};
 

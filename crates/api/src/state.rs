@@ -55,9 +55,30 @@ impl Default for GuardConfig {
     }
 }
 
-/// The application state handed to every handler (cheap to clone).
+/// The application state handed to every handler: [`Services`] behind one `Arc`, so that
+/// extracting it for a request is one reference-count increment. (Cloning the services field
+/// by field, a dozen `Arc`s shared by both worker threads, was 4 % of the server's CPU in the
+/// validate benchmark.) Fields are reached through `Deref`: `state.store`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Shares `services` with every handler.
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What the handlers use: the stores, the use cases and the settings.
+pub struct Services {
     /// The raw and curated stores.
     pub store: Arc<dyn RecordStore>,
     /// The ingest use case.

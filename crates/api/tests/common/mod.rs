@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use emdp_api::{ApiConfig, AppState};
+use emdp_api::{ApiConfig, AppState, Services};
 use emdp_app::ports::{Clock, FixedClock};
 use emdp_app::usecases::analyze::Analyzer;
 use emdp_app::usecases::ingest::Ingestor;
@@ -44,7 +44,7 @@ pub async fn start_with_config(store: TestStore, config: ApiConfig) -> Server {
     let stores = emdp_storage::open_stores(&store.url).await.expect("open the stores");
     let ingestor = Ingestor::new(stores.records.clone(), rules.clone(), clock.clone(), ConflictPolicy::PreferValid);
     let keys = KeyService::new(stores.keys);
-    let state = AppState {
+    let state = AppState::new(Services {
         store: stores.records,
         ingestor,
         analyzer: Analyzer::new(stores.analytics.clone()),
@@ -59,7 +59,7 @@ pub async fn start_with_config(store: TestStore, config: ApiConfig) -> Server {
             Arc::new(emdp_app::ports::SystemClock),
         )
         .with_analyzer(Analyzer::new(stores.analytics.clone())),
-    };
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use emdp_api::state::GuardConfig;
-use emdp_api::{ApiConfig, AppState};
+use emdp_api::{ApiConfig, AppState, Services};
 use emdp_app::ports::{Clock, SystemClock};
 use emdp_app::usecases::analyze::Analyzer;
 use emdp_app::usecases::ingest::Ingestor;
@@ -254,7 +254,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             .with_analyzer(Analyzer::new(stores.analytics.clone()));
         seed_rules(&alerts, &config).await?;
         let _realtime = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(CliError::Usage)?;
-        let state = AppState {
+        let state = AppState::new(Services {
             store: stores.records,
             ingestor,
             analyzer: Analyzer::new(stores.analytics),
@@ -265,7 +265,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             clock,
             config: Arc::new(ApiConfig { body_limit: config.server.body_limit, guard }),
             alerts,
-        };
+        });
         let bind = config.server.bind;
         let listener = tokio::net::TcpListener::bind(bind)
             .await
