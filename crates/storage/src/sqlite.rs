@@ -433,6 +433,20 @@ impl IngestTx for SqliteIngest {
 
 /// Loads stored keys with their kept versions, on any connection (in or out of a transaction).
 async fn load_keys(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+    let mut stored = Vec::with_capacity(keys.len());
+    for part in keys.chunks(KEYS_PER_LOOKUP) {
+        stored.extend(load_key_part(conn, part).await?);
+    }
+    Ok(stored)
+}
+
+/// Keys per look-up statement. Each statement's answer is one JSON text, built by SQLite and
+/// copied and parsed by emdp: a re-run's chunk of 60,000 stored keys in one statement held
+/// about 40 MB more at once than in parts of this size.
+const KEYS_PER_LOOKUP: usize = 10_000;
+
+/// [`load_keys`] for one part of the keys.
+async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
     let readings: Vec<_> = keys
         .iter()
         .filter_map(|k| match k {
@@ -504,9 +518,10 @@ async fn load_keys(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Ve
 
 /// Keys to look up travel to SQLite as one JSON array per statement, read with `jsonb_each`,
 /// and lookups come back as one JSON array: one parameter and one result row instead of
-/// thousands, so the work stays in SQLite's C code. (New records do not: see `insert_absent`.) (SQLite 3.51 parses JSON
-/// numbers exactly; its JSON *output* of floats is not exact, so values read back this way
-/// travel as integers: fingerprints hold the exact bits of parsed numbers.)
+/// thousands, so the work stays in SQLite's C code. New records do not (see `insert_absent`).
+/// (SQLite 3.51 parses JSON numbers exactly; its JSON *output* of floats is not exact, so
+/// values read back this way travel as integers: fingerprints hold the exact bits of parsed
+/// numbers.)
 fn to_json<T: Serialize>(items: impl Iterator<Item = T>) -> Result<String, StoreError> {
     let mut out = Vec::with_capacity(1 << 20);
     let mut seq = serde_json::Serializer::new(&mut out);

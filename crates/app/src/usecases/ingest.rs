@@ -194,11 +194,14 @@ impl Ingestor {
         progress: &dyn IngestProgress,
     ) -> Result<IngestSummary, IngestError> {
         let started = std::time::Instant::now();
-        // One chunk waits while one is written and the next is read: enough to keep both busy.
+        // The next chunk is read while one is written. Reading is several times faster than
+        // writing, so the reader waits for the writer to take each chunk before it reads the
+        // next: two chunks in memory, not three.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>)>(1);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
+        let runtime = tokio::runtime::Handle::current();
         let reader = tokio::task::spawn_blocking(move || -> Result<(), ReadError> {
             source.start()?;
             let mut header = source.header().map(str::to_owned);
@@ -208,8 +211,11 @@ impl Ingestor {
             source.read_all(&mut |row| {
                 rows.push(classify(&row, &rules, today, received_at));
                 if rows.len() == CHUNK_ROWS {
-                    let chunk = std::mem::replace(&mut rows, Vec::with_capacity(CHUNK_ROWS));
-                    sender.blocking_send((header.take(), chunk)).map_err(|_| "the writer stopped")?;
+                    let stopped = "the writer stopped";
+                    sender.blocking_send((header.take(), std::mem::take(&mut rows))).map_err(|_| stopped)?;
+                    // A slot frees when the writer takes the chunk; the permit is handed back.
+                    runtime.block_on(sender.reserve()).map_err(|_| stopped)?;
+                    rows.reserve_exact(CHUNK_ROWS);
                     received_at = clock.now();
                 }
                 Ok(())
