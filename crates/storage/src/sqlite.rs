@@ -274,51 +274,40 @@ impl IngestTx for SqliteIngest {
         if inserted == 0 {
             return Ok(vec![None; records.len()]);
         }
-        // Their counts into `record_tally`, one upsert per group (migration 0006): every id
-        // past `base` was inserted just now.
-        sqlx::query(
-            "INSERT INTO record_tally \
-             SELECT COALESCE(date, ''), COALESCE(provider, ''), status, reasons, versions > 1, pending <> 0, \
-             content_key IS NOT NULL, COUNT(*) FROM records WHERE id > ? GROUP BY 1, 2, 3, 4, 5, 6, 7 \
-             ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        )
-        .bind(base)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(store_error)?;
         let max: i64 =
             sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(&mut *self.tx).await.map_err(store_error)?;
+        let mut ids = vec![None; records.len()];
         if inserted == records.len() && max == base + records.len() as i64 {
-            let mut ids = vec![None; records.len()];
             for (position, &i) in order.iter().enumerate() {
                 ids[i] = Some(base + 1 + position as i64);
             }
-            return Ok(ids);
-        }
-        // Some keys existed: read back which were inserted.
-        let json: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, building_id, date, provider, content_key)) FROM records WHERE id > ?",
-        )
-        .bind(base)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(store_error)?;
-        let rows: Vec<(RecordId, Option<String>, Option<NaiveDate>, Option<String>, Option<String>)> =
-            from_json(&json)?;
-        let index: HashMap<&RecordKey, usize> = records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
-        let mut ids = vec![None; records.len()];
-        for (id, building_id, date, provider, content_key) in rows {
-            let key = match (content_key, building_id, date, provider) {
-                (Some(hash), ..) => RecordKey::Content(hash),
-                (None, Some(building_id), Some(date), Some(provider)) => {
-                    RecordKey::Reading { building_id, date, provider }
+        } else {
+            // Some keys existed: read back which were inserted.
+            let json: String = sqlx::query_scalar(
+                "SELECT json_group_array(json_array(id, building_id, date, provider, content_key)) FROM records \
+                 WHERE id > ?",
+            )
+            .bind(base)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+            let rows: Vec<(RecordId, Option<String>, Option<NaiveDate>, Option<String>, Option<String>)> =
+                from_json(&json)?;
+            let index: HashMap<&RecordKey, usize> = records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
+            for (id, building_id, date, provider, content_key) in rows {
+                let key = match (content_key, building_id, date, provider) {
+                    (Some(hash), ..) => RecordKey::Content(hash),
+                    (None, Some(building_id), Some(date), Some(provider)) => {
+                        RecordKey::Reading { building_id, date, provider }
+                    }
+                    _ => continue,
+                };
+                if let Some(&i) = index.get(&key) {
+                    ids[i] = Some(id);
                 }
-                _ => continue,
-            };
-            if let Some(&i) = index.get(&key) {
-                ids[i] = Some(id);
             }
         }
+        tally_records(&mut self.tx, records.iter().zip(&ids).filter(|(_, id)| id.is_some()).map(|(r, _)| r)).await?;
         Ok(ids)
     }
 
@@ -429,6 +418,47 @@ impl IngestTx for SqliteIngest {
         let _ = self.checkpoint.try_send(());
         Ok(())
     }
+}
+
+/// Adds inserted records to `record_tally` (migration 0006 dropped the per-row trigger): counted
+/// here per group, then one upsert per group, so the counts cost no scan of the new rows.
+/// The group columns are the ones `insert_absent` writes (`COALESCE(column, '')` for keys).
+async fn tally_records<'a>(
+    conn: &mut SqliteConnection,
+    inserted: impl Iterator<Item = &'a NewRecord>,
+) -> Result<(), StoreError> {
+    type Group<'a> = (String, &'a str, &'a str, u16, bool, bool, bool);
+    let mut groups: HashMap<Group<'a>, i64> = HashMap::new();
+    for record in inserted {
+        let key = key_columns(&record.key);
+        let state = &record.state;
+        let fields = &state.fields;
+        let group = (
+            fields.date.or(key.date).map(|d| d.to_string()).unwrap_or_default(),
+            fields.provider.as_deref().or(key.provider).unwrap_or(""),
+            state.status.as_str(),
+            state.reasons.bits(),
+            state.versions > 1,
+            state.pending,
+            key.content_key.is_some(),
+        );
+        *groups.entry(group).or_default() += 1;
+    }
+    if groups.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 \
+         FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    )
+    .bind(to_json(groups.into_iter().map(|((date, provider, status, reasons, conflict, pending, keyless), n)| {
+        (date, provider, status, reasons, u8::from(conflict), u8::from(pending), u8::from(keyless), n)
+    }))?)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    Ok(())
 }
 
 /// Loads stored keys with their kept versions, on any connection (in or out of a transaction).
