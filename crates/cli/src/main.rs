@@ -11,8 +11,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's allocator: ingest and the API allocate and free many small
-/// strings across threads (rows are built on the reader thread and freed on the writer's).
+/// mimalloc instead of glibc's allocator: the API allocates and frees many small buffers per
+/// request on both worker threads (validate: about 30,000 -> 42,000 requests/s, bench/api.sh).
+/// Ingest did not change: SQLite allocates through libc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -764,8 +764,8 @@ pub(crate) fn row_breakdown(rows: &[impl Cols]) -> Result<RowBreakdown, StoreErr
 }
 
 // ---------------------------------------------------------------------------------------
-// Tallies (SQLite's `record_tally` and `raw_tally`, migrations 0005 and 0006): the groups of the one-pass
-// breakdowns above, from running counts instead of a scan.
+// Tallies (SQLite's `record_tally` and `raw_tally`, migrations 0005 and 0006): the groups of
+// the one-pass breakdowns above, from running counts instead of a scan.
 
 /// Whether the curated-record counts for `filter` can come from `record_tally`: it is kept per
 /// day and provider, so any filter without a building or a batch.

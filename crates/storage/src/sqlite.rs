@@ -242,15 +242,15 @@ impl IngestTx for SqliteIngest {
             );
             query.push_values(part, |mut row, &i| {
                 let record = &records[i];
-                let key = key_columns(&record.key);
+                let shown = ShownKey::of(record);
                 let state = &record.state;
                 let fields = &state.fields;
                 let [fp_consumption, fp_temperature] = state.values.to_parts();
                 let created_at = millis(record.created_at);
-                row.push_bind(fields.building_id.as_deref().or(key.building_id))
-                    .push_bind(fields.date.or(key.date).map(|d| d.to_string()))
-                    .push_bind(fields.provider.as_deref().or(key.provider))
-                    .push_bind(key.content_key)
+                row.push_bind(shown.building_id)
+                    .push_bind(shown.date.map(|d| d.to_string()))
+                    .push_bind(shown.provider)
+                    .push_bind(shown.content_key)
                     .push_bind(fields.consumption)
                     .push_bind(fields.temperature)
                     .push_bind(state.status.as_str())
@@ -441,27 +441,49 @@ async fn execute_parts<'a, T>(
     Ok(affected)
 }
 
+/// The key columns a new record is stored with: its shown building, date and provider (the
+/// key's when a field is missing) and its content key. One place, because `record_tally`
+/// groups by exactly what `insert_absent` writes.
+struct ShownKey<'a> {
+    building_id: Option<&'a str>,
+    date: Option<NaiveDate>,
+    provider: Option<&'a str>,
+    content_key: Option<&'a str>,
+}
+
+impl<'a> ShownKey<'a> {
+    fn of(record: &'a NewRecord) -> Self {
+        let key = key_columns(&record.key);
+        let fields = &record.state.fields;
+        ShownKey {
+            building_id: fields.building_id.as_deref().or(key.building_id),
+            date: fields.date.or(key.date),
+            provider: fields.provider.as_deref().or(key.provider),
+            content_key: key.content_key,
+        }
+    }
+}
+
 /// Adds inserted records to `record_tally` (migration 0006 dropped the per-row trigger): counted
 /// here per group, then one upsert per group, so the counts cost no scan of the new rows.
-/// The group columns are the ones `insert_absent` writes (`COALESCE(column, '')` for keys).
+/// A missing date or provider counts under '', as the update and delete triggers count it.
 async fn tally_records<'a>(
     conn: &mut SqliteConnection,
     inserted: impl Iterator<Item = &'a NewRecord>,
 ) -> Result<(), StoreError> {
-    type Group<'a> = (String, &'a str, &'a str, u16, bool, bool, bool);
+    type Group<'a> = (Option<NaiveDate>, &'a str, &'a str, u16, bool, bool, bool);
     let mut groups: HashMap<Group<'a>, i64> = HashMap::new();
     for record in inserted {
-        let key = key_columns(&record.key);
+        let shown = ShownKey::of(record);
         let state = &record.state;
-        let fields = &state.fields;
         let group = (
-            fields.date.or(key.date).map(|d| d.to_string()).unwrap_or_default(),
-            fields.provider.as_deref().or(key.provider).unwrap_or(""),
+            shown.date,
+            shown.provider.unwrap_or(""),
             state.status.as_str(),
             state.reasons.bits(),
             state.versions > 1,
             state.pending,
-            key.content_key.is_some(),
+            shown.content_key.is_some(),
         );
         *groups.entry(group).or_default() += 1;
     }
@@ -474,6 +496,7 @@ async fn tally_records<'a>(
          FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n",
     )
     .bind(to_json(groups.into_iter().map(|((date, provider, status, reasons, conflict, pending, keyless), n)| {
+        let date = date.map(|d| d.to_string()).unwrap_or_default();
         (date, provider, status, reasons, u8::from(conflict), u8::from(pending), u8::from(keyless), n)
     }))?)
     .execute(&mut *conn)
