@@ -21,7 +21,7 @@ use emdp_app::ports::{
 };
 use emdp_domain::{Admission, Arrival};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgExecutor, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::error::{migrate_error, store_error};
@@ -812,9 +812,49 @@ impl IngestTx for PgIngest {
         Ok(())
     }
 
+    async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError> {
+        insert_batch(&mut *self.tx, batch).await
+    }
+
+    async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError> {
+        close_batch(&mut *self.tx, batch, Some(rows), summary).await.map(drop)
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(store_error)
     }
+}
+
+/// Inserts a batch, in a transaction or on its own.
+async fn insert_batch<'e>(executor: impl PgExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
+    sqlx::query_scalar("INSERT INTO batches (source, format, header, started_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(escape(&batch.source).into_owned())
+        .bind(batch.format.as_str())
+        .bind(escape_opt(batch.header.as_deref()))
+        .bind(batch.started_at)
+        .fetch_one(executor)
+        .await
+        .map_err(store_error)
+}
+
+/// Marks a batch finished with its summary and, when given, its rows stored; returns its rows
+/// stored (`None` for an unknown batch).
+async fn close_batch<'e>(
+    executor: impl PgExecutor<'e>,
+    batch: BatchId,
+    rows: Option<i64>,
+    summary: &serde_json::Value,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "UPDATE batches SET finished_at = now(), summary = $1::jsonb, rows_stored = COALESCE($3, rows_stored) \
+         WHERE id = $2 RETURNING rows_stored",
+    )
+    .bind(summary.to_string())
+    .bind(batch)
+    .bind(rows)
+    .fetch_optional(executor)
+    .await
+    .map_err(store_error)
 }
 
 /// Appends the filter's conditions (`WHERE` already pushed).
@@ -874,27 +914,11 @@ impl RecordStore for PostgresStore {
     }
 
     async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        sqlx::query_scalar(
-            "INSERT INTO batches (source, format, header, started_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(escape(&batch.source).into_owned())
-        .bind(batch.format.as_str())
-        .bind(escape_opt(batch.header.as_deref()))
-        .bind(batch.started_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_error)
+        insert_batch(&self.pool, batch).await
     }
 
     async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        let stored: Option<i64> = sqlx::query_scalar(
-            "UPDATE batches SET finished_at = now(), summary = $1::jsonb WHERE id = $2 RETURNING rows_stored",
-        )
-        .bind(summary.to_string())
-        .bind(batch)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let stored = close_batch(&self.pool, batch, None, summary).await?;
         // After a bulk load, refresh the planner's statistics and the visibility map at once
         // rather than whenever autovacuum comes by: without statistics the report's plans
         // sort instead of reading indexes in order, and without the visibility map its

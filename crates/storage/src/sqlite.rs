@@ -19,7 +19,9 @@ use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use serde::Serialize;
 use serde::ser::Serializer as _;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::error::{migrate_error, store_error};
@@ -409,12 +411,50 @@ impl IngestTx for SqliteIngest {
         Ok(())
     }
 
+    async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError> {
+        insert_batch(&mut *self.tx, batch).await
+    }
+
+    async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError> {
+        close_batch(&mut *self.tx, batch, Some(rows), summary).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(store_error)?;
         // Full: a checkpoint is already due and will see this commit too.
         let _ = self.checkpoint.try_send(());
         Ok(())
     }
+}
+
+/// Inserts a batch, in a transaction or on its own.
+async fn insert_batch<'e>(executor: impl SqliteExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
+    sqlx::query_scalar("INSERT INTO batches (source, format, header, started_at) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(&batch.source)
+        .bind(batch.format.as_str())
+        .bind(&batch.header)
+        .bind(millis(batch.started_at))
+        .fetch_one(executor)
+        .await
+        .map_err(store_error)
+}
+
+/// Marks a batch finished with its summary and, when given, its rows stored.
+async fn close_batch<'e>(
+    executor: impl SqliteExecutor<'e>,
+    batch: BatchId,
+    rows: Option<i64>,
+    summary: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE batches SET finished_at = ?, summary = ?, rows_stored = COALESCE(?, rows_stored) WHERE id = ?")
+        .bind(millis(Utc::now()))
+        .bind(summary.to_string())
+        .bind(rows)
+        .bind(batch)
+        .execute(executor)
+        .await
+        .map_err(store_error)?;
+    Ok(())
 }
 
 /// Runs one statement per part of `items` (`rows` items each), built by `build`: each part's
@@ -707,25 +747,11 @@ impl RecordStore for SqliteStore {
     }
 
     async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        sqlx::query_scalar("INSERT INTO batches (source, format, header, started_at) VALUES (?, ?, ?, ?) RETURNING id")
-            .bind(&batch.source)
-            .bind(batch.format.as_str())
-            .bind(&batch.header)
-            .bind(millis(batch.started_at))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)
+        insert_batch(&self.pool, batch).await
     }
 
     async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        sqlx::query("UPDATE batches SET finished_at = ?, summary = ? WHERE id = ?")
-            .bind(millis(Utc::now()))
-            .bind(summary.to_string())
-            .bind(batch)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        close_batch(&self.pool, batch, None, summary).await
     }
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {

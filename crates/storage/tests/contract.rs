@@ -207,6 +207,28 @@ async fn an_uncommitted_chunk_leaves_nothing(store: Arc<dyn RecordStore>) {
     assert_eq!(all(&store).await.len(), 2);
 }
 
+async fn a_batch_opened_in_a_transaction_lives_and_dies_with_it(store: Arc<dyn RecordStore>) {
+    use emdp_app::ports::{NewBatch, RawLink, SourceFormat};
+    let ingestor = ingestor(&store, ConflictPolicy::PreferValid);
+    ingest(&store, ConflictPolicy::PreferValid, "B0,2025-01-01,1,5,p\n").await;
+    let id = all(&store).await[0].id;
+    let rows = ingestor.classify_all(csv("B0,2025-01-01,1,5,p\n").as_mut()).unwrap();
+    let link = RawLink { record_id: id, admission: emdp_domain::Admission::Exact };
+    for (source, commit) in [("dropped.csv", false), ("kept.csv", true)] {
+        let mut tx = store.begin_ingest().await.unwrap();
+        let new =
+            NewBatch { source: source.into(), format: SourceFormat::Csv, header: None, started_at: chrono::Utc::now() };
+        let batch = tx.create_batch(&new).await.unwrap();
+        tx.insert_raw(batch, &rows, &[link]).await.unwrap();
+        tx.finish_batch(batch, 1, &serde_json::json!({"total": 1})).await.unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        }
+    }
+    let sources: Vec<String> = store.record_history(id).await.unwrap().into_iter().map(|v| v.source).collect();
+    assert_eq!(sources, ["test.csv", "kept.csv"], "the dropped transaction's batch and raw row are gone");
+}
+
 async fn concurrent_ingests_do_not_duplicate(store: Arc<dyn RecordStore>) {
     let mut rows = String::new();
     for day in 1..=28 {
@@ -338,6 +360,7 @@ macro_rules! contract {
             case!(first_ingest_stores_every_row);
             case!(reingest_is_idempotent);
             case!(conflicts_across_batches_follow_the_policy);
+            case!(a_batch_opened_in_a_transaction_lives_and_dies_with_it);
             case!(other_policies);
             case!(keyless_rows_are_idempotent_by_content);
             case!(malformed_payloads_are_kept_raw);

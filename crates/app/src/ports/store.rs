@@ -209,6 +209,15 @@ pub trait IngestTx: Send {
     /// Records a batch's progress (rows stored so far) in the same transaction.
     async fn progress(&mut self, batch: BatchId, rows: i64) -> Result<(), StoreError>;
 
+    /// Opens a batch inside this transaction, for inputs stored in one transaction (a request
+    /// body, a message, an edit): the batch exists only if the transaction commits, and
+    /// opening and closing it cost no commits of their own.
+    async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError>;
+
+    /// Closes a batch inside this transaction: its rows stored and its outcome, as
+    /// [`RecordStore::finish_batch`] does for a batch spanning several transactions.
+    async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError>;
+
     /// Makes everything visible atomically.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::ports::{
-    BatchId, Clock, NewBatch, NewRecord, RawLink, RawRow, ReadError, RecordFields, RecordKey, RecordSource,
+    BatchId, Clock, IngestTx, NewBatch, NewRecord, RawLink, RawRow, ReadError, RecordFields, RecordKey, RecordSource,
     RecordState, RecordStore, RecordUpdate, SourceError, SourceRow, StoreError, StoredKey,
 };
 
@@ -256,6 +256,7 @@ impl Ingestor {
                 Ok(links) => {
                     probe_first = mostly_stored(&links);
                     summary.tally(&rows, &links);
+                    record_metrics(&rows, &links);
                     stored_rows += rows.len() as u64;
                     progress.stored(stored_rows);
                 }
@@ -296,6 +297,22 @@ impl Ingestor {
         stored_before: i64,
         probe_first: bool,
     ) -> Result<ChunkOutcome, StoreError> {
+        let mut tx = self.store.begin_ingest().await?;
+        let links = self.store_chunk(tx.as_mut(), batch, rows, probe_first).await?;
+        tx.progress(batch, stored_before + rows.len() as i64).await?;
+        tx.commit().await?;
+        Ok(links)
+    }
+
+    /// Stores one chunk in `tx` (see [`Ingestor::write_chunk`]) and says what became of each
+    /// row; committing is the caller's.
+    async fn store_chunk(
+        &self,
+        tx: &mut dyn IngestTx,
+        batch: BatchId,
+        rows: &[RawRow],
+        probe_first: bool,
+    ) -> Result<ChunkOutcome, StoreError> {
         let now = self.clock.now();
         let arrival = |row: &RawRow| Arrival { batch, line: row.line };
         let version = |row: &RawRow| Version { arrival: arrival(row), status: row.status, values: row.values };
@@ -311,7 +328,6 @@ impl Ingestor {
             groups[group].1.push(index);
         }
 
-        let mut tx = self.store.begin_ingest().await?;
         let mut stored: HashMap<RecordKey, StoredKey> = HashMap::new();
         if probe_first {
             let keys: Vec<RecordKey> = groups.iter().map(|(key, _)| (*key).clone()).collect();
@@ -396,8 +412,6 @@ impl Ingestor {
             }
         }
         tx.insert_raw(batch, rows, &links).await?;
-        tx.progress(batch, stored_before + rows.len() as i64).await?;
-        tx.commit().await?;
         Ok(links)
     }
 }
@@ -414,7 +428,6 @@ impl IngestSummary {
                 Admission::Conflicting => self.stored.conflicts += 1,
             }
         }
-        record_metrics(rows, links);
     }
 }
 
@@ -437,8 +450,9 @@ impl Ingestor {
         Ok(rows)
     }
 
-    /// Stores classified rows as one batch from `name` and returns the summary and, per row,
-    /// the record it became part of and how.
+    /// Stores classified rows as one batch from `name`, in one transaction (the batch, its
+    /// records and raw rows are stored together or not at all), and returns the summary and,
+    /// per row, the record it became part of and how.
     pub async fn ingest_rows(
         &self,
         rows: &[RawRow],
@@ -447,8 +461,8 @@ impl Ingestor {
         header: Option<String>,
     ) -> Result<(IngestSummary, Vec<RawLink>), StoreError> {
         let started = std::time::Instant::now();
-        let batch = self
-            .store
+        let mut tx = self.store.begin_ingest().await?;
+        let batch = tx
             .create_batch(&NewBatch { source: name.to_owned(), format, header, started_at: self.clock.now() })
             .await?;
         let mut summary = IngestSummary {
@@ -457,25 +471,19 @@ impl Ingestor {
             batch_id: batch.to_string(),
         };
         let mut links = Vec::with_capacity(rows.len());
-        let mut result = Ok(());
         let mut probe_first = false;
         for chunk in rows.chunks(CHUNK_ROWS) {
-            match self.write_chunk(batch, chunk, links.len() as i64, probe_first).await {
-                Ok(chunk_links) => {
-                    probe_first = mostly_stored(&chunk_links);
-                    summary.tally(chunk, &chunk_links);
-                    links.extend(chunk_links);
-                }
-                Err(err) => {
-                    result = Err(err);
-                    break;
-                }
-            }
+            let chunk_links = self.store_chunk(tx.as_mut(), batch, chunk, probe_first).await?;
+            probe_first = mostly_stored(&chunk_links);
+            summary.tally(chunk, &chunk_links);
+            links.extend(chunk_links);
         }
         let outcome = serde_json::to_value(&summary).unwrap_or_default();
-        self.store.finish_batch(batch, &outcome).await?;
+        tx.finish_batch(batch, rows.len() as i64, &outcome).await?;
+        tx.commit().await?;
+        record_metrics(rows, &links);
         metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
-        result.map(|()| (summary, links))
+        Ok((summary, links))
     }
 }
 

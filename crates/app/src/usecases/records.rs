@@ -79,7 +79,8 @@ pub async fn edit_record(
         return Ok(Some(current));
     }
 
-    let batch = store
+    let mut tx = store.begin_ingest().await?;
+    let batch = tx
         .create_batch(&NewBatch {
             source: source.to_owned(),
             format: SourceFormat::Json,
@@ -96,11 +97,9 @@ pub async fn edit_record(
         versions: current.state.versions + 1,
         pending: false,
     };
-    let mut tx = store.begin_ingest().await?;
     tx.update_records(&[RecordUpdate { id, key: row.key.clone(), state, updated_at: clock.now() }]).await?;
     tx.insert_raw(batch, std::slice::from_ref(&row), &[RawLink { record_id: id, admission: Admission::Edit }]).await?;
-    tx.progress(batch, 1).await?;
+    tx.finish_batch(batch, 1, &serde_json::json!({"edit_of": id})).await?;
     tx.commit().await?;
-    store.finish_batch(batch, &serde_json::json!({"edit_of": id})).await?;
     store.get_record(id).await
 }
