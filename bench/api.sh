@@ -5,16 +5,18 @@
 # Rate limiting is off (it would answer 429 to one client at this rate); logs at EMDP_LOG_LEVEL
 # (default info: one line per request).
 # Needs wrk (apt-get install wrk) and, for 2, psql and a local PostgreSQL (PGURL).
+# SKIP_BUILD=1 EMDP=path runs another emdp binary (e.g. an older build, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+EMDP=${EMDP:-target/release/emdp}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p emdp-cli
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 out=bench/out/api; mkdir -p "$out"; rm -f "$out"/emdp.db*
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-serve() { EMDP_NO_AUTH=1 EMDP_RATE_LIMIT=false EMDP_LOG_LEVEL=${EMDP_LOG_LEVEL:-info} target/release/emdp serve --bind "127.0.0.1:$port" --database-url "$1" >"$out/server.log" 2>&1 & echo $!; }
+serve() { EMDP_NO_AUTH=1 EMDP_RATE_LIMIT=false EMDP_LOG_LEVEL=${EMDP_LOG_LEVEL:-info} "$EMDP" serve --bind "127.0.0.1:$port" --database-url "$1" >"$out/server.log" 2>&1 & echo $!; }
 wait_up() { for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/api/v1/health" >/dev/null && return; sleep 0.1; done; echo "server did not start" >&2; exit 1; }
 
 echo "== validate, one record, SQLite, 64 connections"
