@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP API benchmarks with wrk on loopback:
 #  1. POST /api/v1/records:validate with one record, 64 connections (SQLite by default);
-#  2. bulk ingest: POST /api/v1/records with 1,000-record NDJSON bodies into PostgreSQL.
+#  2. bulk ingest: POST /api/v1/records with 1,000-record NDJSON bodies into PostgreSQL;
+#  3. one new record per POST /api/v1/records, 16 connections, SQLite then PostgreSQL.
 # Rate limiting is off (it would answer 429 to one client at this rate); logs at EMDP_LOG_LEVEL
 # (default info: one line per request).
 # Needs wrk (apt-get install wrk) and, for 2, psql and a local PostgreSQL (PGURL).
@@ -26,11 +27,18 @@ curl -fs -XPOST "http://127.0.0.1:$port/api/v1/records" -H 'content-type: applic
 wrk -t2 -c64 -d"$DURATION" --latency -s bench/api_validate.lua "http://127.0.0.1:$port/api/v1/records:validate"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-echo "== bulk ingest, 1,000-record NDJSON bodies, PostgreSQL"
 db=emdp_bench_api_$$
 psql "$PGURL/postgres" -qc "CREATE DATABASE $db"
 trap 'psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+echo "== bulk ingest, 1,000-record NDJSON bodies, PostgreSQL"
 pid=$(serve "$PGURL/$db"); wait_up
 wrk -t2 -c8 -d"$DURATION" --latency -s bench/api_ingest.lua "http://127.0.0.1:$port/api/v1/records"
 echo "records stored: $(psql "$PGURL/$db" -tAc 'SELECT count(*) FROM records')"
 kill "$pid"; wait "$pid" 2>/dev/null || true
+
+for url in "sqlite://$out/emdp.db" "$PGURL/$db"; do
+  echo "== one new record per request, ${url%%:*}, 16 connections"
+  pid=$(serve "$url"); wait_up
+  wrk -t2 -c16 -d"$DURATION" --latency -s bench/api_create.lua "http://127.0.0.1:$port/api/v1/records"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+done
