@@ -23,7 +23,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
@@ -46,13 +46,42 @@ pub struct SqliteStore {
     lookups: tokio::sync::mpsc::Sender<Lookup>,
     /// Wakes [`checkpoints`] after an ingest commit.
     checkpoint: tokio::sync::mpsc::Sender<()>,
-    /// Whose turn it is to write. SQLite lets one transaction write at a time; a second
-    /// connection's `BEGIN IMMEDIATE` fails with `SQLITE_BUSY` and its busy handler sleeps
-    /// (1 ms, then 2, 5, 10 ... 100 ms) before trying again, so writers of this process queue
-    /// here instead, in arrival order, and start the moment the previous one ends (one record
-    /// per `POST /api/v1/records` from 16 clients: p99 680-830 ms -> 60 ms at the same rate).
-    /// Other processes (a CLI ingest beside the server) still meet the busy handler.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// The connection ingest transactions write through, and whose turn it is to use it.
+    ///
+    /// SQLite lets one transaction write at a time; a second connection's `BEGIN IMMEDIATE`
+    /// fails with `SQLITE_BUSY` and its busy handler sleeps (1 ms, then 2, 5, 10 ... 100 ms)
+    /// before trying again, so writers of this process queue here instead, in arrival order,
+    /// and start the moment the previous one ends (one record per `POST /api/v1/records` from
+    /// 16 clients: p99 680-830 ms -> 60 ms at the same rate). Other processes (a CLI ingest
+    /// beside the server) still meet the busy handler.
+    ///
+    /// It is a connection of its own, not one of the pool's: a pooled connection goes back to
+    /// the pool on a spawned task after each transaction, and when the next chunk's
+    /// transaction began before that task ran, the pool opened a second connection, and an
+    /// ingest filled two 64 MB page caches (peak RSS 226 -> 326 MB).
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
+    /// How to open the writer's connection.
+    options: SqliteConnectOptions,
+}
+
+/// The ingest writer's connection (see [`SqliteStore::writer`]).
+#[derive(Debug)]
+struct Writer {
+    conn: SqliteConnection,
+    /// A transaction was begun and neither committed nor rolled back (its [`SqliteIngest`]
+    /// was dropped, e.g. after an error): the next user rolls it back first.
+    open: bool,
+}
+
+impl Writer {
+    /// Rolls back a transaction left open. SQLite may have rolled it back itself (after a
+    /// full disk, say), so "no transaction is active" is not an error here.
+    async fn settle(&mut self) {
+        if self.open {
+            let _ = self.conn.execute("ROLLBACK").await;
+            self.open = false;
+        }
+    }
 }
 
 /// Copies committed WAL pages back into the database file, off the writer's path: an ingest
@@ -148,6 +177,16 @@ fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
+/// Opens the ingest writer's connection (see [`SqliteStore::writer`]), with the pool's
+/// settings and functions.
+async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection, StoreError> {
+    let mut conn = options.connect().await.map_err(store_error)?;
+    let mut handle = conn.lock_handle().await.map_err(store_error)?;
+    crate::sqlite_functions::register(handle.as_raw_handle().as_ptr()).map_err(StoreError::Other)?;
+    drop(handle);
+    Ok(conn)
+}
+
 fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(store_error)?
@@ -187,8 +226,8 @@ impl SqliteStore {
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(batch_lookups(pool.clone(), queue));
         let (checkpoint, requests) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(checkpoints(options.create_if_missing(false), requests));
-        Ok(SqliteStore { pool, lookups, checkpoint, writer: Arc::default() })
+        tokio::spawn(checkpoints(options.clone().create_if_missing(false), requests));
+        Ok(SqliteStore { pool, lookups, checkpoint, writer: Arc::default(), options })
     }
 
     /// Applies pending migrations and returns every applied version.
@@ -226,11 +265,35 @@ fn record_row(row: &SqliteRow) -> Result<RecordRow, sqlx::Error> {
 
 /// One ingestion transaction on SQLite.
 pub struct SqliteIngest {
-    tx: Transaction<'static, Sqlite>,
+    /// This process's write turn and connection, inside `BEGIN IMMEDIATE` until committed.
+    writer: tokio::sync::OwnedMappedMutexGuard<Option<Writer>, Writer>,
+    /// The mutex behind `writer`, for the rollback of a dropped transaction.
+    turns: Arc<tokio::sync::Mutex<Option<Writer>>>,
     checkpoint: tokio::sync::mpsc::Sender<()>,
-    /// This process's write turn, held until the transaction ends (after `tx`: fields drop in
-    /// order).
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl SqliteIngest {
+    fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.writer.conn
+    }
+}
+
+/// A transaction dropped without a commit is rolled back at once, on a task that holds the
+/// writer until it is done, so that SQLite's write lock is not kept from other processes.
+impl Drop for SqliteIngest {
+    fn drop(&mut self) {
+        if !self.writer.open {
+            return;
+        }
+        let turns = Arc::clone(&self.turns);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Some(writer) = turns.lock().await.as_mut() {
+                    writer.settle().await;
+                }
+            });
+        }
+    }
 }
 
 #[async_trait]
@@ -247,14 +310,14 @@ impl IngestTx for SqliteIngest {
         // the sequence in insertion order: when every row is inserted, the ids are known.
         let base: i64 =
             sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)")
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn())
                 .await
                 .map_err(store_error)?;
         // Bound values, not a JSON array read by `jsonb_each`: a statement that calls functions
         // per row may abort half-way, so SQLite keeps a statement journal with a copy of every
         // page it touches (73 MB for a chunk of 40,000 records). This one cannot abort half-way:
         // an error ends the whole transaction anyway (`OR FAIL`, no statement rollback).
-        let inserted = execute_parts(&mut self.tx, &order, MAX_PARAMETERS / 16, |part| {
+        let inserted = execute_parts(self.conn(), &order, MAX_PARAMETERS / 16, |part| {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "INSERT OR FAIL INTO records (building_id, date, provider, content_key, consumption, temperature, \
                  status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, \
@@ -292,7 +355,7 @@ impl IngestTx for SqliteIngest {
             return Ok(vec![None; records.len()]);
         }
         let max: i64 =
-            sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(&mut *self.tx).await.map_err(store_error)?;
+            sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(self.conn()).await.map_err(store_error)?;
         let mut ids = vec![None; records.len()];
         if inserted == records.len() && max == base + records.len() as i64 {
             for (position, &i) in order.iter().enumerate() {
@@ -305,7 +368,7 @@ impl IngestTx for SqliteIngest {
                  WHERE id > ?",
             )
             .bind(base)
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.conn())
             .await
             .map_err(store_error)?;
             let rows: Vec<(RecordId, Option<String>, Option<NaiveDate>, Option<String>, Option<String>)> =
@@ -324,12 +387,12 @@ impl IngestTx for SqliteIngest {
                 }
             }
         }
-        tally_records(&mut self.tx, records.iter().zip(&ids).filter(|(_, id)| id.is_some()).map(|(r, _)| r)).await?;
+        tally_records(self.conn(), records.iter().zip(&ids).filter(|(_, id)| id.is_some()).map(|(r, _)| r)).await?;
         Ok(ids)
     }
 
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
-        load_keys(&mut self.tx, keys).await
+        load_keys(self.conn(), keys).await
     }
 
     async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError> {
@@ -357,7 +420,7 @@ impl IngestTx for SqliteIngest {
             .bind(state.fields.provider.as_deref())
             .bind(key_columns(&update.key).content_key)
             .bind(update.id)
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await
             .map_err(store_error)?;
         }
@@ -369,7 +432,7 @@ impl IngestTx for SqliteIngest {
         let mut pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
         pairs.sort_unstable_by_key(|(raw, link)| (link.record_id, raw.line));
         // `OR FAIL`: no statement journal (see `insert_absent`).
-        execute_parts(&mut self.tx, &pairs, MAX_PARAMETERS / 18, |chunk| {
+        execute_parts(self.conn(), &pairs, MAX_PARAMETERS / 18, |chunk| {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "INSERT OR FAIL INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
                  status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, \
@@ -413,7 +476,7 @@ impl IngestTx for SqliteIngest {
         )
         .bind(batch)
         .bind(to_json(tally.into_iter().map(|((status, admission, reasons), n)| (status, admission, reasons, n)))?)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await
         .map_err(store_error)?;
         Ok(())
@@ -423,22 +486,23 @@ impl IngestTx for SqliteIngest {
         sqlx::query("UPDATE batches SET rows_stored = ? WHERE id = ?")
             .bind(rows)
             .bind(batch)
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await
             .map_err(store_error)?;
         Ok(())
     }
 
     async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(&mut *self.tx, batch).await
+        insert_batch(self.conn(), batch).await
     }
 
     async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError> {
-        close_batch(&mut *self.tx, batch, Some(rows), summary).await
+        close_batch(self.conn(), batch, Some(rows), summary).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(store_error)?;
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.conn().execute("COMMIT").await.map_err(store_error)?;
+        self.writer.open = false;
         // Full: a checkpoint is already due and will see this commit too.
         let _ = self.checkpoint.try_send(());
         Ok(())
@@ -773,9 +837,17 @@ impl RecordStore for SqliteStore {
     }
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
-        let turn = Arc::clone(&self.writer).lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(store_error)?;
-        Ok(Box::new(SqliteIngest { tx, checkpoint: self.checkpoint.clone(), _turn: turn }))
+        let mut turn = Arc::clone(&self.writer).lock_owned().await;
+        let writer = match turn.as_mut() {
+            Some(writer) => writer,
+            None => turn.insert(Writer { conn: open_writer(&self.options).await?, open: false }),
+        };
+        writer.settle().await;
+        writer.conn.execute("BEGIN IMMEDIATE").await.map_err(store_error)?;
+        writer.open = true;
+        let writer = tokio::sync::OwnedMutexGuard::try_map(turn, Option::as_mut)
+            .map_err(|_| StoreError::Other("the ingest writer connection is not open".into()))?;
+        Ok(Box::new(SqliteIngest { writer, turns: Arc::clone(&self.writer), checkpoint: self.checkpoint.clone() }))
     }
 
     async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
