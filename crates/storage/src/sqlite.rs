@@ -184,6 +184,9 @@ async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection,
     let mut handle = conn.lock_handle().await.map_err(store_error)?;
     crate::sqlite_functions::register(handle.as_raw_handle().as_ptr()).map_err(StoreError::Other)?;
     drop(handle);
+    // A smaller page cache than the readers' 64 MB: it bounds an ingest's memory (a re-run of
+    // 1M rows peaked at 254-267 MB with 64 MB, 225 MB with 48 MB) and cost no measurable time.
+    conn.execute("PRAGMA cache_size = -49152").await.map_err(store_error)?;
     Ok(conn)
 }
 

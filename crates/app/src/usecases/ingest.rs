@@ -26,9 +26,11 @@ use crate::ports::{
 /// little work and memory stays flat. Each commit rewrites every index page its rows touched,
 /// and rows arriving day by day touch one page per building in the key indexes, so larger
 /// chunks write less: 1M rows into SQLite took 12.7 s in chunks of 40,000 and 11.3 s in chunks
-/// of 60,000. Memory sets the limit: a re-run of that file (every key looked up) peaks at
-/// about 290 MB with chunks of 60,000, under the 300 MB emdp promises.
-pub const CHUNK_ROWS: usize = 60_000;
+/// of 60,000, and 50,000 measured the same as 60,000 (6.4-6.6 s on a faster machine). Memory
+/// sets the limit: a re-run of that file (every key looked up) peaked at 287-322 MB with
+/// chunks of 60,000 (over the 300 MB emdp promises; the allocator keeps freed chunks a while)
+/// and at 225-234 MB with 50,000.
+pub const CHUNK_ROWS: usize = 50_000;
 
 /// How many rows were stored, skipped or kept as conflicting versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
