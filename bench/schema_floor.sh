@@ -2,7 +2,7 @@
 # Benchmark: what the databases themselves spend writing emdp's rows, without emdp.
 #
 # The 1,000,000-row data set is loaded into a staging table (not timed), then copied into a
-# fresh emdp schema (`emdp migrate`) by the database's own SQL, in transactions of 60,000 rows
+# fresh emdp schema (`emdp migrate`) by the database's own SQL, in transactions of 50,000 rows
 # as `emdp ingest` writes them: once into the full schema, then with parts of it removed, to
 # show what each index costs. SQLite's record tallies are counted by emdp and upserted once per
 # group (a few hundred rows a chunk), so they are left out. Whatever emdp does on top, an
@@ -16,7 +16,7 @@
 #   BUILDINGS, DAYS, SEED, DATA, SKIP_BUILD, EMDP   see bench/common.sh (the same data set
 #                                       as bench/ingest.sh by default)
 #   ONLY=sqlite|postgres                run one database only
-#   CHUNK=60000                         rows per transaction (emdp ingest's chunk size)
+#   CHUNK=50000                         rows per transaction (emdp ingest's chunk size)
 #
 # Needs the sqlite3 shell (Debian package sqlite3: its SQLite may be older than the one
 # built into emdp) and psql.
@@ -25,7 +25,7 @@ source "$(dirname "$0")/common.sh"
 
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 ONLY="${ONLY:-}"
-CHUNK="${CHUNK:-60000}"
+CHUNK="${CHUNK:-50000}"
 
 command -v sqlite3 >/dev/null || die "the sqlite3 shell is required (apt install sqlite3)"
 command -v psql >/dev/null || die "psql is required"
