@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's allocator: the API allocates and frees many small buffers per
 /// request on both worker threads (validate: about 30,000 -> 42,000 requests/s, bench/api.sh).
-/// Ingest did not change: SQLite allocates through libc.
+/// Ingest got no faster (SQLite allocates through libc); mimalloc keeps freed memory a while,
+/// which the ingest chunk size accounts for (`emdp_app::usecases::ingest::CHUNK_ROWS`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,8 +1,9 @@
 //! The SQLite adapter: the embedded default, one file in WAL mode, no server to run.
 //!
-//! Each chunk is one `BEGIN IMMEDIATE` transaction, so concurrent writers queue instead of
-//! failing. Raw rows are bound many rows per statement (SQLite allows 32,766 parameters);
-//! new records and key lookups travel as JSON (see [`to_json`]).
+//! Each chunk is one `BEGIN IMMEDIATE` transaction on the store's own writer connection, so
+//! concurrent writers queue instead of failing (see `SqliteStore::writer`). New records and
+//! raw rows are bound many rows per statement (SQLite allows 32,766 parameters); key lookups
+//! and tallies travel as JSON (see `to_json`).
 
 use std::str::FromStr;
 use std::sync::Arc;
