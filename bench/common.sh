@@ -21,6 +21,18 @@ mkdir -p "$OUT"
 # die MESSAGE: prints it with the script's name and exits 1.
 die() { echo "bench/$(basename "$0"): $*" >&2; exit 1; }
 
+# busy_ticks: the CPU time the whole machine has spent busy so far (every process and the
+# kernel, all cores; /proc/stat, in clock ticks). Two readings around a run give what it cost,
+# the database's own processes included, which a process's own time leaves out.
+busy_ticks() {
+  local _cpu user nice system idle iowait irq softirq steal _rest
+  read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
+  echo $((user + nice + system + irq + softirq))
+}
+
+# cpu_seconds BEFORE AFTER: the busy time between two busy_ticks readings, in seconds.
+cpu_seconds() { awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }'; }
+
 # prepare: builds emdp in release mode (unless SKIP_BUILD=1) and generates $DATA with its
 # manifest if it is missing.
 prepare() {

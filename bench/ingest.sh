@@ -2,7 +2,9 @@
 # Benchmark: `emdp ingest` of the 1,000,000-row dirty data set into a fresh SQLite file and a
 # fresh PostgreSQL database (first run, then a re-run where every row is an exact duplicate),
 # against PostgreSQL's own `\copy` of the same CSV into a plain 5-TEXT-column table, in the
-# same run. Reports wall time, rows/s and peak RSS (`/usr/bin/time`), and the ratios.
+# same run. Reports wall time, rows/s and peak RSS (`/usr/bin/time`), the CPU time the whole
+# machine spent meanwhile (emdp, PostgreSQL's processes, the kernel: what the run costs the
+# machine, whatever runs it), and the ratios.
 #
 # Run from the repo root:   bash bench/ingest.sh
 #
@@ -37,19 +39,22 @@ rm -f "$SQLITE_FILE" "$SQLITE_FILE-wal" "$SQLITE_FILE-shm"
 echo "machine: $(nproc) CPUs, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "data: $DATA ($ROWS rows, $(du -m "$DATA" | cut -f1) MB), --today $TODAY"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-24s %10s %12s %12s  %s\n' run wall rows/s "peak RSS" load
+printf '%-24s %10s %12s %12s %10s  %s\n' run wall rows/s "peak RSS" "CPU-s" load
 TIMES="$OUT/ingest_time.txt"
 declare -A WALL
 
 # measure LABEL CMD...: runs CMD under /usr/bin/time, stdout to $OUT/<label>.out.
 measure() {
-  local label="$1"
+  local label="$1" before after
   shift
+  before=$(busy_ticks)
   /usr/bin/time -f '%e %M' -o "$TIMES" "$@" >"$OUT/ingest_${label// /_}.out"
+  after=$(busy_ticks)
   read -r wall rss <"$TIMES"
   WALL[$label]="$wall"
-  awk -v l="$label" -v w="$wall" -v r="$rss" -v n="$ROWS" -v la="$(cut -d' ' -f1 /proc/loadavg)" \
-    'BEGIN { printf "%-24s %9.2fs %12.0f %9.1f MiB  %s\n", l, w, n / w, r / 1024, la }'
+  awk -v l="$label" -v w="$wall" -v r="$rss" -v n="$ROWS" -v c="$(cpu_seconds "$before" "$after")" \
+    -v la="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN { printf "%-24s %9.2fs %12.0f %9.1f MiB %10s  %s\n", l, w, n / w, r / 1024, c, la }'
 }
 
 # check LABEL EXACT: the summary matches the manifest's classification, EXACT = expected

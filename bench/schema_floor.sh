@@ -9,6 +9,16 @@
 # ingest cannot be faster than the "records + raw, full schema" line. Values other than the CSV's (statuses,
 # fingerprints, ids) are synthetic; the index keys, the row sizes and the order are real.
 #
+# Two more ways each, the fastest these databases have, to set the floor a design could reach:
+# - SQLite: the building-ordered indexes built after the load (from rows already free of
+#   duplicate keys), as a bulk load into an empty store could do;
+# - PostgreSQL: the rows of the full-schema line, exported per chunk in `COPY`'s binary format
+#   and copied back into a fresh schema, by one session and by two at once (one per core),
+#   into the full schema and into one whose secondary indexes are built after the load.
+#
+# Each line also gives the CPU time the whole machine spent (every process, all cores): at a
+# target of R rows/s, a run has ROWS / R seconds of each core.
+#
 # Run from the repo root:   bash bench/schema_floor.sh
 #
 # Environment knobs:
@@ -36,22 +46,27 @@ CHUNKS=$(((ROWS + CHUNK - 1) / CHUNK))
 echo "machine: $(nproc) CPUs, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "data: $DATA ($ROWS rows), transactions of $CHUNK rows"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-12s %-44s %9s %12s %9s\n' database variant wall rows/s "µs/row"
+printf '%-12s %-52s %9s %12s %9s %8s\n' database variant wall rows/s "µs/row" "CPU-s"
 
+# report DATABASE VARIANT START-TIME START-TICKS: one line, timed from START to now.
 report() {
-  awk -v d="$1" -v v="$2" -v w="$3" -v n="$ROWS" \
-    'BEGIN { printf "%-12s %-44s %8.2fs %12.0f %9.1f\n", d, v, w, n / w, w * 1e6 / n }'
+  local end ticks
+  end=$(seconds)
+  ticks=$(busy_ticks)
+  awk -v d="$1" -v v="$2" -v w="$(echo "$end - $3" | bc)" -v n="$ROWS" -v c="$(cpu_seconds "$4" "$ticks")" \
+    'BEGIN { printf "%-12s %-52s %8.2fs %12.0f %9.1f %8s\n", d, v, w, n / w, w * 1e6 / n, c }'
 }
 
 # The statements of one variant, one transaction per chunk: $1 = records | raw | both |
-# records_plain (no ON CONFLICT: for a schema without the key index), $2 = sqlite | postgres.
-# `st` holds the CSV with its line number as `ln` (the ingest order).
+# records_plain (no ON CONFLICT: for a schema without the key index) | bulk (records + raw,
+# the records from `su` without ON CONFLICT), $2 = sqlite | postgres. `st` holds the CSV with
+# its line number as `ln` (the ingest order), `su` its rows with a key seen first.
 RECORD_COLUMNS="building_id, date, provider, content_key, consumption, temperature, status, reasons, \
 fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at"
 RAW_COLUMNS="batch_id, line, received_at, payload, parse_error, record_id, admission, status, reasons, \
 building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature"
 statements() {
-  local what="$1" flavour="$2" begin conflict cast_c cast_t now status payload
+  local what="$1" flavour="$2" begin conflict cast_c cast_t now status payload from=st
   if [[ "$flavour" == sqlite ]]; then
     begin="BEGIN IMMEDIATE"
     conflict="ON CONFLICT DO NOTHING"
@@ -63,7 +78,8 @@ statements() {
     cast_c="consumption" cast_t="temperature" now="now()"
     payload="concat_ws(',', building_id, date, consumption, temperature, provider)"
   fi
-  [[ "$what" == records_plain ]] && conflict=""
+  [[ "$what" == records_plain || "$what" == bulk ]] && conflict=""
+  [[ "$what" == bulk ]] && from=su
   # About 90 % VALID, as in the generated data set.
   status="CASE WHEN ln % 10 = 0 THEN 'INCOMPLETE' ELSE 'VALID' END"
   for ((i = 0; i < CHUNKS; i++)); do
@@ -71,10 +87,10 @@ statements() {
     echo "$begin;"
     if [[ "$what" != raw ]]; then
       echo "INSERT INTO records ($RECORD_COLUMNS) SELECT building_id, date, provider, NULL, $cast_c, $cast_t, \
-$status, 0, ln * 7, ln * 13, 1, ln, 1, false, $now, $now FROM st WHERE ln BETWEEN $lo AND $hi \
+$status, 0, ln * 7, ln * 13, 1, ln, 1, false, $now, $now FROM $from WHERE ln BETWEEN $lo AND $hi \
 ORDER BY building_id, date, provider $conflict;"
     fi
-    if [[ "$what" == raw || "$what" == both ]]; then
+    if [[ "$what" == raw || "$what" == both || "$what" == bulk ]]; then
       echo "INSERT INTO raw_records ($RAW_COLUMNS) SELECT 1, ln, $now, $payload, NULL, ln, 'new', \
 $status, 0, building_id, date, provider, $cast_c, $cast_t, ln * 7, ln * 13 FROM st WHERE ln BETWEEN $lo AND $hi;"
     fi
@@ -94,23 +110,33 @@ CREATE TABLE csv (building_id TEXT, date TEXT, consumption TEXT, temperature TEX
 .import --skip 1 $DATA csv
 CREATE TABLE st AS SELECT rowid AS ln, * FROM csv;
 CREATE INDEX st_ln ON st (ln);
+CREATE TABLE su AS SELECT * FROM st WHERE ln IN (SELECT MIN(ln) FROM st GROUP BY building_id, date, provider);
+CREATE INDEX su_ln ON su (ln);
 SQL
-  # sqlite_variant LABEL WHAT SETUP-SQL: a fresh emdp schema, SETUP-SQL applied, then timed.
+  # sqlite_variant LABEL WHAT SETUP-SQL [AFTER-SQL]: a fresh emdp schema, SETUP-SQL applied,
+  # then timed: the chunks, then AFTER-SQL.
   sqlite_variant() {
     rm -f "$DB" "$DB-wal" "$DB-shm"
     "$EMDP" migrate --database-url "sqlite://$DB" >/dev/null
     sqlite3 "$DB" "$3" >/dev/null
-    local start end
+    local start ticks
     start=$(seconds)
+    ticks=$(busy_ticks)
     {
       echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;"
       echo "ATTACH '$STAGE' AS stage;"
-      statements "$2" sqlite | sed 's/ FROM st / FROM stage.st /'
+      statements "$2" sqlite | sed 's/ FROM \(st\|su\) / FROM stage.\1 /'
+      echo "${4:-}"
     } | sqlite3 "$DB" >/dev/null
-    end=$(seconds)
-    report sqlite "$1" "$(echo "$end - $start" | bc)"
+    report sqlite "$1" "$start" "$ticks"
   }
   sqlite_variant "records + raw, full schema" both ""
+  # The two building-ordered indexes as the migrations define them.
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  "$EMDP" migrate --database-url "sqlite://$DB" >/dev/null
+  BUILDING_INDEXES="$(sqlite3 "$DB" "SELECT sql || ';' FROM sqlite_schema WHERE name IN ('records_reading', 'records_valid_days')")"
+  sqlite_variant "records + raw, building-ordered indexes built after" bulk \
+    "DROP INDEX records_valid_days; DROP INDEX records_reading;" "$BUILDING_INDEXES"
   sqlite_variant "records, full schema" records ""
   sqlite_variant "records without records_valid_days" records "DROP INDEX records_valid_days;"
   sqlite_variant "records without either building-ordered index" records \
@@ -142,14 +168,56 @@ VACUUM ANALYZE st;
 $3
 CHECKPOINT;
 SQL
-    local start end
+    local start ticks
     start=$(seconds)
+    ticks=$(busy_ticks)
     statements "$2" postgres | psql -q -v ON_ERROR_STOP=1 "$PG_URL" >/dev/null
-    end=$(seconds)
-    report postgresql "$1" "$(echo "$end - $start" | bc)"
+    report postgresql "$1" "$start" "$ticks"
   }
-  trap 'psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null || true' EXIT
+  COPY_DIR="$OUT/floor_copy"
+  trap 'psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" >/dev/null || true; rm -rf "$COPY_DIR"' EXIT
   pg_variant "records + raw, full schema" both ""
+  # Its rows, per chunk, in COPY's binary format, for the variants below.
+  rm -rf "$COPY_DIR" && mkdir -p "$COPY_DIR"
+  for ((i = 0; i < CHUNKS; i++)); do
+    lo=$((i * CHUNK + 1)) hi=$(((i + 1) * CHUNK))
+    echo "\\copy (SELECT id, $RECORD_COLUMNS FROM records WHERE winner_line BETWEEN $lo AND $hi ORDER BY id) \
+TO '$COPY_DIR/records_$i.bin' (FORMAT binary)"
+    echo "\\copy (SELECT $RAW_COLUMNS FROM raw_records WHERE line BETWEEN $lo AND $hi ORDER BY line) \
+TO '$COPY_DIR/raw_$i.bin' (FORMAT binary)"
+  done | psql -q -v ON_ERROR_STOP=1 "$PG_URL" >/dev/null
+  # The secondary indexes of the two tables, as the migrations define them.
+  SECONDARY="'records_reading', 'records_valid_series', 'raw_records_record'"
+  SECONDARY_INDEXES="$(psql -tA "$PG_URL" -c "SELECT string_agg(pg_get_indexdef(indexrelid), '; ') FROM pg_index \
+WHERE indexrelid::regclass::text IN ($SECONDARY)")"
+  # pg_copy_variant LABEL SESSIONS SETUP-SQL [AFTER-SQL]: a fresh emdp schema, SETUP-SQL
+  # applied, then timed: the chunks' COPY, each chunk one transaction, SESSIONS sessions at
+  # once taking every SESSIONS-th chunk, then AFTER-SQL.
+  pg_copy_variant() {
+    psql -q "$PG_ADMIN_URL" -c "SET client_min_messages TO warning" -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" \
+      -c "CREATE DATABASE $NAME" >/dev/null
+    "$EMDP" migrate --database-url "$PG_URL" >/dev/null
+    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "$3" -c "CHECKPOINT" >/dev/null
+    local start ticks session pids=()
+    start=$(seconds)
+    ticks=$(busy_ticks)
+    for ((session = 0; session < $2; session++)); do
+      for ((i = session; i < CHUNKS; i += $2)); do
+        echo "BEGIN;"
+        echo "\\copy records (id, $RECORD_COLUMNS) FROM '$COPY_DIR/records_$i.bin' (FORMAT binary)"
+        echo "\\copy raw_records ($RAW_COLUMNS) FROM '$COPY_DIR/raw_$i.bin' (FORMAT binary)"
+        echo "COMMIT;"
+      done | psql -q -v ON_ERROR_STOP=1 "$PG_URL" >/dev/null &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    [[ -z "${4:-}" ]] || psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "$4" >/dev/null
+    report postgresql "$1" "$start" "$ticks"
+  }
+  pg_copy_variant "records + raw, binary COPY, 1 session" 1 "SELECT 1"
+  pg_copy_variant "records + raw, binary COPY, 2 sessions" 2 "SELECT 1"
+  pg_copy_variant "records + raw, binary COPY, 2 sessions, indexes after" 2 \
+    "DROP INDEX $(echo "$SECONDARY" | tr -d "'")" "$SECONDARY_INDEXES"
   pg_variant "records, full schema" records ""
   pg_variant "records without records_valid_series" records "DROP INDEX records_valid_series;"
   pg_variant "records without either index" records_plain "DROP INDEX records_valid_series, records_reading;"
