@@ -51,12 +51,22 @@ const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE emdp_staged_records (\
      winner_line BIGINT NOT NULL, versions INTEGER NOT NULL, pending BOOLEAN NOT NULL, \
      created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL) ON COMMIT DELETE ROWS";
 
-/// The columns of a staged record, in the order [`PgIngest::insert_absent`] sends them.
+/// The columns of a staged record (`ord` first) or of a record copied in (`id` first), in the
+/// order [`CopyBuffer::staged_record`] and [`CopyBuffer::record`] send them.
 const STAGED_COLUMNS: i16 = 17;
 
 const COPY_STAGED: &str = "COPY emdp_staged_records (ord, building_id, date, provider, content_key, consumption, \
      temperature, status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, \
      created_at, updated_at) FROM STDIN (FORMAT binary)";
+
+/// Copies records with ids of their own straight into `records` (see
+/// [`PgIngest::insert_unseen`]); the columns [`CopyBuffer::record`] sends.
+const COPY_RECORDS: &str = "COPY records (id, building_id, date, provider, content_key, consumption, temperature, \
+     status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, \
+     updated_at) FROM STDIN (FORMAT binary)";
+
+/// Draws `$1` ids from the records' sequence.
+const DRAW_IDS: &str = "SELECT nextval('records_id_seq') FROM generate_series(1, $1)";
 
 /// Moves the staged records into `records`, in staging order, skipping keys already stored.
 /// Each kind of key names its own unique index as the arbiter, so that only that index is
@@ -384,12 +394,26 @@ impl CopyBuffer {
         }
     }
 
+    /// A row of the staging table: `ord`, then the record's columns.
     fn staged_record(&mut self, ord: i64, record: &NewRecord) -> Result<(), StoreError> {
+        self.row(STAGED_COLUMNS);
+        self.int8(ord);
+        self.record_columns(record)
+    }
+
+    /// A row of `records` (see [`COPY_RECORDS`]): `id`, then the record's columns.
+    fn record(&mut self, id: RecordId, record: &NewRecord) -> Result<(), StoreError> {
+        self.row(STAGED_COLUMNS);
+        self.int8(id);
+        self.record_columns(record)
+    }
+
+    /// The columns of a record after the first (`ord` or `id`), as the staging table and
+    /// `records` order them.
+    fn record_columns(&mut self, record: &NewRecord) -> Result<(), StoreError> {
         let key = key_columns(&record.key);
         let state = &record.state;
         let [fp_consumption, fp_temperature] = state.values.to_parts();
-        self.row(STAGED_COLUMNS);
-        self.int8(ord);
         self.opt_text(state.fields.building_id.as_deref().or(key.building_id))?;
         self.opt_date(state.fields.date.or(key.date));
         self.opt_text(state.fields.provider.as_deref().or(key.provider))?;
@@ -669,6 +693,46 @@ impl IngestTx for PgIngest {
             }
         }
         Ok(ids)
+    }
+
+    /// Copies the records straight into `records`, with ids drawn from its sequence first,
+    /// instead of staging them and moving the staged rows with `ON CONFLICT` (`INSERT ...
+    /// SELECT` writes row by row; `COPY` fills pages at once). The copy runs under a savepoint:
+    /// when a key is stored after all (an earlier ingest, a concurrent writer), the unique
+    /// index refuses it, the copy is undone and the records take the usual way; the ids drawn
+    /// are lost, a gap in the sequence.
+    async fn insert_unseen(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError> {
+        if records.len() <= SMALL_BATCH {
+            return self.insert_absent(records).await;
+        }
+        // In key order, as `insert_absent` inserts them.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_unstable_by(|&a, &b| records[a].key.cmp(&records[b].key));
+        let count = i64::try_from(records.len()).map_err(|_| StoreError::Other("too many records".into()))?;
+        let mut drawn: Vec<RecordId> =
+            sqlx::query_scalar(DRAW_IDS).bind(count).fetch_all(&mut *self.tx).await.map_err(store_error)?;
+        drawn.sort_unstable();
+        sqlx::query("SAVEPOINT emdp_unseen").execute(&mut *self.tx).await.map_err(store_error)?;
+        let copied =
+            copy_rows(&mut self.tx, COPY_RECORDS, &mut self.buffer, order.iter().zip(&drawn), |buffer, (&i, &id)| {
+                buffer.record(id, &records[i])
+            })
+            .await;
+        match copied {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT emdp_unseen").execute(&mut *self.tx).await.map_err(store_error)?;
+                let mut ids = vec![None; records.len()];
+                for (&i, &id) in order.iter().zip(&drawn) {
+                    ids[i] = Some(id);
+                }
+                Ok(ids)
+            }
+            Err(StoreError::Conflict(_)) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT emdp_unseen").execute(&mut *self.tx).await.map_err(store_error)?;
+                self.insert_absent(records).await
+            }
+            Err(err) => Err(err),
+        }
     }
 
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {

@@ -29,7 +29,7 @@ async fn ingest(store: &Arc<dyn RecordStore>, policy: ConflictPolicy, rows: &str
 }
 
 async fn all(store: &Arc<dyn RecordStore>) -> Vec<emdp_app::ports::StoredRecord> {
-    store.list_records(&RecordFilter::default(), None, 1000).await.unwrap()
+    store.list_records(&RecordFilter::default(), None, 10_000).await.unwrap()
 }
 
 /// Rows covering a new key, an in-file exact duplicate, an in-file conflict, an invalid row
@@ -333,7 +333,7 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
         })
         .await
         .unwrap();
-    let links = ingestor.write_chunk(batch, &rows, 0, true).await.unwrap();
+    let links = ingestor.write_chunk(batch, &rows, 0, true, None).await.unwrap();
     let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
     assert_eq!(
         admissions,
@@ -347,6 +347,90 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
     assert_eq!((b2.state.versions, b2.state.fields.consumption), (2, Some(3.0)), "both VALID: the latest wins");
     let b1 = store.get_record(id_of("B1")).await.unwrap().unwrap();
     assert_eq!(b1.exact_duplicates, 1);
+}
+
+/// Rows for buildings `from..to` on one day, out of key order (B10 sorts before B9); more than
+/// PostgreSQL's small-batch limit, so that their new records are copied in.
+fn day_rows(from: usize, to: usize) -> String {
+    (from..to).rev().map(|b| format!("B{b},2025-04-01,{b}.5,5,p\n")).collect()
+}
+
+/// Writes `rows` as one chunk of a new batch, with `seen` as the keys of earlier chunks.
+async fn write_unseen(
+    store: &Arc<dyn RecordStore>,
+    rows: &str,
+    seen: &emdp_app::usecases::ingest::SeenKeys,
+) -> (Vec<emdp_app::ports::RawRow>, Vec<emdp_app::ports::RawLink>) {
+    let ingestor = ingestor(store, ConflictPolicy::PreferValid);
+    let classified = ingestor.classify_all(csv(rows).as_mut()).unwrap();
+    let batch = store
+        .create_batch(&emdp_app::ports::NewBatch {
+            source: "unseen.csv".into(),
+            format: emdp_app::ports::SourceFormat::Csv,
+            header: None,
+            started_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let links = ingestor.write_chunk(batch, &classified, 0, false, Some(seen)).await.unwrap();
+    (classified, links)
+}
+
+/// Each row is linked to the record of its own key, and is in that record's history.
+async fn assert_linked(
+    store: &Arc<dyn RecordStore>,
+    rows: &[emdp_app::ports::RawRow],
+    links: &[emdp_app::ports::RawLink],
+) {
+    for (row, link) in rows.iter().zip(links) {
+        let record = store.get_record(link.record_id).await.unwrap().expect("linked record");
+        assert_eq!(record.state.fields.building_id, row.fields.building_id, "line {}", row.line);
+        let history = store.record_history(link.record_id).await.unwrap();
+        assert!(history.iter().any(|h| h.line == row.line), "line {} in its record's history", row.line);
+    }
+}
+
+/// Keys no earlier chunk had are inserted through `insert_unseen` (PostgreSQL copies them
+/// in): every row still gets its own new record.
+async fn unseen_keys_are_inserted_and_linked(store: Arc<dyn RecordStore>) {
+    use emdp_domain::Admission;
+    let (rows, links) = write_unseen(&store, &day_rows(0, 600), &Default::default()).await;
+    assert!(links.iter().all(|l| l.admission == Admission::New));
+    assert_eq!(all(&store).await.len(), 600);
+    assert_linked(&store, &rows, &links).await;
+}
+
+/// Keys no earlier chunk had may be stored all the same (by an earlier ingest): the copy is
+/// undone and they take the usual way, with the outcome of an ingest without the hint; keys
+/// the filter holds go the usual way from the start, in the same chunk.
+async fn unseen_keys_that_are_stored_take_the_usual_way(store: Arc<dyn RecordStore>) {
+    use emdp_domain::Admission;
+    ingest(&store, ConflictPolicy::PreferValid, &day_rows(0, 300)).await;
+    // Unseen, half of them stored.
+    let (rows, links) = write_unseen(&store, &day_rows(0, 600), &Default::default()).await;
+    let exact = links.iter().filter(|l| l.admission == Admission::Exact).count();
+    assert_eq!((exact, all(&store).await.len()), (300, 600));
+    assert_linked(&store, &rows, &links).await;
+    // Seen (the stored half) and unseen (new) in one chunk.
+    let mut seen = emdp_app::usecases::ingest::SeenKeys::new();
+    let stored_rows =
+        ingestor(&store, ConflictPolicy::PreferValid).classify_all(csv(&day_rows(0, 600)).as_mut()).unwrap();
+    seen.extend(stored_rows.iter().map(|row| &row.key));
+    let (rows, links) = write_unseen(&store, &day_rows(300, 1200), &seen).await;
+    let exact = links.iter().filter(|l| l.admission == Admission::Exact).count();
+    assert_eq!((exact, all(&store).await.len()), (300, 1200));
+    assert_linked(&store, &rows, &links).await;
+}
+
+/// Two ingests copying in the same new keys at once: one waits for the other's commit, finds
+/// its keys stored and takes the usual way.
+async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) {
+    use emdp_domain::Admission;
+    let (rows, seen) = (day_rows(0, 600), Default::default());
+    let ((_, a), (_, b)) = tokio::join!(write_unseen(&store, &rows, &seen), write_unseen(&store, &rows, &seen));
+    let new = a.iter().chain(&b).filter(|l| l.admission == Admission::New).count();
+    let exact = a.iter().chain(&b).filter(|l| l.admission == Admission::Exact).count();
+    assert_eq!((new, exact, all(&store).await.len()), (600, 600, 600));
 }
 
 macro_rules! contract {
@@ -375,6 +459,9 @@ macro_rules! contract {
             case!(nul_bytes_are_stored_and_returned_exactly);
             case!(rows_out_of_key_order_link_to_their_own_records);
             case!(probing_stored_keys_first_gives_the_same_outcome);
+            case!(unseen_keys_are_inserted_and_linked);
+            case!(unseen_keys_that_are_stored_take_the_usual_way);
+            case!(concurrent_unseen_copies_do_not_duplicate);
         }
     };
 }

@@ -197,6 +197,14 @@ pub trait IngestTx: Send {
     /// `None` where the key was already stored.
     async fn insert_absent(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError>;
 
+    /// [`IngestTx::insert_absent`] for records whose keys this ingest has not met before, so
+    /// most likely not stored: the same outcome, but an adapter may take a path that is faster
+    /// when every key is new and slower when one is stored after all (PostgreSQL copies them
+    /// straight into the table). By default, `insert_absent`.
+    async fn insert_unseen(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError> {
+        self.insert_absent(records).await
+    }
+
     /// Loads stored keys with every kept version; keys that are not stored are left out.
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError>;
 
