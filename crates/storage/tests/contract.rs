@@ -355,14 +355,16 @@ fn day_rows(from: usize, to: usize) -> String {
     (from..to).rev().map(|b| format!("B{b},2025-04-01,{b}.5,5,p\n")).collect()
 }
 
-/// Writes `rows` as one chunk of a new batch, with `seen` as the keys of earlier chunks.
+/// Writes `rows` as one chunk of a new batch, the keys `seen` holds counting as met in
+/// earlier chunks (it notes this chunk's too).
 async fn write_unseen(
     store: &Arc<dyn RecordStore>,
     rows: &str,
-    seen: &emdp_app::usecases::ingest::SeenKeys,
+    seen: &mut emdp_app::usecases::ingest::SeenKeys,
 ) -> (Vec<emdp_app::ports::RawRow>, Vec<emdp_app::ports::RawLink>) {
     let ingestor = ingestor(store, ConflictPolicy::PreferValid);
     let classified = ingestor.classify_all(csv(rows).as_mut()).unwrap();
+    let unseen = seen.note(classified.iter().map(|row| &row.key));
     let batch = store
         .create_batch(&emdp_app::ports::NewBatch {
             source: "unseen.csv".into(),
@@ -372,7 +374,7 @@ async fn write_unseen(
         })
         .await
         .unwrap();
-    let links = ingestor.write_chunk(batch, &classified, 0, false, Some(seen)).await.unwrap();
+    let links = ingestor.write_chunk(batch, &classified, 0, false, Some(&unseen)).await.unwrap();
     (classified, links)
 }
 
@@ -394,7 +396,7 @@ async fn assert_linked(
 /// in): every row still gets its own new record.
 async fn unseen_keys_are_inserted_and_linked(store: Arc<dyn RecordStore>) {
     use emdp_domain::Admission;
-    let (rows, links) = write_unseen(&store, &day_rows(0, 600), &Default::default()).await;
+    let (rows, links) = write_unseen(&store, &day_rows(0, 600), &mut Default::default()).await;
     assert!(links.iter().all(|l| l.admission == Admission::New));
     assert_eq!(all(&store).await.len(), 600);
     assert_linked(&store, &rows, &links).await;
@@ -407,16 +409,14 @@ async fn unseen_keys_that_are_stored_take_the_usual_way(store: Arc<dyn RecordSto
     use emdp_domain::Admission;
     ingest(&store, ConflictPolicy::PreferValid, &day_rows(0, 300)).await;
     // Unseen, half of them stored.
-    let (rows, links) = write_unseen(&store, &day_rows(0, 600), &Default::default()).await;
+    let (rows, links) = write_unseen(&store, &day_rows(0, 600), &mut Default::default()).await;
     let exact = links.iter().filter(|l| l.admission == Admission::Exact).count();
     assert_eq!((exact, all(&store).await.len()), (300, 600));
     assert_linked(&store, &rows, &links).await;
     // Seen (the stored half) and unseen (new) in one chunk.
     let mut seen = emdp_app::usecases::ingest::SeenKeys::new();
-    let stored_rows =
-        ingestor(&store, ConflictPolicy::PreferValid).classify_all(csv(&day_rows(0, 600)).as_mut()).unwrap();
-    seen.extend(stored_rows.iter().map(|row| &row.key));
-    let (rows, links) = write_unseen(&store, &day_rows(300, 1200), &seen).await;
+    write_unseen(&store, &day_rows(0, 600), &mut seen).await;
+    let (rows, links) = write_unseen(&store, &day_rows(300, 1200), &mut seen).await;
     let exact = links.iter().filter(|l| l.admission == Admission::Exact).count();
     assert_eq!((exact, all(&store).await.len()), (300, 1200));
     assert_linked(&store, &rows, &links).await;
@@ -426,8 +426,10 @@ async fn unseen_keys_that_are_stored_take_the_usual_way(store: Arc<dyn RecordSto
 /// its keys stored and takes the usual way.
 async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) {
     use emdp_domain::Admission;
-    let (rows, seen) = (day_rows(0, 600), Default::default());
-    let ((_, a), (_, b)) = tokio::join!(write_unseen(&store, &rows, &seen), write_unseen(&store, &rows, &seen));
+    let rows = day_rows(0, 600);
+    let (mut first, mut second) = Default::default();
+    let ((_, a), (_, b)) =
+        tokio::join!(write_unseen(&store, &rows, &mut first), write_unseen(&store, &rows, &mut second));
     let new = a.iter().chain(&b).filter(|l| l.admission == Admission::New).count();
     let exact = a.iter().chain(&b).filter(|l| l.admission == Admission::Exact).count();
     assert_eq!((new, exact, all(&store).await.len()), (600, 600, 600));

@@ -35,31 +35,27 @@ pub const CHUNK_ROWS: usize = 50_000;
 /// The keys an ingest has met in its chunks so far, in a Bloom filter of fixed size: a key it
 /// does not hold was in no earlier chunk, so it is most likely not stored yet, and the store
 /// may copy it in directly ([`IngestTx::insert_unseen`]). A false positive only sends a key
-/// the usual way. 8 MB: about 1 false positive in 2 million keys after 1M keys, 1 in 10 after
-/// 10M; the usual way is what every key took before.
+/// the usual way. 8 MB, two bits a key: about 1 false positive in 1,000 after 1M keys, 1 in 14
+/// after 10M; the usual way is what every key took before. Kept by the reader thread, beside
+/// classifying, so that the writer does not wait for it (1M keys: 0.3 s).
 pub struct SeenKeys(fastbloom::BloomFilter);
 
 impl SeenKeys {
     /// The filter's size in bits (8 MB).
     const BITS: usize = 64 << 20;
-    /// The number of keys the hash count is chosen for.
-    const KEYS: usize = 8_000_000;
+    /// Bits set per key: each is a likely cache miss, and more bits buy little here.
+    const HASHES: u32 = 2;
 
     /// An empty filter.
     pub fn new() -> Self {
-        SeenKeys(fastbloom::BloomFilter::with_num_bits(Self::BITS).expected_items(Self::KEYS))
+        SeenKeys(fastbloom::BloomFilter::with_num_bits(Self::BITS).hashes(Self::HASHES))
     }
 
-    /// Whether `key` may have been met: `false` is certain, `true` may be wrong.
-    pub fn may_contain(&self, key: &RecordKey) -> bool {
-        self.0.contains(key)
-    }
-
-    /// Notes the keys of a chunk.
-    pub fn extend<'a>(&mut self, keys: impl IntoIterator<Item = &'a RecordKey>) {
-        for key in keys {
-            self.0.insert(key);
-        }
+    /// Notes keys, in order, and says of each whether no key before it (in this call or an
+    /// earlier one) was the same: `true` is certain, `false` may be wrong. Of the rows of one
+    /// key in a chunk, the first says whether an earlier chunk had it.
+    pub fn note<'a>(&mut self, keys: impl IntoIterator<Item = &'a RecordKey>) -> Vec<bool> {
+        keys.into_iter().map(|key| !self.0.insert(key)).collect()
     }
 }
 
@@ -237,7 +233,7 @@ impl Ingestor {
         // The next chunk is read while one is written. Reading is several times faster than
         // writing, so the reader waits for the writer to take each chunk before it reads the
         // next: two chunks in memory, not three.
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>)>(1);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>, Vec<bool>)>(1);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
@@ -248,11 +244,13 @@ impl Ingestor {
             let today = clock.today();
             let mut rows = Vec::with_capacity(CHUNK_ROWS);
             let mut received_at = clock.now();
+            let mut seen = SeenKeys::new();
             source.read_all(&mut |row| {
                 rows.push(classify(&row, &rules, today, received_at));
                 if rows.len() == CHUNK_ROWS {
                     let stopped = "the writer stopped";
-                    sender.blocking_send((header.take(), std::mem::take(&mut rows))).map_err(|_| stopped)?;
+                    let unseen = seen.note(rows.iter().map(|row| &row.key));
+                    sender.blocking_send((header.take(), std::mem::take(&mut rows), unseen)).map_err(|_| stopped)?;
                     // A slot frees when the writer takes the chunk; the permit is handed back.
                     runtime.block_on(sender.reserve()).map_err(|_| stopped)?;
                     rows.reserve_exact(CHUNK_ROWS);
@@ -262,7 +260,8 @@ impl Ingestor {
             })?;
             if !rows.is_empty() {
                 // The receiver may be gone after a store error; that error is reported instead.
-                let _ = sender.blocking_send((header, rows));
+                let unseen = seen.note(rows.iter().map(|row| &row.key));
+                let _ = sender.blocking_send((header, rows, unseen));
             }
             Ok(())
         });
@@ -275,9 +274,8 @@ impl Ingestor {
         };
         let mut stored_rows = 0u64;
         let mut probe_first = false;
-        let mut seen = SeenKeys::new();
         let mut failure = None;
-        while let Some((header, rows)) = receiver.recv().await {
+        while let Some((header, rows, unseen)) = receiver.recv().await {
             let batch_id = match batch {
                 Some(id) => id,
                 None => {
@@ -294,11 +292,10 @@ impl Ingestor {
             };
             // After a chunk of mostly new keys (not the first: nothing is known of the input
             // before it), the keys no earlier chunk had are most likely new too.
-            let unseen = (stored_rows > 0 && !probe_first).then_some(&seen);
+            let unseen = (stored_rows > 0 && !probe_first).then_some(unseen.as_slice());
             match self.write_chunk(batch_id, &rows, stored_rows as i64, probe_first, unseen).await {
                 Ok(links) => {
                     probe_first = mostly_stored(&links);
-                    seen.extend(rows.iter().map(|row| &row.key));
                     summary.tally(&rows, &links);
                     record_metrics(&rows, &links);
                     stored_rows += rows.len() as u64;
@@ -333,16 +330,16 @@ impl Ingestor {
     /// New keys are inserted first and the keys found stored are then loaded, one look-up
     /// each. With `probe_first` (the caller expects most keys to be stored, as when a file is
     /// ingested again), every key is loaded first and only the others are inserted, which
-    /// spares an insert attempt per stored key. With `unseen` (the keys of the ingest's earlier
-    /// chunks, when its input looks new), the keys it does not hold go through
-    /// [`IngestTx::insert_unseen`]. All give the same outcome.
+    /// spares an insert attempt per stored key. With `unseen` (per row, whether its key was in
+    /// no earlier chunk of the ingest: [`SeenKeys::note`]), the new records of such keys go
+    /// through [`IngestTx::insert_unseen`]. All give the same outcome.
     pub async fn write_chunk(
         &self,
         batch: BatchId,
         rows: &[RawRow],
         stored_before: i64,
         probe_first: bool,
-        unseen: Option<&SeenKeys>,
+        unseen: Option<&[bool]>,
     ) -> Result<ChunkOutcome, StoreError> {
         let mut tx = self.store.begin_ingest().await?;
         let links = self.store_chunk(tx.as_mut(), batch, rows, probe_first, unseen).await?;
@@ -359,7 +356,7 @@ impl Ingestor {
         batch: BatchId,
         rows: &[RawRow],
         probe_first: bool,
-        unseen: Option<&SeenKeys>,
+        unseen: Option<&[bool]>,
     ) -> Result<ChunkOutcome, StoreError> {
         let now = self.clock.now();
         let arrival = |row: &RawRow| Arrival { batch, line: row.line };
@@ -384,8 +381,8 @@ impl Ingestor {
         let (mut existing, candidates): (Vec<usize>, Vec<usize>) =
             (0..groups.len()).partition(|&group| stored.contains_key(groups[group].0));
 
-        // Assume the other keys are new: resolve within the chunk. Those `unseen` does not
-        // hold are most likely new indeed, the others may be stored: two lists of candidates.
+        // Assume the other keys are new: resolve within the chunk. Those no earlier chunk had
+        // are most likely new indeed, the others may be stored: two lists of candidates.
         let mut admissions = vec![Admission::New; rows.len()];
         let (mut fresh, mut other) = (Candidates::default(), Candidates::default());
         for &group in &candidates {
@@ -400,7 +397,7 @@ impl Ingestor {
                 .map(|&i| &rows[i])
                 .find(|row| arrival(row) == winner.arrival)
                 .unwrap_or(&rows[members[0]]);
-            let list = if unseen.is_some_and(|seen| !seen.may_contain(key)) { &mut fresh } else { &mut other };
+            let list = if unseen.is_some_and(|unseen| unseen[members[0]]) { &mut fresh } else { &mut other };
             list.groups.push(group);
             list.records.push(NewRecord {
                 key: (*key).clone(),
@@ -584,12 +581,20 @@ mod tests {
     }
 
     #[test]
-    fn seen_keys_hold_every_key_noted_and_few_others() {
+    fn seen_keys_know_every_key_noted_and_few_others() {
         let mut seen = SeenKeys::new();
         let noted: Vec<RecordKey> = (0..100_000).map(|i| reading(&format!("B{i}"))).collect();
-        seen.extend(&noted);
-        assert!(noted.iter().all(|key| seen.may_contain(key)), "no false negatives");
-        let others = (0..100_000).filter(|i| seen.may_contain(&reading(&format!("C{i}")))).count();
-        assert!(others < 10, "{others} false positives in 100,000");
+        // Nothing was noted before: every `false` is a false positive.
+        let wrong = seen.note(&noted).iter().filter(|&&unseen| !unseen).count();
+        assert!(wrong < 20, "{wrong} false positives in 100,000");
+        assert!(seen.note(&noted).iter().all(|&unseen| !unseen), "no false negatives");
+    }
+
+    #[test]
+    fn only_the_first_row_of_a_key_is_unseen() {
+        let mut seen = SeenKeys::new();
+        let keys = [reading("B1"), reading("B2"), reading("B1"), RecordKey::Content("x".into())];
+        assert_eq!(seen.note(&keys), [true, true, false, true]);
+        assert_eq!(seen.note(&keys[..1]), [false]);
     }
 }
