@@ -964,6 +964,11 @@ fn raw_version(row: &PgRow) -> Result<RawVersion, StoreError> {
 
 #[async_trait]
 impl RecordStore for PostgresStore {
+    /// Yes: new records are copied in (see [`PgIngest::insert_unseen`]).
+    fn inserts_unseen_faster(&self) -> bool {
+        true
+    }
+
     fn pool_usage(&self) -> emdp_app::ports::PoolUsage {
         emdp_app::ports::PoolUsage {
             open: self.pool.size(),

@@ -315,6 +315,13 @@ pub trait RecordStore: Send + Sync {
     /// The connection pool's usage, for metrics.
     fn pool_usage(&self) -> PoolUsage;
 
+    /// Whether [`IngestTx::insert_unseen`] is faster than [`IngestTx::insert_absent`] for new
+    /// keys, which makes it worth an ingest's noting its keys (8 MB and 0.3 s of CPU a million
+    /// rows, taken from the other work on a busy machine). By default, no.
+    fn inserts_unseen_faster(&self) -> bool {
+        false
+    }
+
     /// Starts a batch and returns its id.
     async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError>;
 

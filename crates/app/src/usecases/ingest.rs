@@ -37,7 +37,8 @@ pub const CHUNK_ROWS: usize = 50_000;
 /// may copy it in directly ([`IngestTx::insert_unseen`]). A false positive only sends a key
 /// the usual way. 8 MB, two bits a key: about 1 false positive in 1,000 after 1M keys, 1 in 14
 /// after 10M; the usual way is what every key took before. Kept by the reader thread, beside
-/// classifying, so that the writer does not wait for it (1M keys: 0.3 s).
+/// classifying, so that the writer does not wait for it (1M keys: 0.3 s), and only for stores
+/// that use it ([`RecordStore::inserts_unseen_faster`]).
 pub struct SeenKeys(fastbloom::BloomFilter);
 
 impl SeenKeys {
@@ -233,23 +234,24 @@ impl Ingestor {
         // The next chunk is read while one is written. Reading is several times faster than
         // writing, so the reader waits for the writer to take each chunk before it reads the
         // next: two chunks in memory, not three.
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>, Vec<bool>)>(1);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>, Option<Vec<bool>>)>(1);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
         let runtime = tokio::runtime::Handle::current();
+        let inserts_unseen_faster = self.store.inserts_unseen_faster();
         let reader = tokio::task::spawn_blocking(move || -> Result<(), ReadError> {
             source.start()?;
             let mut header = source.header().map(str::to_owned);
             let today = clock.today();
             let mut rows = Vec::with_capacity(CHUNK_ROWS);
             let mut received_at = clock.now();
-            let mut seen = SeenKeys::new();
+            let mut seen = inserts_unseen_faster.then(SeenKeys::new);
             source.read_all(&mut |row| {
                 rows.push(classify(&row, &rules, today, received_at));
                 if rows.len() == CHUNK_ROWS {
                     let stopped = "the writer stopped";
-                    let unseen = seen.note(rows.iter().map(|row| &row.key));
+                    let unseen = seen.as_mut().map(|seen| seen.note(rows.iter().map(|row| &row.key)));
                     sender.blocking_send((header.take(), std::mem::take(&mut rows), unseen)).map_err(|_| stopped)?;
                     // A slot frees when the writer takes the chunk; the permit is handed back.
                     runtime.block_on(sender.reserve()).map_err(|_| stopped)?;
@@ -260,7 +262,7 @@ impl Ingestor {
             })?;
             if !rows.is_empty() {
                 // The receiver may be gone after a store error; that error is reported instead.
-                let unseen = seen.note(rows.iter().map(|row| &row.key));
+                let unseen = seen.as_mut().map(|seen| seen.note(rows.iter().map(|row| &row.key)));
                 let _ = sender.blocking_send((header, rows, unseen));
             }
             Ok(())
@@ -292,7 +294,7 @@ impl Ingestor {
             };
             // After a chunk of mostly new keys (not the first: nothing is known of the input
             // before it), the keys no earlier chunk had are most likely new too.
-            let unseen = (stored_rows > 0 && !probe_first).then_some(unseen.as_slice());
+            let unseen = unseen.as_deref().filter(|_| stored_rows > 0 && !probe_first);
             match self.write_chunk(batch_id, &rows, stored_rows as i64, probe_first, unseen).await {
                 Ok(links) => {
                     probe_first = mostly_stored(&links);
