@@ -28,6 +28,17 @@ async fn ingest(store: &Arc<dyn RecordStore>, policy: ConflictPolicy, rows: &str
     ingestor(store, policy).ingest(csv(rows), "test.csv", &()).await.expect("ingest")
 }
 
+/// Opens a CSV batch named `source`, for chunks written one by one.
+async fn open_batch(store: &Arc<dyn RecordStore>, source: &str) -> emdp_app::ports::BatchId {
+    let batch = emdp_app::ports::NewBatch {
+        source: source.into(),
+        format: emdp_app::ports::SourceFormat::Csv,
+        header: None,
+        started_at: chrono::Utc::now(),
+    };
+    store.create_batch(&batch).await.unwrap()
+}
+
 async fn all(store: &Arc<dyn RecordStore>) -> Vec<emdp_app::ports::StoredRecord> {
     store.list_records(&RecordFilter::default(), None, 10_000).await.unwrap()
 }
@@ -324,15 +335,7 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
     let mut source =
         csv("B1,2025-01-01,1,5,p\nB2,2025-01-01,3,5,p\nB3,2025-01-01,4,5,p\nB3,2025-01-01,4,5,p\nB4,,5,5,p\n");
     let rows = ingestor.classify_all(source.as_mut()).unwrap();
-    let batch = store
-        .create_batch(&emdp_app::ports::NewBatch {
-            source: "again.csv".into(),
-            format: emdp_app::ports::SourceFormat::Csv,
-            header: None,
-            started_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+    let batch = open_batch(&store, "again.csv").await;
     let links = ingestor.write_chunk(batch, &rows, 0, true, None).await.unwrap();
     let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
     assert_eq!(
@@ -365,15 +368,7 @@ async fn write_unseen(
     let ingestor = ingestor(store, ConflictPolicy::PreferValid);
     let classified = ingestor.classify_all(csv(rows).as_mut()).unwrap();
     let unseen = seen.note(classified.iter().map(|row| &row.key));
-    let batch = store
-        .create_batch(&emdp_app::ports::NewBatch {
-            source: "unseen.csv".into(),
-            format: emdp_app::ports::SourceFormat::Csv,
-            header: None,
-            started_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+    let batch = open_batch(store, "unseen.csv").await;
     let links = ingestor.write_chunk(batch, &classified, 0, false, Some(&unseen)).await.unwrap();
     (classified, links)
 }
