@@ -197,7 +197,8 @@ WHERE indexrelid::regclass::text IN ($SECONDARY)")"
     psql -q "$PG_ADMIN_URL" -c "SET client_min_messages TO warning" -c "DROP DATABASE IF EXISTS $NAME WITH (FORCE)" \
       -c "CREATE DATABASE $NAME" >/dev/null
     "$EMDP" migrate --database-url "$PG_URL" >/dev/null
-    psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "$3" -c "CHECKPOINT" >/dev/null
+    [[ -z "$3" ]] || psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "$3" >/dev/null
+    psql -q "$PG_URL" -c "CHECKPOINT" >/dev/null
     local start ticks session pids=()
     start=$(seconds)
     ticks=$(busy_ticks)
@@ -214,8 +215,8 @@ WHERE indexrelid::regclass::text IN ($SECONDARY)")"
     [[ -z "${4:-}" ]] || psql -q -v ON_ERROR_STOP=1 "$PG_URL" -c "$4" >/dev/null
     report postgresql "$1" "$start" "$ticks"
   }
-  pg_copy_variant "records + raw, binary COPY, 1 session" 1 "SELECT 1"
-  pg_copy_variant "records + raw, binary COPY, 2 sessions" 2 "SELECT 1"
+  pg_copy_variant "records + raw, binary COPY, 1 session" 1 ""
+  pg_copy_variant "records + raw, binary COPY, 2 sessions" 2 ""
   pg_copy_variant "records + raw, binary COPY, 2 sessions, indexes after" 2 \
     "DROP INDEX $(echo "$SECONDARY" | tr -d "'")" "$SECONDARY_INDEXES"
   pg_variant "records, full schema" records ""
