@@ -213,6 +213,25 @@ fn a_file_that_fails_part_way_leaves_nothing_of_it_written() {
     assert_eq!(buildings, [json!("B1"), json!("B2")], "nothing of the failed files");
 }
 
+#[test]
+fn an_input_that_cannot_be_sorted_exits_2_naming_the_temporary_directory() {
+    // SQLite stores a file of more than one chunk in key order, sorted through temporary files.
+    let dir = temp_dir();
+    let (file, manifest) = generate_file(&dir, "big.csv", 60, 1000, 5);
+    assert!(count(&manifest, "/expected/total") > CHUNK_ROWS);
+    let url = sqlite_url(&dir, "emdp.db");
+    let missing = dir.path().join("no-such-dir");
+    let output = emdp()
+        .env("TMPDIR", &missing)
+        .args(["ingest", arg(&file), "--database-url", &url, "--today", &manifest_today(&manifest)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(arg(&missing)) && stderr.contains("sorting the input by key"), "{stderr}");
+    assert!(list_all(&url).is_empty(), "nothing stored");
+}
+
 // --- import-mongo -------------------------------------------------------------------------
 
 const MONGO_DOCS: [&str; 6] = [

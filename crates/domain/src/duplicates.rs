@@ -46,7 +46,9 @@ impl DuplicateKind {
 ///
 /// A parsed number is kept exactly. A missing value and an unparsable one (by a 51-bit hash
 /// of its trimmed text) are encoded as NaN payloads, which no parsed (finite) number can be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serialized as its two codes (for the ingest's temporary sort files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ValueFingerprint {
     consumption: u64,
     temperature: u64,

@@ -141,7 +141,8 @@ impl std::fmt::Display for Reason {
 }
 
 /// A set of [`Reason`]s, as a bit set: no allocation per record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Serialized as its bits (for the ingest's temporary sort files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct ReasonSet(u16);
 
 const _: () = assert!(Reason::COUNT <= 16, "ReasonSet must be widened");

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_domain::{Arrival, QualityStatus, ReasonSet, ValueFingerprint, Version};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ports::SourceFormat;
 
@@ -18,13 +18,14 @@ pub type RecordId = i64;
 pub type BatchId = i64;
 
 /// What identifies a curated record.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RecordKey {
     /// A reading: building, day and provider (trimmed as received, date parsed).
     Reading {
         /// The building.
         building_id: String,
         /// The day.
+        #[serde(with = "day_number")]
         date: NaiveDate,
         /// The provider.
         provider: String,
@@ -34,8 +35,24 @@ pub enum RecordKey {
     Content(String),
 }
 
+/// A day as its number (days since 1 January of year 1) in [`RecordKey`]'s serde form, four
+/// bytes rather than ten of text to format and parse (the ingest's sort files hold every row).
+mod day_number {
+    use chrono::{Datelike, NaiveDate};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i32(date.num_days_from_ce())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
+        let days = i32::deserialize(deserializer)?;
+        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| D::Error::custom(format!("day {days} out of range")))
+    }
+}
+
 /// The typed values of a record or a version; `None` where the field is missing or unusable.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RecordFields {
     /// The building, trimmed (kept even when it violates the identifier rules).
     pub building_id: Option<String>,
@@ -49,8 +66,9 @@ pub struct RecordFields {
     pub provider: Option<String>,
 }
 
-/// One received payload with its classification, as the raw store keeps it.
-#[derive(Debug, Clone, PartialEq)]
+/// One received payload with its classification, as the raw store keeps it. Serialized only
+/// into the ingest's temporary sort files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawRow {
     /// The line (or element) in its batch.
     pub line: i64,
@@ -59,6 +77,7 @@ pub struct RawRow {
     /// Why the payload could not be parsed at all, if it could not.
     pub parse_error: Option<String>,
     /// When it arrived.
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub received_at: DateTime<Utc>,
     /// The key it belongs to.
     pub key: RecordKey,
@@ -73,6 +92,7 @@ pub struct RawRow {
     /// For imports from another system: the id it had there.
     pub original_id: Option<String>,
     /// For imports from another system: when it was created there.
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub original_created_at: Option<DateTime<Utc>>,
 }
 
@@ -319,6 +339,13 @@ pub trait RecordStore: Send + Sync {
     /// keys, which makes it worth an ingest's noting its keys (8 MB and 0.3 s of CPU a million
     /// rows, taken from the other work on a busy machine). By default, no.
     fn inserts_unseen_faster(&self) -> bool {
+        false
+    }
+
+    /// Whether an ingest should store a large input in key order (building, day, provider)
+    /// rather than in input order, at the price of reading and sorting the whole input before
+    /// the first chunk is stored (see `usecases::ingest::key_order`). By default, no.
+    fn writes_faster_in_key_order(&self) -> bool {
         false
     }
 

@@ -1,10 +1,13 @@
 //! Use case: store every record of a source (`emdp ingest`, `POST /records`, MQTT).
 //!
-//! Source (a blocking reader thread) → classify each row (parse, assess) → chunks over a
-//! bounded channel → one transaction per chunk: resolve duplicates against the chunk and the
-//! store, write curated records and raw rows, note the batch's progress. A crash leaves the
-//! stores at a chunk boundary; running the same ingest again completes it, and every row
-//! already stored is then an exact duplicate.
+//! Source (a blocking reader thread) → classify each row (parse, assess) → for stores that
+//! write faster so, key order ([`key_order`]: an external sort, so that each chunk writes to
+//! one stretch of the key indexes) → chunks over a bounded channel → one transaction per
+//! chunk: resolve duplicates against the chunk and the store, write curated records and raw
+//! rows, note the batch's progress. A crash leaves the stores at a chunk boundary; running the same ingest
+//! again completes it, and every row already stored is then an exact duplicate.
+
+pub mod key_order;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,16 +105,23 @@ pub enum IngestError {
     /// The reader thread died.
     #[error("the reader stopped unexpectedly: {0}")]
     Reader(String),
+    /// The input could not be put in key order (its temporary files failed: a full disk).
+    #[error(transparent)]
+    Sort(#[from] key_order::SortError),
 }
 
 /// Reports progress to a user (a progress bar, a log line).
 pub trait IngestProgress: Send + Sync {
+    /// Called once the whole input is read (and sorted), with its number of rows, before the
+    /// first chunk is stored.
+    fn read(&self, rows: u64);
     /// Called after each committed chunk with the rows stored so far.
     fn stored(&self, rows: u64);
 }
 
 /// No progress reporting.
 impl IngestProgress for () {
+    fn read(&self, _: u64) {}
     fn stored(&self, _: u64) {}
 }
 
@@ -231,39 +241,66 @@ impl Ingestor {
         progress: &dyn IngestProgress,
     ) -> Result<IngestSummary, IngestError> {
         let started = std::time::Instant::now();
-        // The next chunk is read while one is written. Reading is several times faster than
-        // writing, so the reader waits for the writer to take each chunk before it reads the
-        // next: two chunks in memory, not three.
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Option<String>, Vec<RawRow>, Option<Vec<bool>>)>(1);
+        // The reader sends a chunk and waits for the writer to take it before it goes on: two
+        // chunks in memory, not three. For stores that write faster in key order, the whole
+        // input is read and sorted first; otherwise each chunk is read while one is written.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(1);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
-        let runtime = tokio::runtime::Handle::current();
-        let inserts_unseen_faster = self.store.inserts_unseen_faster();
-        let reader = tokio::task::spawn_blocking(move || -> Result<(), ReadError> {
+        let mut chunks = Chunks {
+            sender,
+            runtime: tokio::runtime::Handle::current(),
+            header: None,
+            seen: self.store.inserts_unseen_faster().then(SeenKeys::new),
+            read: None,
+        };
+        let key_order = self.store.writes_faster_in_key_order();
+        let reader = tokio::task::spawn_blocking(move || -> Result<(), IngestError> {
             source.start()?;
-            let mut header = source.header().map(str::to_owned);
+            chunks.header = source.header().map(str::to_owned);
             let today = clock.today();
-            let mut rows = Vec::with_capacity(CHUNK_ROWS);
             let mut received_at = clock.now();
-            let mut seen = inserts_unseen_faster.then(SeenKeys::new);
-            source.read_all(&mut |row| {
-                rows.push(classify(&row, &rules, today, received_at));
-                if rows.len() == CHUNK_ROWS {
-                    let stopped = "the writer stopped";
-                    let unseen = seen.as_mut().map(|seen| seen.note(rows.iter().map(|row| &row.key)));
-                    sender.blocking_send((header.take(), std::mem::take(&mut rows), unseen)).map_err(|_| stopped)?;
-                    // A slot frees when the writer takes the chunk; the permit is handed back.
-                    runtime.block_on(sender.reserve()).map_err(|_| stopped)?;
-                    rows.reserve_exact(CHUNK_ROWS);
-                    received_at = clock.now();
+            let mut rows = Vec::with_capacity(CHUNK_ROWS);
+            let mut order = key_order.then(key_order::KeyOrder::new);
+            let mut read = 0u64;
+            source
+                .read_all(&mut |row| {
+                    let row = classify(&row, &rules, today, received_at);
+                    read += 1;
+                    if read.is_multiple_of(CHUNK_ROWS as u64) {
+                        received_at = clock.now();
+                    }
+                    match order.as_mut() {
+                        Some(order) => order.push(row)?,
+                        None => {
+                            rows.push(row);
+                            if rows.len() == CHUNK_ROWS {
+                                chunks.send(std::mem::replace(&mut rows, Vec::with_capacity(CHUNK_ROWS)))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(|err| match err {
+                    ReadError::Source(err) => IngestError::Source(err),
+                    ReadError::Visit(err) => match err.downcast::<key_order::SortError>() {
+                        Ok(err) => IngestError::Sort(*err),
+                        Err(err) => IngestError::Reader(err.to_string()),
+                    },
+                })?;
+            if let Some(order) = order {
+                chunks.read = Some(read);
+                let mut sorted = order.finish()?;
+                loop {
+                    let rows = sorted.by_ref().take(CHUNK_ROWS).collect::<Result<Vec<_>, _>>()?;
+                    if rows.is_empty() || chunks.send(rows).is_err() {
+                        break;
+                    }
                 }
-                Ok(())
-            })?;
-            if !rows.is_empty() {
+            } else if !rows.is_empty() {
                 // The receiver may be gone after a store error; that error is reported instead.
-                let unseen = seen.as_mut().map(|seen| seen.note(rows.iter().map(|row| &row.key)));
-                let _ = sender.blocking_send((header, rows, unseen));
+                let _ = chunks.send(rows);
             }
             Ok(())
         });
@@ -277,10 +314,13 @@ impl Ingestor {
         let mut stored_rows = 0u64;
         let mut probe_first = false;
         let mut failure = None;
-        while let Some((header, rows, unseen)) = receiver.recv().await {
+        while let Some(Chunk { header, rows, unseen, read }) = receiver.recv().await {
             let batch_id = match batch {
                 Some(id) => id,
                 None => {
+                    if let Some(read) = read {
+                        progress.read(read);
+                    }
                     let started_at = self.clock.now();
                     let new = NewBatch { source: name.to_owned(), format, header, started_at };
                     match self.store.create_batch(&new).await {
@@ -320,11 +360,7 @@ impl Ingestor {
         if let Some(err) = failure {
             return Err(err.into());
         }
-        match read {
-            Ok(()) => Ok(summary),
-            Err(ReadError::Source(err)) => Err(err.into()),
-            Err(ReadError::Visit(err)) => Err(IngestError::Reader(err.to_string())),
-        }
+        read.map(|_| summary)
     }
 
     /// Stores one chunk of classified rows in one transaction and says what became of each.
@@ -333,8 +369,8 @@ impl Ingestor {
     /// each. With `probe_first` (the caller expects most keys to be stored, as when a file is
     /// ingested again), every key is loaded first and only the others are inserted, which
     /// spares an insert attempt per stored key. With `unseen` (per row, whether its key was in
-    /// no earlier chunk of the ingest: [`SeenKeys::note`]), the new records of such keys go
-    /// through [`IngestTx::insert_unseen`]. All give the same outcome.
+    /// no earlier chunk of the ingest), the new records of such keys go through
+    /// [`IngestTx::insert_unseen`]. All give the same outcome.
     pub async fn write_chunk(
         &self,
         batch: BatchId,
@@ -538,6 +574,41 @@ impl Ingestor {
         record_metrics(rows, &links);
         metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok((summary, links))
+    }
+}
+
+/// A chunk of rows, from the reader thread to the writer.
+struct Chunk {
+    /// The input's header, with the first chunk only.
+    header: Option<String>,
+    rows: Vec<RawRow>,
+    /// Per row, whether its key was in no earlier chunk (for [`IngestTx::insert_unseen`]).
+    unseen: Option<Vec<bool>>,
+    /// The rows of the whole input, when it was read before the first chunk was sent.
+    read: Option<u64>,
+}
+
+/// The reader thread's end of the channel to the writer.
+struct Chunks {
+    sender: tokio::sync::mpsc::Sender<Chunk>,
+    runtime: tokio::runtime::Handle,
+    /// The header, until the first chunk takes it.
+    header: Option<String>,
+    /// The keys sent so far, for stores that use [`IngestTx::insert_unseen`].
+    seen: Option<SeenKeys>,
+    /// See [`Chunk::read`].
+    read: Option<u64>,
+}
+
+impl Chunks {
+    /// Sends a chunk and waits until the writer has taken it. Fails when the writer stopped.
+    fn send(&mut self, rows: Vec<RawRow>) -> Result<(), &'static str> {
+        const STOPPED: &str = "the writer stopped";
+        let unseen = self.seen.as_mut().map(|seen| seen.note(rows.iter().map(|row| &row.key)));
+        let chunk = Chunk { header: self.header.take(), rows, unseen, read: self.read };
+        self.sender.blocking_send(chunk).map_err(|_| STOPPED)?;
+        // A slot frees when the writer takes the chunk; the permit is handed back.
+        self.runtime.block_on(self.sender.reserve()).map(drop).map_err(|_| STOPPED)
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::NaiveDate;
 use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceFormat, SystemClock};
@@ -71,13 +72,32 @@ impl From<PolicyArg> for ConflictPolicy {
     }
 }
 
-/// A progress bar on a terminal (bytes read, rows stored, rate, ETA); nothing otherwise.
-struct Progress(Option<ProgressBar>);
+/// A progress bar on a terminal, nothing otherwise: bytes read, with rows stored beside them;
+/// when the whole input is read before anything is stored (stores written in key order),
+/// rows stored out of the input's, each with its rate and ETA.
+struct Progress {
+    bar: Option<ProgressBar>,
+    /// The bar counts rows stored rather than bytes read.
+    rows: AtomicBool,
+}
 
 impl IngestProgress for Progress {
+    fn read(&self, rows: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_style(rows_style());
+            bar.set_length(rows);
+            bar.reset();
+            self.rows.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn stored(&self, rows: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(format!("{rows} rows stored"));
+        if let Some(bar) = &self.bar {
+            if self.rows.load(Ordering::Relaxed) {
+                bar.set_position(rows);
+            } else {
+                bar.set_message(format!("{rows} rows stored"));
+            }
         }
     }
 }
@@ -98,7 +118,7 @@ fn open(path: &str, format: Option<SourceFormat>) -> Result<(Box<dyn RecordSourc
             None => (Box::new(BufReader::with_capacity(crate::input::BUFFER, file)), None),
         }
     };
-    Ok((emdp_formats::open_source(format, input), Progress(bar)))
+    Ok((emdp_formats::open_source(format, input), Progress { bar, rows: AtomicBool::new(false) }))
 }
 
 fn bar_style() -> ProgressStyle {
@@ -109,6 +129,11 @@ fn bar_style() -> ProgressStyle {
 fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+fn rows_style() -> ProgressStyle {
+    ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} rows stored {per_sec} ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// Runs `emdp ingest`.
@@ -125,7 +150,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let (source, progress) = open(path, args.format.map(Into::into))?;
             let name = args.source.clone().unwrap_or_else(|| path.clone());
             let result = ingestor.ingest(source, &name, &progress).await;
-            if let Some(bar) = &progress.0 {
+            if let Some(bar) = &progress.bar {
                 bar.finish_and_clear();
             }
             let summary = result.map_err(|err| ingest_error(path, err))?;
@@ -142,6 +167,10 @@ pub fn ingest_error(path: &str, err: IngestError) -> CliError {
         IngestError::Source(err) => CliError::Input { path: path.to_owned(), message: err.to_string() },
         IngestError::Store(err) => CliError::Store(err),
         IngestError::Reader(message) => CliError::Input { path: path.to_owned(), message },
+        // The temporary directory's problem, not the file's: named as the place to fix.
+        IngestError::Sort(err) => {
+            CliError::Output { path: std::env::temp_dir().display().to_string(), message: err.to_string() }
+        }
     }
 }
 
