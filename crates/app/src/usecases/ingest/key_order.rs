@@ -4,8 +4,8 @@
 //! Why: meter exports arrive day by day across buildings, and the stores index records by
 //! building, day and provider. In input order every chunk of 50,000 rows touches one index
 //! page per building, and every commit writes each of them again; in key order each chunk
-//! appends to the end of the indexes. The same rows into SQLite's schema, by the sqlite3
-//! shell: 14.7-14.8 s in input order, 7.8-8.2 s in key order (BENCHMARKS.md).
+//! appends to the end of the indexes. The same 1M rows into SQLite's schema, by the sqlite3
+//! shell: 14.4 s in input order, 7.8 s in key order (`bench/schema_floor.sh`, BENCHMARKS.md).
 //!
 //! Rows are sorted in memory in runs of at most [`CHUNK_ROWS`]; when an input has more, each
 //! full run goes to an anonymous temporary file (`TMPDIR`, removed by the system even if the
