@@ -662,7 +662,9 @@ async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Resul
         })
         .collect();
     let mut records: Vec<RecordRow> = Vec::new();
-    if !readings.is_empty() {
+    if let Some(found) = load_reading_range(conn, &readings).await? {
+        records.extend(found);
+    } else if !readings.is_empty() {
         let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT json_group_array(json_array({RECORD_JSON})) FROM jsonb_each(?) k CROSS JOIN records r \
              ON r.building_id = k.value->>0 AND r.date = k.value->>1 AND r.provider = k.value->>2 \
@@ -714,6 +716,69 @@ async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Resul
         }
     }
     assemble_keys(records, versions)
+}
+
+/// The records of `readings` read as one range of the key index, when the range holds few
+/// other records; `None` when it holds many (then each key is looked up on its own).
+///
+/// An ingest in key order (SQLite's) asks for a chunk's keys, which are one stretch of the
+/// index, and on a re-run every one of them is stored: one range scan instead of a seek per
+/// key (1M keys in parts of 10,000, the look-up statement alone in the sqlite3 module of
+/// Python: 5.5 s as seeks, 2.1-2.3 s as ranges of 50,000). The range is counted first, on the
+/// index alone, so that keys far apart (a day of every building) still take the seeks, and
+/// look-ups of fewer than 1,000 keys (requests) take them too.
+async fn load_reading_range(
+    conn: &mut SqliteConnection,
+    readings: &[(&String, &NaiveDate, &String)],
+) -> Result<Option<Vec<RecordRow>>, StoreError> {
+    // Small look-ups (requests) keep their one statement.
+    if readings.len() < 1_000 {
+        return Ok(None);
+    }
+    // Bounds in SQLite's order of the stored text: bytes of building, day as text, provider.
+    let texts: Vec<(&str, String, &str)> =
+        readings.iter().map(|(b, d, p)| (b.as_str(), d.to_string(), p.as_str())).collect();
+    let (Some(low), Some(high)) = (texts.iter().min(), texts.iter().max()) else { return Ok(None) };
+    const RANGE: &str = "r.content_key IS NULL AND (r.building_id, r.date, r.provider) BETWEEN (?, ?, ?) AND (?, ?, ?)";
+    let in_range: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM records r WHERE {RANGE}")))
+            .bind(low.0)
+            .bind(&low.1)
+            .bind(low.2)
+            .bind(high.0)
+            .bind(&high.1)
+            .bind(high.2)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    if in_range as usize > 2 * readings.len() {
+        return Ok(None);
+    }
+    let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT json_group_array(json_array({RECORD_JSON})) FROM records r WHERE {RANGE}"
+    )))
+    .bind(low.0)
+    .bind(&low.1)
+    .bind(low.2)
+    .bind(high.0)
+    .bind(&high.1)
+    .bind(high.2)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    // The range may hold keys not asked for: only those asked for are answered.
+    let wanted: std::collections::HashSet<(&str, NaiveDate, &str)> =
+        readings.iter().map(|(b, d, p)| (b.as_str(), **d, p.as_str())).collect();
+    Ok(Some(
+        from_json::<Vec<RecordTuple>>(&json)?
+            .into_iter()
+            .map(record_from_tuple)
+            .filter(|r| match (&r.building_id, r.date, &r.provider) {
+                (Some(b), Some(d), Some(p)) => wanted.contains(&(b.as_str(), d, p.as_str())),
+                _ => false,
+            })
+            .collect(),
+    ))
 }
 
 /// Keys to look up travel to SQLite as one JSON array per statement, read with `jsonb_each`,

@@ -430,6 +430,33 @@ async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) 
     assert_eq!((new, exact, all(&store).await.len()), (600, 600, 600));
 }
 
+/// Large look-ups answer exactly the keys asked for, whether they are most of a stretch of
+/// the key index (SQLite reads it as one range) or few keys far apart (one seek each).
+async fn large_lookups_find_exactly_the_keys_asked_for(store: Arc<dyn RecordStore>) {
+    use emdp_app::ports::RecordKey;
+    let rows: String = (0..3_000).map(|i| format!("B{:04},2025-04-{:02},{i},5,p\n", i / 30, i % 30 + 1)).collect();
+    ingest(&store, ConflictPolicy::PreferValid, &rows).await;
+    let key = |i: usize| RecordKey::Reading {
+        building_id: format!("B{:04}", i / 30),
+        date: NaiveDate::from_ymd_opt(2025, 4, (i % 30 + 1) as u32).unwrap(),
+        provider: "p".into(),
+    };
+    let absent = RecordKey::Reading { building_id: "B0050x".into(), date: today(), provider: "p".into() };
+    for step in [2, 3] {
+        let mut asked: Vec<RecordKey> = (0..3_000).step_by(step).map(key).collect();
+        asked.push(absent.clone());
+        // In an ingest transaction, as an ingest looks keys up (`find_keys` answers each
+        // caller from a shared look-up, keeping only the caller's keys).
+        let mut tx = store.begin_ingest().await.unwrap();
+        let mut found: Vec<RecordKey> = tx.load_keys(&asked).await.unwrap().into_iter().map(|k| k.key).collect();
+        drop(tx);
+        found.sort();
+        asked.pop();
+        asked.sort();
+        assert!(found == asked, "every {step}th key: {} found of {}", found.len(), asked.len());
+    }
+}
+
 macro_rules! contract {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -459,6 +486,7 @@ macro_rules! contract {
             case!(unseen_keys_are_inserted_and_linked);
             case!(unseen_keys_that_are_stored_take_the_usual_way);
             case!(concurrent_unseen_copies_do_not_duplicate);
+            case!(large_lookups_find_exactly_the_keys_asked_for);
         }
     };
 }
