@@ -35,16 +35,18 @@ pub enum RecordKey {
     Content(String),
 }
 
-/// A day as its number (days since 1 January of year 1) in [`RecordKey`]'s serde form, four
+/// A day as its number (1 January of year 1 is day 1) in [`RecordKey`]'s serde form: four
 /// bytes rather than ten of text to format and parse (the ingest's sort files hold every row).
 mod day_number {
     use chrono::{Datelike, NaiveDate};
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
+    /// Writes the day's number.
     pub fn serialize<S: Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_i32(date.num_days_from_ce())
     }
 
+    /// Reads a day's number; one outside chrono's range is an error.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
         let days = i32::deserialize(deserializer)?;
         NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| D::Error::custom(format!("day {days} out of range")))
