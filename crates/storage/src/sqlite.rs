@@ -718,6 +718,13 @@ async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Resul
     assemble_keys(records, versions)
 }
 
+/// Look-ups of fewer keys than this (requests) keep their seeks (see [`load_reading_range`]).
+const RANGE_MIN_KEYS: usize = 1_000;
+
+/// A range is read only if it holds at most this many stored keys per key asked for (see
+/// [`load_reading_range`]).
+const RANGE_MAX_SPREAD: usize = 2;
+
 /// The records of `readings` read as one range of the key index, when the range holds few
 /// other records; `None` when it holds many (then each key is looked up on its own).
 ///
@@ -733,7 +740,7 @@ async fn load_reading_range(
     readings: &[(&String, &NaiveDate, &String)],
 ) -> Result<Option<Vec<RecordRow>>, StoreError> {
     // Small look-ups (requests) keep their one statement.
-    if readings.len() < 1_000 {
+    if readings.len() < RANGE_MIN_KEYS {
         return Ok(None);
     }
     // Bounds in SQLite's order of the stored text: bytes of building, day as text, provider.
@@ -753,7 +760,7 @@ async fn load_reading_range(
     .bind(high.0)
     .bind(&high.1)
     .bind(high.2)
-    .bind(2 * readings.len() as i64)
+    .bind((RANGE_MAX_SPREAD * readings.len()) as i64)
     .fetch_one(&mut *conn)
     .await
     .map_err(store_error)?;

@@ -1,13 +1,16 @@
 //! Use case: store every record of a source (`emdp ingest`, `POST /records`, MQTT).
 //!
 //! Source (a blocking reader thread) → classify each row (parse, assess) → for stores that
-//! write faster so, key order ([`key_order`]: an external sort, so that each chunk writes to
-//! one stretch of the key indexes) → chunks over a bounded channel → one transaction per
-//! chunk: resolve duplicates against the chunk and the store, write curated records and raw
-//! rows, note the batch's progress. A crash leaves the stores at a chunk boundary; running the same ingest
-//! again completes it, and every row already stored is then an exact duplicate.
+//! write faster so, key order (module `key_order`: an external sort, so that each chunk
+//! writes to one stretch of the key indexes) → chunks over a bounded channel → one
+//! transaction per chunk: resolve duplicates against the chunk and the store, write curated
+//! records and raw rows, note the batch's progress. A crash leaves the stores at a chunk
+//! boundary; running the same ingest again completes it, and every row already stored is
+//! then an exact duplicate.
 
-pub mod key_order;
+mod key_order;
+
+pub use key_order::SortError;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,7 +111,7 @@ pub enum IngestError {
     Reader(String),
     /// The input could not be put in key order (its temporary files failed: a full disk).
     #[error(transparent)]
-    Sort(#[from] key_order::SortError),
+    Sort(#[from] SortError),
 }
 
 /// Reports progress to a user (a progress bar, a log line).
@@ -256,14 +259,15 @@ impl Ingestor {
             seen: self.store.inserts_unseen_faster().then(SeenKeys::new),
             read: None,
         };
-        let key_order = self.store.writes_faster_in_key_order();
+        let sort_first = self.store.writes_faster_in_key_order();
         let reader = tokio::task::spawn_blocking(move || -> Result<(), IngestError> {
             source.start()?;
             chunks.header = source.header().map(str::to_owned);
             let today = clock.today();
             let mut received_at = clock.now();
-            let mut rows = Vec::with_capacity(CHUNK_ROWS);
-            let mut order = key_order.then(key_order::KeyOrder::new);
+            // Rows go to the sorter, or to the next chunk, which only then takes memory.
+            let mut order = sort_first.then(key_order::KeyOrder::new);
+            let mut rows = Vec::with_capacity(if sort_first { 0 } else { CHUNK_ROWS });
             let mut read = 0u64;
             source
                 .read_all(&mut |row| {
@@ -285,7 +289,7 @@ impl Ingestor {
                 })
                 .map_err(|err| match err {
                     ReadError::Source(err) => IngestError::Source(err),
-                    ReadError::Visit(err) => match err.downcast::<key_order::SortError>() {
+                    ReadError::Visit(err) => match err.downcast::<SortError>() {
                         Ok(err) => IngestError::Sort(*err),
                         Err(err) => IngestError::Reader(err.to_string()),
                     },

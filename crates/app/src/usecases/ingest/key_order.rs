@@ -98,12 +98,6 @@ impl KeyOrder {
     }
 }
 
-impl Default for KeyOrder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The positions of `rows` in key order; a stable sort keeps each key's rows in input order.
 /// Positions, not the rows themselves: a row is a few hundred bytes, and sorting moves each
 /// element many times.
