@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
-    BatchId, IngestTx, NewBatch, NewRecord, RawLink, RawRow, RawVersion, RecordFields, RecordFilter, RecordId,
-    RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
+    RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
 };
 use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use serde::Serialize;
@@ -399,6 +399,10 @@ impl IngestTx for SqliteIngest {
         load_keys(self.conn(), keys).await
     }
 
+    async fn probe_keys(&mut self, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
+        probe_keys(self.conn(), probes).await
+    }
+
     async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError> {
         for update in updates {
             let state = &update.state;
@@ -718,55 +722,16 @@ async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Resul
     assemble_keys(records, versions)
 }
 
-/// Look-ups of fewer keys than this (requests) keep their seeks (see [`load_reading_range`]).
-const RANGE_MIN_KEYS: usize = 1_000;
-
-/// A range is read only if it holds at most this many stored keys per key asked for (see
-/// [`load_reading_range`]).
-const RANGE_MAX_SPREAD: usize = 2;
-
 /// The records of `readings` read as one range of the key index, when the range holds few
 /// other records; `None` when it holds many (then each key is looked up on its own).
-///
-/// An ingest in key order (SQLite's) asks for a chunk's keys, which are one stretch of the
-/// index, and on a re-run every one of them is stored: one range scan instead of a seek per
-/// key (1M keys in parts of 10,000, the look-up statement alone in the sqlite3 module of
-/// Python: 5.5 s as seeks, 2.1-2.3 s as ranges of 50,000). The range is read only when it
-/// holds at most twice the keys asked for (counted on the index alone), so that keys far
-/// apart (a day of every building) still take the seeks, and look-ups of fewer than 1,000
-/// keys (requests) take them too.
 async fn load_reading_range(
     conn: &mut SqliteConnection,
     readings: &[(&String, &NaiveDate, &String)],
 ) -> Result<Option<Vec<RecordRow>>, StoreError> {
-    // Small look-ups (requests) keep their one statement.
-    if readings.len() < RANGE_MIN_KEYS {
-        return Ok(None);
-    }
-    // Bounds in SQLite's order of the stored text: bytes of building, day as text, provider.
-    let texts: Vec<(&str, String, &str)> =
-        readings.iter().map(|(b, d, p)| (b.as_str(), d.to_string(), p.as_str())).collect();
-    let (Some(low), Some(high)) = (texts.iter().min(), texts.iter().max()) else { return Ok(None) };
-    // One statement: the range is counted on the index, and read only if it is dense enough.
-    const RANGE: &str =
-        "r.content_key IS NULL AND (r.building_id, r.date, r.provider) BETWEEN (?1, ?2, ?3) AND (?4, ?5, ?6)";
-    let json: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT CASE WHEN (SELECT count(*) FROM records r WHERE {RANGE}) <= ?7 \
-         THEN (SELECT json_group_array(json_array({RECORD_JSON})) FROM records r WHERE {RANGE}) END"
-    )))
-    .bind(low.0)
-    .bind(&low.1)
-    .bind(low.2)
-    .bind(high.0)
-    .bind(&high.1)
-    .bind(high.2)
-    .bind((RANGE_MAX_SPREAD * readings.len()) as i64)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(store_error)?;
-    let Some(json) = json else { return Ok(None) };
+    let texts = range_texts(readings);
+    let Some(json) = reading_range(conn, &texts, RECORD_JSON).await? else { return Ok(None) };
     // The range may hold keys not asked for: only those asked for are answered.
-    let wanted: std::collections::HashSet<(&str, NaiveDate, &str)> =
+    let wanted: foldhash::HashSet<(&str, NaiveDate, &str)> =
         readings.iter().map(|(b, d, p)| (b.as_str(), **d, p.as_str())).collect();
     Ok(Some(
         from_json::<Vec<RecordTuple>>(&json)?
@@ -778,6 +743,131 @@ async fn load_reading_range(
             })
             .collect(),
     ))
+}
+
+/// Look-ups of fewer keys than this (requests) keep their seeks (see [`reading_range`]).
+const RANGE_MIN_KEYS: usize = 1_000;
+
+/// A range is read only if it holds at most this many stored keys per key asked for (see
+/// [`reading_range`]).
+const RANGE_MAX_SPREAD: usize = 2;
+
+/// Reading keys as SQLite orders the stored text: bytes of building, day as text, provider.
+fn range_texts<'a>(readings: &[(&'a String, &NaiveDate, &'a String)]) -> Vec<(&'a str, String, &'a str)> {
+    readings.iter().map(|(b, d, p)| (b.as_str(), d.to_string(), p.as_str())).collect()
+}
+
+/// `columns` of every record in the stretch of the key index from the least to the greatest
+/// of `keys` (see [`range_texts`]), as one JSON array of arrays, when that stretch holds few
+/// other records; `None` when it holds many (then each key is looked up on its own).
+///
+/// An ingest in key order (SQLite's) asks for a chunk's keys, which are one stretch of the
+/// index, and on a re-run every one of them is stored: one range scan instead of a seek per
+/// key (1M keys in parts of 10,000, the look-up statement alone in the sqlite3 module of
+/// Python: 5.5 s as seeks, 2.1-2.3 s as ranges of 50,000). The range is read only when it
+/// holds at most twice the keys asked for (counted on the index alone), so that keys far
+/// apart (a day of every building) still take the seeks, and look-ups of fewer than 1,000
+/// keys (requests) take them too. The range may hold keys not asked for: callers filter.
+async fn reading_range(
+    conn: &mut SqliteConnection,
+    keys: &[(&str, String, &str)],
+    columns: &str,
+) -> Result<Option<String>, StoreError> {
+    // Small look-ups (requests) keep their one statement.
+    if keys.len() < RANGE_MIN_KEYS {
+        return Ok(None);
+    }
+    let (Some(low), Some(high)) = (keys.iter().min(), keys.iter().max()) else { return Ok(None) };
+    // One statement: the range is counted on the index, and read only if it is dense enough.
+    const RANGE: &str =
+        "r.content_key IS NULL AND (r.building_id, r.date, r.provider) BETWEEN (?1, ?2, ?3) AND (?4, ?5, ?6)";
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT CASE WHEN (SELECT count(*) FROM records r WHERE {RANGE}) <= ?7 \
+         THEN (SELECT json_group_array(json_array({columns})) FROM records r WHERE {RANGE}) END"
+    )))
+    .bind(low.0)
+    .bind(&low.1)
+    .bind(low.2)
+    .bind(high.0)
+    .bind(&high.1)
+    .bind(high.2)
+    .bind((RANGE_MAX_SPREAD * keys.len()) as i64)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(store_error)
+}
+
+/// What a probe reads of each record in its range: enough to tell whether a row repeats the
+/// record's only version.
+const PROBE_JSON: &str = "r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature";
+
+/// A record as [`PROBE_JSON`] reads it, its text borrowed from the JSON where it can be.
+#[derive(serde::Deserialize)]
+struct ProbeRow<'a> {
+    id: RecordId,
+    #[serde(borrow)]
+    building_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    date: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    provider: std::borrow::Cow<'a, str>,
+    versions: i64,
+    fp_consumption: i64,
+    fp_temperature: i64,
+}
+
+/// [`IngestTx::probe_keys`] for SQLite: a re-run's chunk of reading keys is one range of the
+/// key index (see [`reading_range`]), read with seven columns; a key whose record has one
+/// version, equal to every probed value, is [`Probed::Exact`] (a re-run's records but the
+/// conflicts). The others, and every key when the range is too sparse, are loaded whole.
+///
+/// Loading every key whole (15 columns as JSON, the versions of records that have several,
+/// each parsed into a [`StoredKey`]) took as long as SQLite took to write the chunk's raw
+/// rows, and the first run has no such work: the re-run was slower than the first run.
+async fn probe_keys(conn: &mut SqliteConnection, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
+    let mut found: Vec<Option<Probed>> = vec![None; probes.len()];
+    let mut load: Vec<usize> = Vec::new();
+    let positions: Vec<usize> = (0..probes.len()).collect();
+    for part in positions.chunks(KEYS_PER_LOOKUP) {
+        let mut readings = Vec::with_capacity(part.len());
+        let mut asked = Vec::with_capacity(part.len());
+        for &position in part {
+            match probes[position].key {
+                RecordKey::Reading { building_id, date, provider } => {
+                    readings.push((building_id, date, provider));
+                    asked.push(position);
+                }
+                RecordKey::Content(_) => load.push(position),
+            }
+        }
+        let texts = range_texts(&readings);
+        let Some(json) = reading_range(conn, &texts, PROBE_JSON).await? else {
+            load.extend(asked);
+            continue;
+        };
+        let position_of: foldhash::HashMap<(&str, &str, &str), usize> =
+            texts.iter().zip(&asked).map(|((b, d, p), &position)| ((*b, d.as_str(), *p), position)).collect();
+        for row in from_json::<Vec<ProbeRow>>(&json)? {
+            let Some(&position) = position_of.get(&(&*row.building_id, &*row.date, &*row.provider)) else { continue };
+            let only = [row.fp_consumption, row.fp_temperature];
+            if row.versions == 1 && probes[position].values.iter().all(|v| v.to_parts() == only) {
+                found[position] = Some(Probed::Exact(row.id));
+            } else {
+                load.push(position);
+            }
+        }
+    }
+    if !load.is_empty() {
+        let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
+        let position_of: foldhash::HashMap<&RecordKey, usize> =
+            load.iter().map(|&position| (probes[position].key, position)).collect();
+        for key in load_keys(conn, &keys).await? {
+            if let Some(&position) = position_of.get(&key.key) {
+                found[position] = Some(Probed::Stored(Box::new(key)));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Keys to look up travel to SQLite as one JSON array per statement, read with `jsonb_each`,
@@ -793,7 +883,7 @@ fn to_json<T: Serialize>(items: impl Iterator<Item = T>) -> Result<String, Store
     String::from_utf8(out).map_err(|e| StoreError::Other(e.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
+fn from_json<'a, T: serde::Deserialize<'a>>(json: &'a str) -> Result<T, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Other(format!("cannot decode rows from SQLite: {e}")))
 }
 

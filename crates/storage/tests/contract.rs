@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use emdp_app::ports::{FixedClock, RecordFilter, RecordSource, RecordStore};
 use emdp_app::usecases::ingest::{IngestSummary, Ingestor};
 use emdp_domain::{ConflictPolicy, QualityStatus, RuleSet};
@@ -457,6 +457,83 @@ async fn large_lookups_find_exactly_the_keys_asked_for(store: Arc<dyn RecordStor
     }
 }
 
+/// Probes a chunk's keys as a re-run does: 3,000 stored readings (one of them with two
+/// versions), rows that repeat them, two with a value not stored, a keyless row and a key not
+/// stored. Checks every answer against a full load and returns how many were
+/// [`Probed::Exact`](emdp_app::ports::Probed::Exact) (an adapter may answer none so).
+async fn probe_answers(store: &Arc<dyn RecordStore>) -> usize {
+    use emdp_app::ports::{KeyProbe, Probed, RecordKey, StoredKey};
+    let stored: String = (0..3_000).map(|i| format!("B{:04},2025-04-{:02},{i},5,p\n", i / 30, i % 30 + 1)).collect();
+    ingest(store, ConflictPolicy::PreferValid, &format!("{stored}B0000,2025-04-01,999,5,p\nB9999,,7,5,p\n")).await;
+    // Key 1 gets a new value, key 2 a repeat and a new value, key 0 (two versions) its second.
+    let again = stored.replacen("B0000,2025-04-02,1,", "B0000,2025-04-02,1001,", 1).replacen(
+        "B0000,2025-04-03,2,5,p\n",
+        "B0000,2025-04-03,2,5,p\nB0000,2025-04-03,2002,5,p\n",
+        1,
+    );
+    let ingestor = ingestor(store, ConflictPolicy::PreferValid);
+    let rows = ingestor
+        .classify_all(
+            csv(&format!("{again}B0000,2025-04-01,999,5,p\nB9999,,7,5,p\nB0050x,2025-04-01,1,5,p\n")).as_mut(),
+        )
+        .unwrap();
+    let mut probes: Vec<KeyProbe> = Vec::new();
+    for row in &rows {
+        match probes.iter_mut().find(|probe| *probe.key == row.key) {
+            Some(probe) if !probe.values.contains(&row.values) => probe.values.push(row.values),
+            Some(_) => {}
+            None => probes.push(KeyProbe { key: &row.key, values: vec![row.values] }),
+        }
+    }
+    let keys: Vec<RecordKey> = probes.iter().map(|probe| probe.key.clone()).collect();
+    let mut tx = store.begin_ingest().await.unwrap();
+    let answers = tx.probe_keys(&probes).await.unwrap();
+    let loaded: std::collections::HashMap<RecordKey, StoredKey> =
+        tx.load_keys(&keys).await.unwrap().into_iter().map(|k| (k.key.clone(), k)).collect();
+    drop(tx);
+    assert_eq!(answers.len(), probes.len());
+    let mut exact = 0;
+    for (probe, answer) in probes.iter().zip(answers) {
+        let reference = loaded.get(probe.key);
+        match answer {
+            None => assert!(reference.is_none(), "{:?} is stored", probe.key),
+            Some(Probed::Stored(key)) => assert_eq!(Some(&*key), reference),
+            Some(Probed::Exact(id)) => {
+                let reference = reference.expect("an exact answer for a stored key");
+                assert_eq!(id, reference.id);
+                for value in &probe.values {
+                    assert!(reference.versions.iter().any(|v| v.version.values == *value), "{:?}", probe.key);
+                }
+                exact += 1;
+            }
+        }
+    }
+    let [new_value, repeat_and_new] = [2, 3].map(|day| {
+        probes
+            .iter()
+            .position(|p| matches!(p.key, RecordKey::Reading { building_id, date, .. } if building_id == "B0000" && date.day() == day))
+            .unwrap()
+    });
+    assert_eq!(probes[new_value].values.len(), 1);
+    assert_eq!(probes[repeat_and_new].values.len(), 2);
+    assert_eq!(probes.len(), 3_002, "3,000 readings, the keyless row and the key not stored");
+    exact
+}
+
+/// Probing a re-run's keys answers each like a full load, or as an exact repeat only where
+/// every probed value is a kept version.
+async fn probes_answer_like_a_full_load(store: Arc<dyn RecordStore>) {
+    probe_answers(&store).await;
+}
+
+/// SQLite answers a re-run's keys whose one version every row repeats from the key index
+/// alone (every reading but the three with a value not stored or two versions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_probes_answer_repeats_without_loading_them() {
+    let fixture = emdp_testkit::sqlite().await;
+    assert_eq!(probe_answers(&fixture.store).await, 2_997);
+}
+
 macro_rules! contract {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -487,6 +564,7 @@ macro_rules! contract {
             case!(unseen_keys_that_are_stored_take_the_usual_way);
             case!(concurrent_unseen_copies_do_not_duplicate);
             case!(large_lookups_find_exactly_the_keys_asked_for);
+            case!(probes_answer_like_a_full_load);
         }
     };
 }

@@ -161,6 +161,26 @@ pub struct StoredKey {
     pub versions: Vec<StoredVersion>,
 }
 
+/// A key an ingest expects to find stored (a file ingested again), with the distinct values
+/// its rows carry: see [`IngestTx::probe_keys`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyProbe<'a> {
+    /// The key.
+    pub key: &'a RecordKey,
+    /// The distinct values of the chunk's rows of this key.
+    pub values: Vec<ValueFingerprint>,
+}
+
+/// What [`IngestTx::probe_keys`] found of a stored key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probed {
+    /// Every probed value is one of the record's kept versions: each row of the key is an
+    /// exact duplicate of this record, and nothing else about it is needed.
+    Exact(RecordId),
+    /// The key with its state and versions, for the rows to be resolved against.
+    Stored(Box<StoredKey>),
+}
+
 /// A change to a stored record after new versions arrived or an edit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordUpdate {
@@ -229,6 +249,18 @@ pub trait IngestTx: Send {
 
     /// Loads stored keys with every kept version; keys that are not stored are left out.
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Looks keys up that are most likely stored, per probe: `None` if not stored,
+    /// [`Probed::Exact`] where the store can tell cheaply that every probed value is a kept
+    /// version, else [`Probed::Stored`]. By default every stored key is loaded
+    /// ([`IngestTx::load_keys`]); an adapter may answer the common case of a re-run, a record
+    /// with one version, without reading its state and versions.
+    async fn probe_keys(&mut self, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
+        let keys: Vec<RecordKey> = probes.iter().map(|probe| probe.key.clone()).collect();
+        let mut stored: std::collections::HashMap<RecordKey, StoredKey> =
+            self.load_keys(&keys).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
+        Ok(probes.iter().map(|probe| stored.remove(probe.key).map(|key| Probed::Stored(Box::new(key)))).collect())
+    }
 
     /// Applies new states to stored records.
     async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError>;

@@ -18,15 +18,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use emdp_domain::{
     Admission, Arrival, ConflictPolicy, FieldName, KeyVersions, ParsedRecord, QualitySummary, RawField, RawRecord,
-    RuleSet, Version, assess,
+    RuleSet, ValueFingerprint, Version, assess,
 };
 use foldhash::HashMapExt;
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::ports::{
-    BatchId, Clock, IngestTx, NewBatch, NewRecord, RawLink, RawRow, ReadError, RecordFields, RecordKey, RecordSource,
-    RecordState, RecordStore, RecordUpdate, SourceError, SourceRow, StoreError, StoredKey,
+    BatchId, Clock, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, ReadError, RecordFields,
+    RecordKey, RecordSource, RecordState, RecordStore, RecordUpdate, SourceError, SourceRow, StoreError, StoredKey,
 };
 
 /// Rows per transaction: large enough to amortize a commit, small enough that a crash loses
@@ -372,8 +372,9 @@ impl Ingestor {
     ///
     /// New keys are inserted first and the keys found stored are then loaded, one look-up
     /// each. With `probe_first` (the caller expects most keys to be stored, as when a file is
-    /// ingested again), every key is loaded first and only the others are inserted, which
-    /// spares an insert attempt per stored key. With `unseen` (per row, whether its key was in
+    /// ingested again), every key is probed first ([`IngestTx::probe_keys`]: keys whose rows
+    /// all repeat a kept version are linked without loading them) and only the keys not
+    /// stored are inserted, which spares an insert attempt per stored key. With `unseen` (per row, whether its key was in
     /// no earlier chunk of the ingest), the new records of such keys go through
     /// [`IngestTx::insert_unseen`]. All give the same outcome.
     pub async fn write_chunk(
@@ -419,16 +420,45 @@ impl Ingestor {
         }
 
         let mut stored: foldhash::HashMap<RecordKey, StoredKey> = foldhash::HashMap::default();
+        let mut record_of = vec![0; groups.len()];
+        let mut admissions = vec![Admission::New; rows.len()];
+        // Keys whose every row repeats a kept version: linked, and done with.
+        let mut repeated = vec![false; groups.len()];
         if probe_first {
-            let keys: Vec<RecordKey> = groups.iter().map(|(key, _)| (*key).clone()).collect();
-            stored.extend(tx.load_keys(&keys).await?.into_iter().map(|s| (s.key.clone(), s)));
+            let probes: Vec<KeyProbe> = groups
+                .iter()
+                .map(|(key, members)| {
+                    let mut values: Vec<ValueFingerprint> = Vec::with_capacity(1);
+                    for &index in members {
+                        if !values.contains(&rows[index].values) {
+                            values.push(rows[index].values);
+                        }
+                    }
+                    KeyProbe { key, values }
+                })
+                .collect();
+            for (group, found) in tx.probe_keys(&probes).await?.into_iter().enumerate() {
+                match found {
+                    Some(Probed::Exact(id)) => {
+                        record_of[group] = id;
+                        repeated[group] = true;
+                        for &index in &groups[group].1 {
+                            admissions[index] = Admission::Exact;
+                        }
+                    }
+                    Some(Probed::Stored(key)) => {
+                        stored.insert(key.key.clone(), *key);
+                    }
+                    None => {}
+                }
+            }
         }
-        let (mut existing, candidates): (Vec<usize>, Vec<usize>) =
-            (0..groups.len()).partition(|&group| stored.contains_key(groups[group].0));
+        let (mut existing, candidates): (Vec<usize>, Vec<usize>) = (0..groups.len())
+            .filter(|&group| !repeated[group])
+            .partition(|&group| stored.contains_key(groups[group].0));
 
         // Assume the other keys are new: resolve within the chunk. Those no earlier chunk had
         // are most likely new indeed, the others may be stored: two lists of candidates.
-        let mut admissions = vec![Admission::New; rows.len()];
         let (mut fresh, mut other) = (Candidates::default(), Candidates::default());
         for &group in &candidates {
             let (key, members) = &groups[group];
@@ -451,7 +481,6 @@ impl Ingestor {
             });
         }
 
-        let mut record_of = vec![0; groups.len()];
         for (list, ids) in
             [(&fresh, tx.insert_unseen(&fresh.records).await?), (&other, tx.insert_absent(&other.records).await?)]
         {
