@@ -457,7 +457,7 @@ impl IngestTx for SqliteIngest {
         })
         .await?;
         // The chunk's counts into `raw_tally` (migration 0005), in the same transaction.
-        let mut tally: HashMap<(&str, &str, u16), i64> = HashMap::new();
+        let mut tally: foldhash::HashMap<(&str, &str, u16), i64> = foldhash::HashMap::default();
         for (raw, link) in rows.iter().zip(links) {
             *tally.entry((raw.status.as_str(), link.admission.as_str(), raw.reasons.bits())).or_default() += 1;
         }
@@ -581,6 +581,13 @@ const RAW_ROWS: BulkInsert = BulkInsert {
     tail: "",
 };
 
+/// Counts of new records per group (`tally_records`), added to the stored counts.
+const RECORD_TALLY: BulkInsert = BulkInsert {
+    head: "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n)",
+    columns: 8,
+    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+};
+
 /// The typed values an exact duplicate's raw row keeps: none (its record has them).
 static NO_FIELDS: RecordFields =
     RecordFields { building_id: None, date: None, consumption: None, temperature: None, provider: None };
@@ -677,7 +684,7 @@ async fn tally_records<'a>(
     inserted: impl Iterator<Item = &'a NewRecord>,
 ) -> Result<(), StoreError> {
     type Group<'a> = (Option<NaiveDate>, &'a str, &'a str, u16, bool, bool, bool);
-    let mut groups: HashMap<Group<'a>, i64> = HashMap::new();
+    let mut groups: foldhash::HashMap<Group<'a>, i64> = foldhash::HashMap::default();
     for record in inserted {
         let shown = ShownKey::of(record);
         let state = &record.state;
@@ -692,21 +699,25 @@ async fn tally_records<'a>(
         );
         *groups.entry(group).or_default() += 1;
     }
-    if groups.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n) \
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7 \
-         FROM json_each(?) WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n",
+    // Bound values rather than a JSON array: a chunk in key order spans every day, a few
+    // thousand groups, and reading eight fields of each from JSON was 2.6 % of SQLite's time.
+    let groups: Vec<(Group<'a>, i64)> = groups.into_iter().collect();
+    execute_parts(
+        conn,
+        &RECORD_TALLY,
+        &groups,
+        |args, ((date, provider, status, reasons, conflict, pending, keyless), n)| {
+            args.add(date.map(day_text).unwrap_or_default())?;
+            args.add(*provider)?;
+            args.add(*status)?;
+            args.add(i64::from(*reasons))?;
+            args.add(i64::from(*conflict))?;
+            args.add(i64::from(*pending))?;
+            args.add(i64::from(*keyless))?;
+            args.add(*n)
+        },
     )
-    .bind(to_json(groups.into_iter().map(|((date, provider, status, reasons, conflict, pending, keyless), n)| {
-        let date = date.map(|d| d.to_string()).unwrap_or_default();
-        (date, provider, status, reasons, u8::from(conflict), u8::from(pending), u8::from(keyless), n)
-    }))?)
-    .execute(&mut *conn)
-    .await
-    .map_err(store_error)?;
+    .await?;
     Ok(())
 }
 
