@@ -374,9 +374,9 @@ impl Ingestor {
     /// each. With `probe_first` (the caller expects most keys to be stored, as when a file is
     /// ingested again), every key is probed first ([`IngestTx::probe_keys`]: keys whose rows
     /// all repeat a kept version are linked without loading them) and only the keys not
-    /// stored are inserted, which spares an insert attempt per stored key. With `unseen` (per row, whether its key was in
-    /// no earlier chunk of the ingest), the new records of such keys go through
-    /// [`IngestTx::insert_unseen`]. All give the same outcome.
+    /// stored are inserted, which spares an insert attempt per stored key. With `unseen` (per
+    /// row, whether its key was in no earlier chunk of the ingest), the new records of such
+    /// keys go through [`IngestTx::insert_unseen`]. All give the same outcome.
     pub async fn write_chunk(
         &self,
         batch: BatchId,

@@ -10,8 +10,8 @@
 //! Rows are sorted in memory in runs of at most [`CHUNK_ROWS`]; when an input has more, each
 //! full run is sorted and written to an anonymous temporary file (`TMPDIR`, removed by the
 //! system even if the process is killed) by a thread of its own while the next is read, and
-//! the runs are merged. Within a key, rows keep their input order, so
-//! duplicates are resolved exactly as they would be in input order.
+//! the runs are merged. Within a key, rows keep their input order, so duplicates are
+//! resolved exactly as they would be in input order.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -107,8 +107,8 @@ impl KeyOrder {
 }
 
 /// The thread that sorts full buffers and writes them as runs, while the reader parses and
-/// classifies the next one: sorting and writing took 40 % of the reading thread's time
-/// (perf, 1M rows), with the machine's other core idle until the first chunk is stored.
+/// classifies the next one: sorting and writing took about a third of the reading thread's
+/// time (perf, 1M rows), with the machine's other core idle until the first chunk is stored.
 /// A rendezvous channel: at most one buffer being written and one being filled.
 struct Spiller {
     sender: std::sync::mpsc::SyncSender<Vec<RawRow>>,
