@@ -21,6 +21,20 @@ impl DatabaseArgs {
     pub async fn open(&self) -> Result<Arc<dyn RecordStore>, CliError> {
         emdp_storage::open(&self.database_url).await.map_err(CliError::Store)
     }
+
+    /// Runs `work` on the opened stores, then closes them ([`RecordStore::close`]) whether
+    /// `work` succeeded or not: what it committed before an error is kept either way. The
+    /// work's error comes first.
+    pub async fn with_store<T, Work>(&self, work: impl FnOnce(Arc<dyn RecordStore>) -> Work) -> Result<T, CliError>
+    where
+        Work: Future<Output = Result<T, CliError>>,
+    {
+        let store = self.open().await?;
+        let result = work(Arc::clone(&store)).await;
+        let closed = store.close().await.map_err(CliError::Store);
+        let value = result?;
+        closed.map(|()| value)
+    }
 }
 
 /// Runs an async command to completion on a multi-threaded runtime.

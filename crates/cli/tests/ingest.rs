@@ -438,3 +438,18 @@ fn the_summary_is_printed_as_a_table_by_default() {
     let text = run_ok(&["ingest", arg(&file), "--database-url", &sqlite_url(&dir, "emdp.db"), "--today", TODAY]);
     assert!(text.contains("inserted") && text.contains("batch "), "{text}");
 }
+
+/// After `emdp ingest` the SQLite file alone holds every record: the write-ahead log is
+/// copied back and emptied before the process ends, so a copy of the file misses nothing.
+#[test]
+fn an_ingested_sqlite_file_holds_everything_without_its_wal() {
+    let dir = temp_dir();
+    let rows: String = (0..500).map(|i| format!("B{i},2025-01-01,{i}.5,5,p\n")).collect();
+    let file = write_file(&dir, "in.csv", format!("{HEADER}{rows}"));
+    let summary = ingest(arg(&file), &sqlite_url(&dir, "emdp.db"), TODAY);
+    assert_eq!(count(&summary, "/stored/inserted"), 500);
+    let wal = std::fs::metadata(dir.path().join("emdp.db-wal")).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the WAL holds {wal} bytes after the process ended");
+    std::fs::copy(dir.path().join("emdp.db"), dir.path().join("copy.db")).unwrap();
+    assert_eq!(list_all(&sqlite_url(&dir, "copy.db")).len(), 500);
+}

@@ -46,8 +46,8 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// Key look-ups from concurrent requests, answered together (see [`batch_lookups`]).
     lookups: tokio::sync::mpsc::Sender<Lookup>,
-    /// Wakes [`checkpoints`] after an ingest commit.
-    checkpoint: tokio::sync::mpsc::Sender<()>,
+    /// Wakes [`checkpoints`] after an ingest commit, or asks it for the final one.
+    checkpoint: tokio::sync::mpsc::Sender<Checkpoint>,
     /// The connection ingest transactions write through, and whose turn it is to use it.
     ///
     /// SQLite lets one transaction write at a time; a second connection's `BEGIN IMMEDIATE`
@@ -96,31 +96,48 @@ impl Writer {
 /// one of the pool's: the pool hands its idle connections out in turn, and a second busy
 /// connection would make an ingest fill two 64 MB page caches instead of one (peak RSS
 /// 266 MB -> 388 MB measured).
-async fn checkpoints(options: SqliteConnectOptions, mut requests: tokio::sync::mpsc::Receiver<()>) {
+///
+/// The last request of a process ([`RecordStore::close`]) asks for a `TRUNCATE` checkpoint:
+/// every page into the database file and the WAL emptied, answered on its channel. It goes
+/// through here so that it never meets a background checkpoint running beside it (SQLite
+/// answers such a second checkpoint "busy" and does nothing).
+async fn checkpoints(options: SqliteConnectOptions, mut requests: tokio::sync::mpsc::Receiver<Checkpoint>) {
     let options = options.pragma("cache_size", "-1024");
     let mut connection: Option<SqliteConnection> = None;
-    while requests.recv().await.is_some() {
+    while let Some(request) = requests.recv().await {
         let conn = match connection.take() {
             Some(conn) => Ok(conn),
             None => options.connect().await,
         };
+        let mode = if request.is_some() { "TRUNCATE" } else { "PASSIVE" };
         let done = match conn {
             Ok(mut conn) => {
-                let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await;
+                let done =
+                    sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(format!("PRAGMA wal_checkpoint({mode})")))
+                        .fetch_one(&mut conn)
+                        .await;
                 // Kept only while it works: the next request opens a new one.
                 connection = done.is_ok().then_some(conn);
-                done.map(drop)
+                done.map(|(busy, _, _)| busy == 0)
             }
             Err(err) => Err(err),
         };
-        if let Err(err) = done {
+        match (request, done) {
+            (Some(reply), done) => {
+                let _ = reply.send(done);
+            }
             // A failed checkpoint loses nothing (the pages stay in the WAL); the next one,
             // or SQLite's own, retries.
-            tracing::warn!(error = %err, "background WAL checkpoint failed");
+            (None, Err(err)) => tracing::warn!(error = %err, "background WAL checkpoint failed"),
+            (None, Ok(_)) => {}
         }
         tokio::time::sleep(CHECKPOINT_PAUSE).await;
     }
 }
+
+/// A request to [`checkpoints`]: `None` for a background checkpoint after a commit, or the
+/// final one's answer channel (whether every page was copied back, or why not).
+type Checkpoint = Option<tokio::sync::oneshot::Sender<Result<bool, sqlx::Error>>>;
 
 /// The least time between two background checkpoints. Each one syncs the database file to
 /// disk; small transactions (one record per request) commit far more often than that, and
@@ -274,7 +291,7 @@ pub struct SqliteIngest {
     writer: tokio::sync::OwnedMappedMutexGuard<Option<Writer>, Writer>,
     /// The mutex behind `writer`, for the rollback of a dropped transaction.
     turns: Arc<tokio::sync::Mutex<Option<Writer>>>,
-    checkpoint: tokio::sync::mpsc::Sender<()>,
+    checkpoint: tokio::sync::mpsc::Sender<Checkpoint>,
 }
 
 impl SqliteIngest {
@@ -496,7 +513,7 @@ impl IngestTx for SqliteIngest {
         self.conn().execute("COMMIT").await.map_err(store_error)?;
         self.writer.open = false;
         // Full: a checkpoint is already due and will see this commit too.
-        let _ = self.checkpoint.try_send(());
+        let _ = self.checkpoint.try_send(None);
         Ok(())
     }
 }
@@ -1085,6 +1102,30 @@ impl RecordStore for SqliteStore {
 
     async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
         close_batch(&self.pool, batch, None, summary).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // The ingest writer's own connection first, any transaction it left rolled back.
+        if let Some(mut writer) = self.writer.lock().await.take() {
+            writer.settle().await;
+            sqlx::Connection::close(writer.conn).await.map_err(store_error)?;
+        }
+        // Every committed page into the database file, and the WAL emptied. Without it the
+        // last chunks of an ingest stayed in `emdp.db-wal` after the process ended (the
+        // background checkpoint runs after a commit, and SQLite checkpoints at the close of
+        // the last connection only, which a process that exits does not wait for).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.checkpoint.send(Some(reply)).await.is_ok() {
+            match answer.await {
+                Ok(Ok(true)) => {}
+                // Nothing is lost: the pages stay in the WAL, which SQLite reads with the file.
+                Ok(Ok(false)) => tracing::warn!("the final WAL checkpoint was refused: busy"),
+                Ok(Err(err)) => return Err(store_error(err)),
+                Err(_) => tracing::warn!("the WAL checkpoint task ended before the final checkpoint"),
+            }
+        }
+        self.pool.close().await;
+        Ok(())
     }
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {

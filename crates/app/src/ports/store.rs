@@ -392,6 +392,14 @@ pub trait RecordStore: Send + Sync {
     /// Opens an ingestion transaction.
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError>;
 
+    /// Finishes with the stores before the process ends; nothing may use them afterwards.
+    /// SQLite copies its write-ahead log into the database file, so that the file alone holds
+    /// every commit (a copy of `emdp.db` without `emdp.db-wal` misses nothing). By default,
+    /// nothing to do.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Looks stored keys up without writing (e.g. to tell a client whether a record it
     /// validates duplicates a stored one). The default runs an ingest transaction that is
     /// never committed; adapters may answer from a read-only connection instead.

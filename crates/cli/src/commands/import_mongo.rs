@@ -62,8 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             .map_err(|err| CliError::Input { path: path.clone(), message: format!("cannot open: {err}") })?;
         Box::new(BufReader::with_capacity(crate::input::BUFFER, file))
     };
-    crate::db::block_on(async move {
-        let store = args.database.open().await?;
+    crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
         let summary = ingestor
             .ingest(Box::new(MongoSource::new(input)), &source_name(&path), &())
@@ -71,7 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             .map_err(|err| ingest_error(&path, err))?;
         print_summary(&path, &summary, args.output)?;
         Ok(ExitCode::SUCCESS)
-    })
+    }))
 }
 
 #[cfg(test)]

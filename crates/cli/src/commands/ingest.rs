@@ -146,8 +146,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         Some(today) => Arc::new(FixedClock(today)),
         None => Arc::new(SystemClock),
     };
-    crate::db::block_on(async move {
-        let store = args.database.open().await?;
+    crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
         for path in &args.files {
             let (source, progress) = open(path, args.format.map(Into::into))?;
@@ -160,7 +159,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             print_summary(path, &summary, args.output)?;
         }
         Ok(ExitCode::SUCCESS)
-    })
+    }))
 }
 
 /// What a failed ingest of `path` tells the user: the file's problem (exit 2) or the
