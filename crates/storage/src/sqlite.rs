@@ -651,8 +651,8 @@ async fn execute_parts<'a, T>(
 }
 
 /// A day as SQLite stores it ('YYYY-MM-DD'), without `Display`'s formatting machinery: two
-/// per ingested row.
-fn day_text(date: NaiveDate) -> String {
+/// per ingested row. The analytics adapter binds its bounds with it too.
+pub(crate) fn day_text(date: NaiveDate) -> String {
     use chrono::Datelike;
     let year = date.year();
     if !(0..=9999).contains(&year) {

@@ -14,7 +14,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::store_error;
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{SqliteStore, day_text};
 
 /// The bounds a query uses for an optional period (every storable day when `None`).
 pub(crate) fn bounds(period: Option<DatePeriod>) -> (NaiveDate, NaiveDate) {
@@ -25,10 +25,6 @@ pub(crate) fn bounds(period: Option<DatePeriod>) -> (NaiveDate, NaiveDate) {
             NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
         ),
     }
-}
-
-fn day_text(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
 }
 
 fn parse_day(text: &str) -> Result<NaiveDate, StoreError> {
