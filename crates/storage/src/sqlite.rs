@@ -171,7 +171,7 @@ async fn batch_lookups(pool: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<
         keys.sort();
         keys.dedup();
         let found = match pool.acquire().await.map_err(store_error) {
-            Ok(mut conn) => load_keys(&mut conn, &keys).await,
+            Ok(mut conn) => load_keys(&mut conn, &keys, Ranges::Try).await,
             Err(err) => Err(err),
         };
         match found {
@@ -405,7 +405,7 @@ impl IngestTx for SqliteIngest {
     }
 
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
-        load_keys(self.conn(), keys).await
+        load_keys(self.conn(), keys, Ranges::Try).await
     }
 
     async fn probe_keys(&mut self, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
@@ -739,12 +739,26 @@ async fn tally_records<'a>(
 }
 
 /// Loads stored keys with their kept versions, on any connection (in or out of a transaction).
-async fn load_keys(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+async fn load_keys(
+    conn: &mut SqliteConnection,
+    keys: &[RecordKey],
+    ranges: Ranges,
+) -> Result<Vec<StoredKey>, StoreError> {
     let mut stored = Vec::with_capacity(keys.len());
     for part in keys.chunks(KEYS_PER_LOOKUP) {
-        stored.extend(load_key_part(conn, part).await?);
+        stored.extend(load_key_part(conn, part, ranges).await?);
     }
     Ok(stored)
+}
+
+/// Whether [`load_keys`] may read a part's reading keys as one range of the key index (see
+/// [`reading_range`]), or seeks each: [`probe_keys`] loads whole only keys its range did not
+/// answer, which another range would not answer either (refused as sparse, or a few records
+/// with several versions scattered over it), and counting the range again is a scan of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranges {
+    Try,
+    Skip,
 }
 
 /// Keys per look-up statement. Each statement's answer is one JSON text, built by SQLite and
@@ -753,7 +767,11 @@ async fn load_keys(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Ve
 const KEYS_PER_LOOKUP: usize = 10_000;
 
 /// [`load_keys`] for one part of the keys.
-async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+async fn load_key_part(
+    conn: &mut SqliteConnection,
+    keys: &[RecordKey],
+    ranges: Ranges,
+) -> Result<Vec<StoredKey>, StoreError> {
     let readings: Vec<_> = keys
         .iter()
         .filter_map(|k| match k {
@@ -769,7 +787,11 @@ async fn load_key_part(conn: &mut SqliteConnection, keys: &[RecordKey]) -> Resul
         })
         .collect();
     let mut records: Vec<RecordRow> = Vec::new();
-    if let Some(found) = load_reading_range(conn, &readings).await? {
+    let found = match ranges {
+        Ranges::Try => load_reading_range(conn, &readings).await?,
+        Ranges::Skip => None,
+    };
+    if let Some(found) = found {
         records.extend(found);
     } else if !readings.is_empty() {
         let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -964,7 +986,7 @@ async fn probe_keys(conn: &mut SqliteConnection, probes: &[KeyProbe<'_>]) -> Res
         let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
         let position_of: foldhash::HashMap<&RecordKey, usize> =
             load.iter().map(|&position| (probes[position].key, position)).collect();
-        for key in load_keys(conn, &keys).await? {
+        for key in load_keys(conn, &keys, Ranges::Skip).await? {
             if let Some(&position) = position_of.get(&key.key) {
                 found[position] = Some(Probed::Stored(Box::new(key)));
             }
