@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use emdp_app::ports::RecordStore;
+use emdp_storage::Stores;
 
 use crate::error::CliError;
 
@@ -17,24 +18,39 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    /// Opens the stores, applying pending migrations.
-    pub async fn open(&self) -> Result<Arc<dyn RecordStore>, CliError> {
-        emdp_storage::open(&self.database_url).await.map_err(CliError::Store)
+    /// Runs `work` on the stores of this database; see [`with_stores`].
+    pub async fn with_stores<T, Work>(&self, work: impl FnOnce(Stores) -> Work) -> Result<T, CliError>
+    where
+        Work: Future<Output = Result<T, CliError>>,
+    {
+        with_stores(&self.database_url, work).await
     }
 
-    /// Runs `work` on the opened stores, then closes them ([`RecordStore::close`]) whether
-    /// `work` succeeded or not: what it committed before an error is kept either way. The
-    /// work's error comes first.
+    /// Runs `work` on the raw and curated stores of this database; see [`with_stores`].
     pub async fn with_store<T, Work>(&self, work: impl FnOnce(Arc<dyn RecordStore>) -> Work) -> Result<T, CliError>
     where
         Work: Future<Output = Result<T, CliError>>,
     {
-        let store = self.open().await?;
-        let result = work(Arc::clone(&store)).await;
-        let closed = store.close().await.map_err(CliError::Store);
-        let value = result?;
-        closed.map(|()| value)
+        self.with_stores(|stores| work(stores.records)).await
     }
+}
+
+/// Opens the stores of the database at `url` (applying pending migrations), runs `work` on
+/// them, then closes them ([`RecordStore::close`]) whether `work` succeeded or not: what it
+/// committed before an error is kept either way, and a SQLite file is left whole, without
+/// pages waiting in its WAL (even opening one writes there: the migration check). The work's
+/// error comes first.
+pub async fn with_stores<T, Work>(url: &str, work: impl FnOnce(Stores) -> Work) -> Result<T, CliError>
+where
+    Work: Future<Output = Result<T, CliError>>,
+{
+    let stores = emdp_storage::open_stores(url).await.map_err(CliError::Store)?;
+    // All the ports share one pool: closing the record store closes it for every one.
+    let records = Arc::clone(&stores.records);
+    let result = work(stores).await;
+    let closed = records.close().await.map_err(CliError::Store);
+    let value = result?;
+    closed.map(|()| value)
 }
 
 /// Runs an async command to completion on a multi-threaded runtime.

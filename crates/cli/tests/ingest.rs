@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    TODAY, arg, emdp, fails_with, generate_file, manifest_today, run_json, run_ok, sqlite_url, temp_dir, write_file,
+    TODAY, arg, emdp, fails_with, generate_file, manifest_today, run_json, run_ok, sqlite_url, temp_dir, wal_bytes,
+    write_file,
 };
 use emdp_app::ports::{RecordFilter, RecordStore, StoredRecord};
 use serde_json::{Value, json};
@@ -448,7 +449,7 @@ fn an_ingested_sqlite_file_holds_everything_without_its_wal() {
     let file = write_file(&dir, "in.csv", format!("{HEADER}{rows}"));
     let summary = ingest(arg(&file), &sqlite_url(&dir, "emdp.db"), TODAY);
     assert_eq!(count(&summary, "/stored/inserted"), 500);
-    let wal = std::fs::metadata(dir.path().join("emdp.db-wal")).map(|m| m.len()).unwrap_or(0);
+    let wal = wal_bytes(&dir, "emdp.db");
     assert_eq!(wal, 0, "the WAL holds {wal} bytes after the process ended");
     std::fs::copy(dir.path().join("emdp.db"), dir.path().join("copy.db")).unwrap();
     assert_eq!(list_all(&sqlite_url(&dir, "copy.db")).len(), 500);

@@ -6,7 +6,37 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{emdp, fails_with_2, run_json, run_ok, sqlite_url, temp_dir, write_file};
+use common::{emdp, fails_with_2, run_json, run_ok, sqlite_url, temp_dir, wal_bytes, write_file};
+
+/// Every command that opens a SQLite database closes it: the schema its first use created,
+/// and what it wrote, are in the file, and a copy of the file alone holds them.
+#[test]
+fn every_command_leaves_its_sqlite_file_whole() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "keys.db");
+    run_ok(&["keys", "create", "--name", "ops", "--role", "admin", "--database-url", &url]);
+    assert_eq!(wal_bytes(&dir, "keys.db"), 0, "keys create left its commits in the WAL");
+    std::fs::copy(dir.path().join("keys.db"), dir.path().join("copy.db")).unwrap();
+    let listed = run_json(&["keys", "list", "--output", "json", "--database-url", &sqlite_url(&dir, "copy.db")]);
+    assert_eq!(listed[0]["name"], "ops");
+    let readers: [&[&str]; 6] = [
+        &["keys", "list"],
+        &["records", "list"],
+        &["duplicates", "list"],
+        &["duplicates", "resolve", "--all", "--policy", "prefer-valid"],
+        &["report"],
+        &["analyze", "--all"],
+    ];
+    for (i, command) in readers.iter().enumerate() {
+        // A new file each time: opening it creates the schema, a write like any other.
+        let name = format!("fresh{i}.db");
+        let url = sqlite_url(&dir, &name);
+        let mut args = command.to_vec();
+        args.extend(["--database-url", &url]);
+        run_ok(&args);
+        assert_eq!(wal_bytes(&dir, &name), 0, "`emdp {}` left pages in the WAL", command.join(" "));
+    }
+}
 
 #[test]
 fn keys_are_created_once_listed_and_revoked() {
@@ -143,4 +173,5 @@ fn serve_logs_each_request_as_plain_text_and_flushes_on_sigterm() {
     assert!(text.contains("route=/api/v1/rules status=200"), "one line per request: {text}");
     assert!(text.contains("shutting down"), "lines queued at shutdown are written: {text}");
     assert!(!text.contains('\u{1b}'), "no colour codes when the log is not a terminal: {text}");
+    assert_eq!(wal_bytes(&dir, "logs.db"), 0, "the stores are closed on SIGTERM too");
 }

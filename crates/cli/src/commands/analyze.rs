@@ -60,8 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     if let Some(plot) = &args.plot {
         plot_format(plot)?;
     }
-    crate::db::block_on(async {
-        let stores = emdp_storage::open_stores(&args.database.database_url).await.map_err(CliError::Store)?;
+    crate::db::block_on(args.database.with_stores(|stores| async {
         let analyzer = Analyzer::new(stores.analytics);
         let baseline = PeriodRequest::new(args.from, args.to);
         if args.all {
@@ -84,7 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             OutputFormat::Text => write_stdout(&text_report(&analysis))?,
         }
         Ok(ExitCode::SUCCESS)
-    })
+    }))
 }
 
 fn analyze_error(err: AnalyzeError) -> CliError {

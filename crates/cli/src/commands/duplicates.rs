@@ -146,10 +146,13 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         match command {
             Command::List(args) => {
-                let stores = emdp_storage::open_stores(&args.database.database_url).await.map_err(CliError::Store)?;
-                let page = list_groups(stores.duplicates.as_ref(), &args.filter.filter(), args.after, args.limit)
-                    .await
-                    .map_err(CliError::Store)?;
+                let (filter, after, limit) = (args.filter.filter(), args.after, args.limit);
+                let page = args
+                    .database
+                    .with_stores(|stores| async move {
+                        list_groups(stores.duplicates.as_ref(), &filter, after, limit).await.map_err(CliError::Store)
+                    })
+                    .await?;
                 let text = match args.output {
                     OutputFormat::Json => format!("{}\n", json!(page)),
                     OutputFormat::Text => {
@@ -190,24 +193,29 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 write_out(&text)?;
             }
             Command::Resolve(args) => {
-                let stores = emdp_storage::open_stores(&args.database.database_url).await.map_err(CliError::Store)?;
-                let store = stores.duplicates.as_ref();
                 let choice = match (args.policy, args.version) {
                     (_, Some(arrival)) => Choice::Version(arrival),
                     (Some(policy), None) => Choice::Policy(policy.into()),
                     (None, None) => return Err(CliError::Usage("give --policy or --version".into())),
                 };
-                let now = Utc::now();
-                let outcome = match (args.record, choice) {
-                    (Some(record), choice) => resolve_one(store, record, choice, &args.by, now).await,
-                    (None, Choice::Policy(policy)) => {
-                        resolve_all(store, &args.filter.filter(), policy, &args.by, now).await
-                    }
-                    (None, Choice::Version(_)) => {
-                        return Err(CliError::Usage("--version needs --record: it names one group's version".into()));
-                    }
-                }
-                .map_err(resolve_error)?;
+                let (record, filter, by) = (args.record, args.filter.filter(), args.by);
+                let outcome = args
+                    .database
+                    .with_stores(|stores| async move {
+                        let store = stores.duplicates.as_ref();
+                        let now = Utc::now();
+                        match (record, choice) {
+                            (Some(record), choice) => resolve_one(store, record, choice, &by, now).await,
+                            (None, Choice::Policy(policy)) => resolve_all(store, &filter, policy, &by, now).await,
+                            (None, Choice::Version(_)) => {
+                                return Err(CliError::Usage(
+                                    "--version needs --record: it names one group's version".into(),
+                                ));
+                            }
+                        }
+                        .map_err(resolve_error)
+                    })
+                    .await?;
                 let text = match args.output {
                     OutputFormat::Json => format!("{}\n", json!(outcome)),
                     OutputFormat::Text => format!(
@@ -218,8 +226,11 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 write_out(&text)?;
             }
             Command::Decisions(args) => {
-                let stores = emdp_storage::open_stores(&args.database.database_url).await.map_err(CliError::Store)?;
-                let decisions = stores.duplicates.decisions(args.id).await.map_err(CliError::Store)?;
+                let id = args.id;
+                let decisions = args
+                    .database
+                    .with_stores(|stores| async move { stores.duplicates.decisions(id).await.map_err(CliError::Store) })
+                    .await?;
                 let text = match args.output {
                     OutputFormat::Json => format!("{}\n", json!(decisions)),
                     OutputFormat::Text => decisions

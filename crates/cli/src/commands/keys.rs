@@ -1,9 +1,9 @@
 //! `emdp keys`: create, list and revoke the HTTP API's keys.
 
+use std::future::Future;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use emdp_app::ports::{ApiKey, KeyStore, Role};
+use emdp_app::ports::{ApiKey, Role};
 use emdp_app::usecases::keys::{KeyError, KeyService};
 
 use crate::db::DatabaseArgs;
@@ -61,10 +61,12 @@ fn parse_role(text: &str) -> Result<Role, String> {
     text.parse()
 }
 
-async fn service(database: &DatabaseArgs) -> Result<KeyService, CliError> {
-    let stores = emdp_storage::open_stores(&database.database_url).await.map_err(CliError::Store)?;
-    let store: Arc<dyn KeyStore> = stores.keys;
-    Ok(KeyService::new(store))
+/// Runs `work` on the key service of `database`, closing the stores afterwards.
+async fn with_service<T, Work>(database: &DatabaseArgs, work: impl FnOnce(KeyService) -> Work) -> Result<T, CliError>
+where
+    Work: Future<Output = Result<T, KeyError>>,
+{
+    database.with_stores(|stores| async move { work(KeyService::new(stores.keys)).await.map_err(key_error) }).await
 }
 
 fn key_error(err: KeyError) -> CliError {
@@ -102,7 +104,9 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         match command {
             Command::Create(args) => {
-                let created = service(&args.database).await?.create(&args.name, args.role).await.map_err(key_error)?;
+                let created =
+                    with_service(&args.database, |keys| async move { keys.create(&args.name, args.role).await })
+                        .await?;
                 match args.output {
                     OutputFormat::Json => {
                         let mut value = serde_json::to_value(&created.key).unwrap_or_default();
@@ -119,14 +123,14 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 }
             }
             Command::List(args) => {
-                let keys = service(&args.database).await?.list().await.map_err(key_error)?;
+                let keys = with_service(&args.database, |keys| async move { keys.list().await }).await?;
                 match args.output {
                     OutputFormat::Json => println!("{}", serde_json::to_string(&keys).unwrap_or_default()),
                     OutputFormat::Text => print_table(&keys),
                 }
             }
             Command::Revoke(args) => {
-                let key = service(&args.database).await?.revoke(&args.key).await.map_err(key_error)?;
+                let key = with_service(&args.database, |keys| async move { keys.revoke(&args.key).await }).await?;
                 eprintln!("emdp: revoked key '{}' (id {}) at {}", key.name, key.id, time(key.revoked_at));
             }
         }

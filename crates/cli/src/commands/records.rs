@@ -107,7 +107,6 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         match command {
             Command::List(args) => {
-                let store = args.database.open().await?;
                 let filter = RecordFilter {
                     building_id: args.building,
                     provider: args.provider,
@@ -115,7 +114,13 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     from: args.from,
                     to: args.to,
                 };
-                let records = store.list_records(&filter, args.after, args.limit).await.map_err(CliError::Store)?;
+                let (after, limit) = (args.after, args.limit);
+                let records = args
+                    .database
+                    .with_store(|store| async move {
+                        store.list_records(&filter, after, limit).await.map_err(CliError::Store)
+                    })
+                    .await?;
                 let text = match args.output {
                     OutputFormat::Json => {
                         let items: Vec<_> = records.iter().map(record_json).collect();
@@ -146,8 +151,11 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 write_out(&text)?;
             }
             Command::Get(args) => {
-                let store = args.database.open().await?;
-                let record = store.get_record(args.id).await.map_err(CliError::Store)?;
+                let id = args.id;
+                let record = args
+                    .database
+                    .with_store(|store| async move { store.get_record(id).await.map_err(CliError::Store) })
+                    .await?;
                 let record = record.ok_or_else(|| CliError::Usage(format!("no record with id {}", args.id)))?;
                 let json = record_json(&record);
                 let text = match args.output {
@@ -157,8 +165,11 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 write_out(&text)?;
             }
             Command::History(args) => {
-                let store = args.database.open().await?;
-                let history = store.record_history(args.id).await.map_err(CliError::Store)?;
+                let id = args.id;
+                let history = args
+                    .database
+                    .with_store(|store| async move { store.record_history(id).await.map_err(CliError::Store) })
+                    .await?;
                 if history.is_empty() {
                     return Err(CliError::Usage(format!("no raw payloads for record {}", args.id)));
                 }

@@ -74,10 +74,9 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let today = args.today.unwrap_or_else(|| Utc::now().date_naive());
     let thresholds =
         Thresholds { stale_days: args.stale_days, flatline_days: args.flatline_days, ..Thresholds::default() };
-    let report = crate::db::block_on(async move {
-        let stores = emdp_storage::open_stores(&args.database.database_url).await.map_err(CliError::Store)?;
+    let report = crate::db::block_on(args.database.with_stores(|stores| async move {
         quality_report(stores.quality.as_ref(), &filter, today, thresholds).await.map_err(CliError::Store)
-    })?;
+    }))?;
     let text = match args.output {
         ReportOutput::Json => serde_json::to_string(&report).unwrap_or_default() + "\n",
         ReportOutput::Csv => csv(&report),

@@ -215,8 +215,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     emdp_api::telemetry::install_metrics();
     let _logs = init_logs(&config)?;
     let rules = Arc::new(load_rules(config.server.rules.as_ref())?);
-    crate::db::block_on(async move {
-        let stores = emdp_storage::open_stores(&config.database_url).await.map_err(CliError::Store)?;
+    let database_url = config.database_url.clone();
+    crate::db::block_on(crate::db::with_stores(&database_url, |stores| async move {
         let keys = KeyService::new(stores.keys.clone());
         let auth = match config.auth.enabled {
             Some(true) => true,
@@ -253,7 +253,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         let alerts = emdp_app::usecases::alerts::AlertEngine::new(stores.alerts.clone(), clock.clone())
             .with_analyzer(Analyzer::new(stores.analytics.clone()));
         seed_rules(&alerts, &config).await?;
-        let _realtime = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(CliError::Usage)?;
+        let background = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(CliError::Usage)?;
         let state = AppState::new(Services {
             store: stores.records,
             ingestor,
@@ -272,9 +272,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             .map_err(|err| CliError::Usage(format!("cannot listen on {bind}: {err}")))?;
         tracing::info!(address = %bind, database = %emdp_storage::redact(&config.database_url), auth, "emdp serving");
         eprintln!("emdp: serving http://{bind} (docs at /docs, /redoc; metrics at /metrics)");
-        emdp_api::serve(listener, state, shutdown_signal())
-            .await
-            .map_err(|err| CliError::Usage(format!("server error: {err}")))?;
+        let served = emdp_api::serve(listener, state, shutdown_signal()).await;
+        // The MQTT subscriber and the alert tasks stop before the stores close under them.
+        drop(background);
+        served.map_err(|err| CliError::Usage(format!("server error: {err}")))?;
         Ok(ExitCode::SUCCESS)
-    })
+    }))
 }

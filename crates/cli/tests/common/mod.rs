@@ -110,6 +110,12 @@ pub fn sqlite_url(dir: &TempDir, name: &str) -> String {
     format!("sqlite://{}", dir.path().join(name).display())
 }
 
+/// The size of the write-ahead log beside the SQLite file `DIR/NAME` (0 when there is none):
+/// a command that ended cleanly leaves every commit in the file itself.
+pub fn wal_bytes(dir: &TempDir, name: &str) -> u64 {
+    std::fs::metadata(dir.path().join(format!("{name}-wal"))).map_or(0, |m| m.len())
+}
+
 /// Runs `emdp generate --buildings B --days D --seed S --out DIR/NAME` and returns the file
 /// and its parsed manifest.
 pub fn generate_file(dir: &TempDir, name: &str, buildings: u32, days: u32, seed: u64) -> (PathBuf, Value) {
