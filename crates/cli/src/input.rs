@@ -22,15 +22,30 @@ pub fn format_of(path: &str, format: Option<SourceFormat>) -> Result<SourceForma
     }
 }
 
+/// Opens the input file `path`, naming it in the error.
+pub fn open_file(path: &str) -> Result<File, CliError> {
+    File::open(path).map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot open: {err}") })
+}
+
+/// Checks that every input of a command can be read before it starts on the first: its
+/// format is known and the file opens (`-`, standard input, always does).
+pub fn check_all(paths: &[String], format: Option<SourceFormat>) -> Result<(), CliError> {
+    for path in paths {
+        format_of(path, format)?;
+        if path != "-" {
+            open_file(path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Opens `path` (`-` = standard input) as a record source.
 pub fn open(path: &str, format: Option<SourceFormat>) -> Result<Box<dyn RecordSource + Send>, CliError> {
     let format = format_of(path, format)?;
     let input: Box<dyn BufRead + Send> = if path == "-" {
         Box::new(BufReader::with_capacity(BUFFER, std::io::stdin()))
     } else {
-        let file = File::open(path)
-            .map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot open: {err}") })?;
-        Box::new(BufReader::with_capacity(BUFFER, file))
+        Box::new(BufReader::with_capacity(BUFFER, open_file(path)?))
     };
     Ok(emdp_formats::open_source(format, input))
 }

@@ -182,6 +182,11 @@ fn a_bad_input_file_exits_2_naming_it() {
     let unknown = write_file(&dir, "data.txt", "x");
     let stderr = fails_with(2, &["ingest", arg(&unknown), "--database-url", &url]);
     assert!(stderr.contains(arg(&unknown)), "{stderr}");
+    // Every file is checked before the first is stored, and before the database is opened.
+    let good = write_file(&dir, "good.csv", format!("{HEADER}B1,2025-01-01,1.5,5,p\n"));
+    let stderr = fails_with(2, &["ingest", arg(&good), arg(&missing), "--database-url", &sqlite_url(&dir, "new.db")]);
+    assert!(stderr.contains(arg(&missing)) && stderr.contains("cannot open"), "{stderr}");
+    assert!(!dir.path().join("new.db").exists(), "the database was created for an ingest that could not start");
 }
 
 #[test]

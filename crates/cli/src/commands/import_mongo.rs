@@ -1,6 +1,5 @@
 //! `emdp import-mongo`: migrate the original MVP's MongoDB `energy_records` collection.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,9 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let input: Box<dyn BufRead + Send> = if path == "-" {
         Box::new(BufReader::with_capacity(crate::input::BUFFER, std::io::stdin()))
     } else {
-        let file = File::open(&path)
-            .map_err(|err| CliError::Input { path: path.clone(), message: format!("cannot open: {err}") })?;
-        Box::new(BufReader::with_capacity(crate::input::BUFFER, file))
+        Box::new(BufReader::with_capacity(crate::input::BUFFER, crate::input::open_file(&path)?))
     };
     crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());

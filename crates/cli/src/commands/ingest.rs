@@ -1,6 +1,5 @@
 //! `emdp ingest`: store every record of one or more files, losing nothing.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,8 +112,7 @@ fn open(path: &str, format: Option<SourceFormat>) -> Result<(Box<dyn RecordSourc
         let bar = tty.then(|| ProgressBar::new_spinner().with_style(spinner_style()));
         (Box::new(BufReader::with_capacity(crate::input::BUFFER, std::io::stdin())), bar)
     } else {
-        let file = File::open(path)
-            .map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot open: {err}") })?;
+        let file = crate::input::open_file(path)?;
         let length = file.metadata().map(|m| m.len()).unwrap_or(0);
         match tty.then(|| ProgressBar::new(length).with_style(bar_style())) {
             Some(bar) => (Box::new(BufReader::with_capacity(crate::input::BUFFER, bar.wrap_read(file))), Some(bar)),
@@ -142,6 +140,9 @@ fn rows_style() -> ProgressStyle {
 /// Runs `emdp ingest`.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let rules = Arc::new(load_rules(args.rules.as_ref())?);
+    // A missing or unreadable file stops the command before the database is opened and
+    // before the files ahead of it are stored: nothing half done to pick apart.
+    crate::input::check_all(&args.files, args.format.map(Into::into))?;
     let clock: Arc<dyn Clock> = match args.today {
         Some(today) => Arc::new(FixedClock(today)),
         None => Arc::new(SystemClock),
