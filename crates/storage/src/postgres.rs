@@ -96,15 +96,19 @@ const COPY_RAW: &str = "COPY raw_records (batch_id, line, received_at, payload, 
      status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature, \
      original_id, original_created_at) FROM STDIN (FORMAT binary)";
 
-/// Reads stored records by key. The lateral subqueries make every key one probe of the key
-/// index whatever the planner believes about the table's size (its statistics lag behind bulk
-/// loads, and a scan of the whole table per chunk is what they would otherwise cost).
+/// Reads stored records by key, a stretch of the key index at a time ([`Stretch`]): per
+/// building and provider, the days from `first` to `last`. The lateral subqueries make every
+/// stretch one range scan of the key index whatever the planner believes about the table's
+/// size (its statistics lag behind bulk loads, and a scan of the whole table per chunk is what
+/// they would otherwise cost): `ORDER BY` with a `LIMIT` keeps it on the index, and the limit
+/// is the most a stretch can hold (one record per day), so it never cuts one short.
 const LOAD_READINGS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
      r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
      r.versions, r.pending, r.created_at, r.updated_at \
-     FROM UNNEST($1::text[], $2::date[], $3::text[]) AS k (building_id, date, provider) \
-     CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.building_id = k.building_id AND r.date = k.date \
-     AND r.provider = k.provider AND r.content_key IS NULL LIMIT 1) AS r";
+     FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) AS q (building_id, provider, first, last) \
+     CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.building_id = q.building_id AND r.date >= q.first \
+     AND r.date <= q.last AND r.provider = q.provider AND r.content_key IS NULL \
+     ORDER BY r.date LIMIT (q.last - q.first + 1)) AS r";
 
 const LOAD_CONTENTS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
      r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
@@ -182,6 +186,48 @@ impl PostgresStore {
             .map_err(store_error)?;
         store.pool.close().await;
         Ok(versions)
+    }
+}
+
+/// A reading key as a look-up holds it: building, day, provider.
+type Reading<'a> = (&'a str, NaiveDate, &'a str);
+
+/// Consecutive days of one building and provider that a look-up asks for, read as one range
+/// of the key index ([`LOAD_READINGS`]). A chunk holds runs of a building's days (exports come
+/// day by day across buildings), which a range reads faster than a probe per key.
+#[derive(Debug, PartialEq)]
+struct Stretch<'a> {
+    building: &'a str,
+    provider: &'a str,
+    first: NaiveDate,
+    last: NaiveDate,
+}
+
+impl<'a> Stretch<'a> {
+    /// The most days between two asked days of one stretch: at most every other day is not
+    /// asked for, so a stretch reads at most twice the records asked for. Days further apart
+    /// start a stretch of their own (an outlying date, a sparse look-up: a probe each).
+    const MAX_STEP: i64 = 2;
+
+    /// Splits reading keys into stretches, in key order (neighbouring ranges of the key index
+    /// touch neighbouring pages).
+    fn split(readings: &[Reading<'a>]) -> Vec<Stretch<'a>> {
+        let mut sorted = readings.to_vec();
+        sorted.sort_unstable_by(|a, b| (a.0, a.2, a.1).cmp(&(b.0, b.2, b.1)));
+        let mut stretches: Vec<Stretch<'a>> = Vec::new();
+        for (building, date, provider) in sorted {
+            match stretches.last_mut() {
+                Some(last)
+                    if last.building == building
+                        && last.provider == provider
+                        && (date - last.last).num_days() <= Self::MAX_STEP =>
+                {
+                    last.last = date;
+                }
+                _ => stretches.push(Stretch { building, provider, first: date, last: date }),
+            }
+        }
+        stretches
     }
 }
 
@@ -736,31 +782,46 @@ impl IngestTx for PgIngest {
     }
 
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
-        // In key order: neighbouring probes of the key index touch neighbouring pages.
-        let mut sorted: Vec<&RecordKey> = keys.iter().collect();
-        sorted.sort_unstable();
-        let (mut buildings, mut dates, mut providers, mut contents) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for key in sorted {
+        let mut readings = Vec::new();
+        let mut contents = Vec::new();
+        for key in keys {
             match key {
                 RecordKey::Reading { building_id, date, provider } => {
-                    buildings.push(escape(building_id).into_owned());
-                    dates.push(*date);
-                    providers.push(escape(provider).into_owned());
+                    readings.push((building_id.as_str(), *date, provider.as_str()));
                 }
                 RecordKey::Content(hash) => contents.push(hash.clone()),
             }
         }
+        contents.sort_unstable();
+        let stretches = Stretch::split(&readings);
         let mut records = Vec::with_capacity(keys.len());
-        if !buildings.is_empty() {
+        if !stretches.is_empty() {
+            let (mut buildings, mut providers, mut firsts, mut lasts) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for stretch in &stretches {
+                buildings.push(escape(stretch.building).into_owned());
+                providers.push(escape(stretch.provider).into_owned());
+                firsts.push(stretch.first);
+                lasts.push(stretch.last);
+            }
             let rows = sqlx::query(LOAD_READINGS)
                 .bind(buildings)
-                .bind(dates)
                 .bind(providers)
+                .bind(firsts)
+                .bind(lasts)
                 .fetch_all(&mut *self.tx)
                 .await
                 .map_err(store_error)?;
+            // A stretch also holds the stored days between the ones asked for: left out.
+            let asked: foldhash::HashSet<Reading> = readings.iter().copied().collect();
             for row in &rows {
-                records.push(record_row(row).map_err(store_error)?);
+                let record = record_row(row).map_err(store_error)?;
+                let key = (record.building_id.as_deref(), record.date, record.provider.as_deref());
+                if let (Some(building), Some(date), Some(provider)) = key
+                    && asked.contains(&(building, date, provider))
+                {
+                    records.push(record);
+                }
             }
         }
         if !contents.is_empty() {
@@ -1052,6 +1113,34 @@ impl RecordStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 3, d).unwrap()
+    }
+
+    #[test]
+    fn runs_of_days_of_a_building_and_provider_are_read_as_stretches() {
+        let mut readings: Vec<Reading> = Vec::new();
+        // B2/p: every day of 1-10, asked out of order; B1/p: every other day of 1-9, then an
+        // outlying day.
+        readings.extend((1..=10).rev().map(|d| ("B2", day(d), "p")));
+        readings.extend((1..=9).step_by(2).map(|d| ("B1", day(d), "p")));
+        readings.push(("B1", day(30), "p"));
+        // B1/q: days three apart: a stretch each.
+        readings.extend([("B1", day(4), "q"), ("B1", day(1), "q")]);
+        let stretch =
+            |building, provider, first, last| Stretch { building, provider, first: day(first), last: day(last) };
+        assert_eq!(
+            Stretch::split(&readings),
+            [
+                stretch("B1", "p", 1, 9),
+                stretch("B1", "p", 30, 30),
+                stretch("B1", "q", 1, 1),
+                stretch("B1", "q", 4, 4),
+                stretch("B2", "p", 1, 10),
+            ]
+        );
+    }
 
     #[test]
     fn dates_and_times_count_from_postgres_epoch() {

@@ -431,7 +431,8 @@ async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) 
 }
 
 /// Large look-ups answer exactly the keys asked for, whether they are most of a stretch of
-/// the key index (SQLite reads it as one range) or few keys far apart (one seek each).
+/// the key index (SQLite reads it as one range, PostgreSQL one per building and provider,
+/// leaving out the days between) or few keys far apart (one seek each).
 async fn large_lookups_find_exactly_the_keys_asked_for(store: Arc<dyn RecordStore>) {
     use emdp_app::ports::RecordKey;
     let rows: String = (0..3_000).map(|i| format!("B{:04},2025-04-{:02},{i},5,p\n", i / 30, i % 30 + 1)).collect();
