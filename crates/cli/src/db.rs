@@ -38,8 +38,8 @@ impl DatabaseArgs {
 /// Opens the stores of the database at `url` (applying pending migrations), runs `work` on
 /// them, then closes them ([`RecordStore::close`]) whether `work` succeeded or not: what it
 /// committed before an error is kept either way, and a SQLite file is left whole, without
-/// pages waiting in its WAL (even opening one writes there: the migration check). The work's
-/// error comes first.
+/// pages waiting in its WAL (a read-only command writes there too when it creates the
+/// schema of a new file). The work's error comes first.
 pub async fn with_stores<T, Work>(url: &str, work: impl FnOnce(Stores) -> Work) -> Result<T, CliError>
 where
     Work: Future<Output = Result<T, CliError>>,
