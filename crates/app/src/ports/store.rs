@@ -53,12 +53,40 @@ mod day_number {
     }
 }
 
+/// Writes and reads an optional day as its number, like [`day_number`].
+mod day_number_option {
+    use chrono::{Datelike, NaiveDate};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes the day's number, if any.
+    pub fn serialize<S: Serializer>(date: &Option<NaiveDate>, serializer: S) -> Result<S::Ok, S::Error> {
+        match date {
+            Some(date) => serializer.serialize_some(&date.num_days_from_ce()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads a day's number, if any; one outside chrono's range is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDate>, D::Error> {
+        Option::<i32>::deserialize(deserializer)?
+            .map(|days| {
+                NaiveDate::from_num_days_from_ce_opt(days)
+                    .ok_or_else(|| D::Error::custom(format!("day {days} out of range")))
+            })
+            .transpose()
+    }
+}
+
 /// The typed values of a record or a version; `None` where the field is missing or unusable.
+/// Serialized only inside a [`RawRow`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RecordFields {
     /// The building, trimmed (kept even when it violates the identifier rules).
     pub building_id: Option<String>,
-    /// The day.
+    /// The day. As a number, like the key's: chrono writes a date as text, one string
+    /// formatted per row by the thread that writes the sort runs, and parsed again by the
+    /// merge.
+    #[serde(with = "day_number_option")]
     pub date: Option<NaiveDate>,
     /// The consumption.
     pub consumption: Option<f64>,
