@@ -35,8 +35,9 @@ pub enum RecordKey {
     Content(String),
 }
 
-/// A day as its number (1 January of year 1 is day 1) in [`RecordKey`]'s serde form: four
-/// bytes rather than ten of text to format and parse (the ingest's sort files hold every row).
+/// A day as its number (1 January of year 1 is day 1) in [`RecordKey`]'s and
+/// [`RecordFields`]' serde form: four bytes rather than ten of text to format and parse (the
+/// ingest's sort files hold every row).
 mod day_number {
     use chrono::{Datelike, NaiveDate};
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -48,32 +49,30 @@ mod day_number {
 
     /// Reads a day's number; one outside chrono's range is an error.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
-        let days = i32::deserialize(deserializer)?;
-        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| D::Error::custom(format!("day {days} out of range")))
+        day(i32::deserialize(deserializer)?)
     }
-}
 
-/// Writes and reads an optional day as its number, like [`day_number`].
-mod day_number_option {
-    use chrono::{Datelike, NaiveDate};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    fn day<E: Error>(days: i32) -> Result<NaiveDate, E> {
+        NaiveDate::from_num_days_from_ce_opt(days).ok_or_else(|| E::custom(format!("day {days} out of range")))
+    }
 
-    /// Writes the day's number, if any.
-    pub fn serialize<S: Serializer>(date: &Option<NaiveDate>, serializer: S) -> Result<S::Ok, S::Error> {
-        match date {
-            Some(date) => serializer.serialize_some(&date.num_days_from_ce()),
-            None => serializer.serialize_none(),
+    /// The same for an optional day.
+    pub mod option {
+        use chrono::{Datelike, NaiveDate};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes the day's number, if any.
+        pub fn serialize<S: Serializer>(date: &Option<NaiveDate>, serializer: S) -> Result<S::Ok, S::Error> {
+            match date {
+                Some(date) => serializer.serialize_some(&date.num_days_from_ce()),
+                None => serializer.serialize_none(),
+            }
         }
-    }
 
-    /// Reads a day's number, if any; one outside chrono's range is an error.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDate>, D::Error> {
-        Option::<i32>::deserialize(deserializer)?
-            .map(|days| {
-                NaiveDate::from_num_days_from_ce_opt(days)
-                    .ok_or_else(|| D::Error::custom(format!("day {days} out of range")))
-            })
-            .transpose()
+        /// Reads a day's number, if any.
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDate>, D::Error> {
+            Option::<i32>::deserialize(deserializer)?.map(super::day).transpose()
+        }
     }
 }
 
@@ -86,7 +85,7 @@ pub struct RecordFields {
     /// The day. As a number, like the key's: chrono writes a date as text, one string
     /// formatted per row by the thread that writes the sort runs, and parsed again by the
     /// merge.
-    #[serde(with = "day_number_option")]
+    #[serde(with = "day_number::option")]
     pub date: Option<NaiveDate>,
     /// The consumption.
     pub consumption: Option<f64>,
