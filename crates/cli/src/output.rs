@@ -1,4 +1,8 @@
-//! Output formats shared by commands.
+//! Output formats and helpers shared by commands.
+
+use std::io::Write as _;
+
+use crate::error::CliError;
 
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -7,4 +11,42 @@ pub enum OutputFormat {
     Text,
     /// One JSON document.
     Json,
+}
+
+/// Writes a command's whole result to standard output.
+pub fn write_out(text: &str) -> Result<(), CliError> {
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+}
+
+/// A value as one cell of a text table: `-` when absent, control characters escaped.
+///
+/// Stored values are whatever the input held: a CSV field with an unbalanced quote can carry
+/// the next lines (newlines included) into a building id, and printed as is it would break
+/// the table's rows apart. JSON output keeps the exact value.
+pub fn cell<T: ToString>(value: &Option<T>) -> String {
+    value.as_ref().map_or_else(|| "-".to_owned(), |value| escape_controls(&value.to_string()))
+}
+
+/// `text` with its control characters written as escapes (`\n`, `\t`, `\u{1b}`).
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_show_absence_and_escape_control_characters() {
+        assert_eq!(cell::<String>(&None), "-");
+        assert_eq!(cell(&Some(12.5)), "12.5");
+        assert_eq!(cell(&Some("B1")), "B1");
+        assert_eq!(cell(&Some("a,1\nB2\t\u{1b}[31mé")), "a,1\\nB2\\t\\u{1b}[31mé");
+    }
 }

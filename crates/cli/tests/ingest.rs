@@ -148,6 +148,24 @@ fn records_get_and_history_show_a_record_and_every_payload() {
 }
 
 #[test]
+fn text_tables_keep_one_line_per_record_whatever_the_values_hold() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    // An unbalanced quote carries the next line, newline included, into the building id.
+    let file = write_file(&dir, "in.csv", format!("{HEADER}\"B1,2025-01-01,10,5,p\nB2,2025-01-01,11,5,p\n"));
+    ingest(arg(&file), &url, TODAY);
+    let stored = list_all(&url);
+    assert_eq!(stored[0]["building_id"], "B1,2025-01-01,10,5,p\nB2,2025-01-01,11,5,p");
+    let id = stored[0]["id"].to_string();
+
+    let table = run_ok(&["records", "list", "--database-url", &url]);
+    assert_eq!(table.lines().count(), 2, "a header and one record: {table}");
+    assert!(table.contains(r"B1,2025-01-01,10,5,p\nB2"), "{table}");
+    let history = run_ok(&["records", "history", &id, "--database-url", &url]);
+    assert_eq!(history.lines().count(), 1, "{history}");
+}
+
+#[test]
 fn migrate_creates_and_reports_the_schema() {
     let dir = temp_dir();
     let url = sqlite_url(&dir, "fresh.db");
@@ -163,7 +181,7 @@ fn a_database_that_cannot_be_opened_exits_3() {
     let dir = temp_dir();
     let file = write_file(&dir, "in.csv", format!("{HEADER}B1,2025-01-01,10,5,p\n"));
     let stderr = fails_with(3, &["ingest", arg(&file), "--database-url", "sqlite:///nonexistent-dir/x.db"]);
-    assert!(stderr.contains("database unavailable"), "{stderr}");
+    assert!(stderr.contains("database unavailable") && stderr.contains("/nonexistent-dir/x.db"), "{stderr}");
     let started = Instant::now();
     let stderr = fails_with(3, &["records", "list", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
     assert!(stderr.contains("database unavailable") && stderr.contains("127.0.0.1:1"), "{stderr}");

@@ -243,7 +243,15 @@ impl SqliteStore {
             })
             .connect_with(options.clone())
             .await
-            .map_err(store_error)?;
+            .map_err(|err| match store_error(err) {
+                // SQLite's own message ("unable to open database file") names no file; a
+                // missing directory or a read-only mount is found from the path.
+                StoreError::Unavailable(message) => StoreError::Unavailable(format!(
+                    "cannot open the SQLite database {}: {message}",
+                    options.get_filename().display()
+                )),
+                other => other,
+            })?;
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(batch_lookups(pool.clone(), queue));

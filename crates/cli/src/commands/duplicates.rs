@@ -1,6 +1,5 @@
 //! `emdp duplicates`: list conflict groups and re-resolve them; every decision is recorded.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::{NaiveDate, Utc};
@@ -12,7 +11,7 @@ use serde_json::json;
 use crate::commands::ingest::PolicyArg;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, cell, escape_controls, write_out};
 
 /// List conflict groups (keys with differing versions) and choose which version wins.
 #[derive(Debug, clap::Subcommand)]
@@ -123,17 +122,6 @@ fn parse_version(text: &str) -> Result<Arrival, String> {
     Ok(Arrival { batch: number(batch)?, line: number(line)? })
 }
 
-fn write_out(text: &str) -> Result<(), CliError> {
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
-}
-
-fn show<T: ToString>(value: &Option<T>) -> String {
-    value.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)
-}
-
 fn resolve_error(err: ResolveError) -> CliError {
     match err {
         ResolveError::Store(err) => CliError::Store(err),
@@ -161,9 +149,9 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                             text.push_str(&format!(
                                 "record {}  {} {} {}  {}{}  ({} versions, {} exact duplicates)\n",
                                 g.record_id,
-                                show(&g.building_id),
-                                show(&g.date),
-                                show(&g.provider),
+                                cell(&g.building_id),
+                                cell(&g.date),
+                                cell(&g.provider),
                                 g.status,
                                 if g.pending { "  PENDING" } else { "" },
                                 g.versions.len(),
@@ -175,11 +163,11 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                                     if v.winner { "*" } else { " " },
                                     v.batch_id,
                                     v.line,
-                                    v.source,
+                                    escape_controls(&v.source),
                                     v.received_at.format("%Y-%m-%d %H:%M:%S"),
                                     v.status,
-                                    show(&v.consumption),
-                                    show(&v.temperature),
+                                    cell(&v.consumption),
+                                    cell(&v.temperature),
                                     v.reasons.join(",")
                                 ));
                             }

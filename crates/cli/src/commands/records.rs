@@ -1,6 +1,5 @@
 //! `emdp records`: read the curated store.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
@@ -10,7 +9,7 @@ use serde_json::json;
 
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, cell, escape_controls, write_out};
 
 /// Read curated records.
 #[derive(Debug, clap::Subcommand)]
@@ -91,17 +90,6 @@ pub fn record_json(record: &StoredRecord) -> serde_json::Value {
     })
 }
 
-fn show<T: ToString>(value: &Option<T>) -> String {
-    value.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)
-}
-
-fn write_out(text: &str) -> Result<(), CliError> {
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
-}
-
 /// Runs `emdp records ...`.
 pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
@@ -136,11 +124,11 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                             text.push_str(&format!(
                                 "{:>10}  {:<12} {:<10} {:>12} {:>8}  {:<12} {:<12}  {}\n",
                                 r.id,
-                                show(&f.building_id),
-                                show(&f.date),
-                                show(&f.consumption),
-                                show(&f.temperature),
-                                show(&f.provider),
+                                cell(&f.building_id),
+                                cell(&f.date),
+                                cell(&f.consumption),
+                                cell(&f.temperature),
+                                cell(&f.provider),
                                 r.state.status,
                                 r.state.reasons.join(",")
                             ));
@@ -182,12 +170,12 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                                 "batch {} line {} {} ({}) {} {}{}: {}\n",
                                 v.batch_id,
                                 v.line,
-                                v.source,
+                                escape_controls(&v.source),
                                 v.received_at.format("%Y-%m-%d %H:%M:%S"),
                                 v.admission,
                                 v.status,
                                 if v.winner { " [winner]" } else { "" },
-                                v.payload
+                                escape_controls(&v.payload)
                             )
                         })
                         .collect(),

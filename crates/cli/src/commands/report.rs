@@ -9,6 +9,7 @@ use emdp_app::usecases::report::{QualityReport, Thresholds, quality_report};
 
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
+use crate::output::escape_controls;
 
 /// Print the data-quality report of the stored data: counts and shares per status and
 /// reason, duplicates, completeness per building (gaps, longest gap), stale buildings,
@@ -240,7 +241,7 @@ fn text(report: &QualityReport, terminal: bool) -> String {
     for b in buildings.iter().take(shown) {
         out.push_str(&format!(
             "  {:<16} {:>8} {:>8} {:>8} {:>8}  {:<10} {:<10} {:>9} {:>7} {:>6} {:>7}  {:<10}{}\n",
-            b.building_id,
+            escape_controls(&b.building_id),
             b.status.total,
             b.status.valid,
             b.status.incomplete,
@@ -266,10 +267,11 @@ fn text(report: &QualityReport, terminal: bool) -> String {
     out.push_str(&format!("\nStale buildings ({})\n", report.stale.len()));
     for s in report.stale.iter().take(SHOWN) {
         match (s.last_valid_day, s.days_since_valid) {
-            (Some(day), Some(days)) => {
-                out.push_str(&format!("  {:<16} last VALID day {day} ({days} days ago)\n", s.building_id))
-            }
-            _ => out.push_str(&format!("  {:<16} no VALID record\n", s.building_id)),
+            (Some(day), Some(days)) => out.push_str(&format!(
+                "  {:<16} last VALID day {day} ({days} days ago)\n",
+                escape_controls(&s.building_id)
+            )),
+            _ => out.push_str(&format!("  {:<16} no VALID record\n", escape_controls(&s.building_id))),
         }
     }
     more(&mut out, report.stale.len(), SHOWN);
@@ -288,7 +290,7 @@ fn text(report: &QualityReport, terminal: bool) -> String {
         "provider", "records", "valid", "incomplete", "inconsistent"
     ));
     for p in &report.breakdowns.providers {
-        status_line(&mut out, p.key.as_deref().unwrap_or("(missing)"), &p.status);
+        status_line(&mut out, &p.key.as_deref().map_or_else(|| "(missing)".into(), escape_controls), &p.status);
     }
 
     let days = &report.breakdowns.days;
@@ -314,7 +316,7 @@ fn text(report: &QualityReport, terminal: bool) -> String {
         out.push_str(&format!(
             "  {:<8} {:<19} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
             b.batch_id,
-            b.source,
+            escape_controls(&b.source),
             b.status.total,
             b.status.valid,
             b.status.incomplete,
