@@ -39,7 +39,12 @@ impl DatabaseArgs {
 /// them, then closes them ([`RecordStore::close`]) whether `work` succeeded or not: what it
 /// committed before an error is kept either way, and a SQLite file is left whole, without
 /// pages waiting in its WAL (a read-only command writes there too when it creates the
-/// schema of a new file). The work's error comes first.
+/// schema of a new file).
+///
+/// A failure to close is a warning, not the command's failure: closing only moves committed
+/// pages from SQLite's WAL into the database file, and pages left in the WAL are read from
+/// there. On a full disk that copy cannot grow the file; failing there kept every read
+/// command (`records list`, `report`) from showing what the database holds.
 pub async fn with_stores<T, Work>(url: &str, work: impl FnOnce(Stores) -> Work) -> Result<T, CliError>
 where
     Work: Future<Output = Result<T, CliError>>,
@@ -48,9 +53,10 @@ where
     // All the ports share one pool: closing the record store closes it for every one.
     let records = Arc::clone(&stores.records);
     let result = work(stores).await;
-    let closed = records.close().await.map_err(CliError::Store);
-    let value = result?;
-    closed.map(|()| value)
+    if let Err(err) = records.close().await {
+        eprintln!("emdp: warning: closing the database: {err}; everything committed is kept");
+    }
+    result
 }
 
 /// Runs an async command to completion on a multi-threaded runtime.

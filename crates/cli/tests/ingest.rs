@@ -455,6 +455,97 @@ async fn a_killed_ingest_resumes_without_duplicates_postgres() {
     killed_ingest_resumes_to_a_clean_result(killed, clean).await;
 }
 
+/// A small tmpfs mounted on a test's directory, unmounted when dropped: a disk that fills.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    /// Through `sudo -n` rather than as root.
+    sudo: bool,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `megabytes` on `DIR/disk`, or returns `None` (with a notice) when
+    /// `EMDP_TEST_SMALL_DISK` is unset. `scripts/test` sets it to `root` or `sudo` once it has
+    /// mounted one itself (and under CI=true fails when it cannot).
+    fn mount(dir: &tempfile::TempDir, megabytes: u32) -> Option<SmallDisk> {
+        let Some(how) = std::env::var_os("EMDP_TEST_SMALL_DISK") else {
+            eprintln!("NOTICE: EMDP_TEST_SMALL_DISK is not set: skipping a full-disk test");
+            return None;
+        };
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let disk = SmallDisk { path, sudo: how == "sudo" };
+        let size = format!("size={megabytes}m");
+        disk.run("mount", &["-t", "tmpfs", "-o", &size, "tmpfs"]);
+        Some(disk)
+    }
+
+    /// Gives the disk more room, keeping its files.
+    fn grow(&self, megabytes: u32) {
+        self.run("mount", &["-o", &format!("remount,size={megabytes}m")]);
+    }
+
+    /// Runs `PROGRAM ARGS... PATH` as root and checks that it succeeded.
+    fn run(&self, program: &str, args: &[&str]) {
+        let status = self.command(program).args(args).arg(&self.path).status();
+        assert!(status.is_ok_and(|s| s.success()), "{program} {args:?} {}", self.path.display());
+    }
+
+    /// `PROGRAM`, as root.
+    fn command(&self, program: &str) -> std::process::Command {
+        if self.sudo {
+            let mut command = std::process::Command::new("sudo");
+            command.args(["-n", program]);
+            command
+        } else {
+            std::process::Command::new(program)
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // No assertion here: a panic while the test is already panicking would abort the run.
+        let _ = self.command("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A disk that fills during an ingest: exit 3 saying so, the stores at a chunk boundary, read
+/// commands still answer, and once there is room the same ingest completes without duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_an_ingest_at_a_chunk_and_the_rerun_completes_it() {
+    let dir = temp_dir();
+    let Some(disk) = SmallDisk::mount(&dir, 40) else { return };
+    // 150,000 rows need about 55 MB; the first chunk with its WAL about 32 MB.
+    let (file, manifest) = generate_file(&dir, "big.csv", 150, 1000, 5);
+    let today = manifest_today(&manifest);
+    let url = format!("sqlite://{}", disk.path.join("emdp.db").display());
+    let args = ["ingest", arg(&file), "--database-url", &url, "--today", &today, "--output", "json"];
+
+    let stderr = fails_with(3, &args);
+    assert!(stderr.contains("disk is full"), "{stderr}");
+
+    let store = emdp_storage::open(&url).await.expect("a full disk still opens");
+    let partial = all_records(&store).await;
+    let raw = linked_raw_rows(&partial);
+    assert!(raw > 0 && raw.is_multiple_of(CHUNK_ROWS), "raw rows at a chunk boundary: {raw}");
+    let keys: Vec<Reading> = partial.iter().filter_map(|r| shown(r).0).collect();
+    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), keys.len(), "one record per key");
+    assert_eq!(list_all(&url).len(), partial.len(), "records list answers on a full disk");
+    run_ok(&["report", "--today", &today, "--database-url", &url]);
+
+    disk.grow(200);
+    let resumed = run_json(&args);
+    assert_eq!(count(&resumed, "/total"), count(&manifest, "/expected/total"));
+    let distinct = count(&manifest, "/expected/total")
+        - count(&manifest, "/expected/duplicates/exact")
+        - count(&manifest, "/expected/duplicates/conflicting");
+    let finished = all_records(&store).await;
+    assert_eq!(finished.len() as u64, distinct, "every key once");
+    assert_eq!(count(&resumed, "/stored/inserted"), distinct - partial.len() as u64, "only the missing records");
+    assert_eq!(linked_raw_rows(&finished), raw + count(&manifest, "/expected/total"));
+    store.close().await.expect("close");
+}
+
 #[test]
 fn the_summary_is_printed_as_a_table_by_default() {
     let dir = temp_dir();

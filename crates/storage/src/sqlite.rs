@@ -1145,17 +1145,19 @@ impl RecordStore for SqliteStore {
         // background checkpoint runs after a commit, and SQLite checkpoints at the close of
         // the last connection only, which a process that exits does not wait for).
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let mut checkpointed = Ok(());
         if self.checkpoint.send(Some(reply)).await.is_ok() {
             match answer.await {
                 Ok(Ok(true)) => {}
                 // Nothing is lost: the pages stay in the WAL, which SQLite reads with the file.
                 Ok(Ok(false)) => tracing::warn!("the final WAL checkpoint was refused: busy"),
-                Ok(Err(err)) => return Err(store_error(err)),
+                // Likewise (a full disk, say), but the caller says so: the file alone is not whole.
+                Ok(Err(err)) => checkpointed = Err(store_error(err)),
                 Err(_) => tracing::warn!("the WAL checkpoint task ended before the final checkpoint"),
             }
         }
         self.pool.close().await;
-        Ok(())
+        checkpointed
     }
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
