@@ -52,10 +52,6 @@ impl Record<'_> {
     }
 }
 
-fn io(err: std::io::Error) -> SourceError {
-    SourceError::Io(err.to_string())
-}
-
 impl<R: Read> CsvSource<R> {
     /// A source over `input`; the header is read on the first call to `read_all`.
     pub fn new(input: R) -> Self {
@@ -100,7 +96,7 @@ impl<R: Read> CsvSource<R> {
                     return Ok(true);
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(io(err)),
+                Err(err) => return Err(SourceError::Io { line: self.line + 1, message: err.to_string() }),
             }
         }
     }

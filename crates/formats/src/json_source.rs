@@ -112,7 +112,10 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
         let mut number = 0u64;
         loop {
             self.line.clear();
-            let read = self.input.read_until(b'\n', &mut self.line).map_err(|e| SourceError::Io(e.to_string()))?;
+            let read = self
+                .input
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| SourceError::Io { line: number + 1, message: e.to_string() })?;
             if read == 0 {
                 return Ok(());
             }
@@ -220,7 +223,7 @@ impl<R: BufRead> RecordSource for JsonArraySource<R> {
 
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
         let Some(mut input) = self.input.take() else { return Ok(()) };
-        let io = |e: std::io::Error| SourceError::Io(e.to_string());
+        let io = |e: std::io::Error| SourceError::Io { line: 1, message: e.to_string() };
         if input.fill_buf().map_err(io)?.starts_with(b"\xEF\xBB\xBF") {
             input.consume(3);
         }
@@ -241,7 +244,7 @@ impl<R: BufRead> RecordSource for JsonArraySource<R> {
             let message = err.to_string();
             let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
             if err.is_io() {
-                SourceError::Io(message).into()
+                SourceError::Io { line: err.line() as u64, message }.into()
             } else {
                 SourceError::Syntax { line: err.line() as u64, message }.into()
             }

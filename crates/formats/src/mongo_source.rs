@@ -62,7 +62,7 @@ impl<R: BufRead> MongoSource<R> {
             Err(err) => MongoSource {
                 input: None,
                 layout: Layout::Lines { skipped: 0 },
-                error: Some(SourceError::Io(err.to_string())),
+                error: Some(SourceError::Io { line: 1, message: err.to_string() }),
             },
         }
     }

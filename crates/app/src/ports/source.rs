@@ -67,9 +67,14 @@ pub struct Origin<'a> {
 /// What stops a source: problems with the file as a whole, not with one record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
-    /// The input could not be read.
-    #[error("cannot read input: {0}")]
-    Io(String),
+    /// The input could not be read (an I/O error, a truncated compressed file).
+    #[error("line {line}: cannot read input: {message}")]
+    Io {
+        /// The line being read when it failed: every line before it was read.
+        line: u64,
+        /// The I/O error.
+        message: String,
+    },
     /// The input is not UTF-8.
     #[error("line {line}: invalid UTF-8")]
     InvalidUtf8 {
