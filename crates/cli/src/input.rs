@@ -1,18 +1,28 @@
 //! Opening input files and standard input as record sources.
+//!
+//! Every input goes through [`buffered`], which also reads gzip: meter exports often come
+//! compressed (`readings.csv.gz`), and a compressed file or pipe is recognised by its first
+//! bytes and decompressed as it streams, so it never has to be unpacked on disk first.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 
 use emdp_app::ports::{RecordSource, SourceFormat};
+use flate2::read::MultiGzDecoder;
 
 use crate::error::CliError;
 
 /// Buffer size for input files: large reads keep system calls off the profile.
 pub const BUFFER: usize = 256 * 1024;
 
-/// The format of `path`: `format` when given, else guessed from the extension.
+/// The first two bytes of every gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The format of `path`: `format` when given, else guessed from the extension, a trailing
+/// `.gz` aside (`readings.csv.gz` is CSV).
 pub fn format_of(path: &str, format: Option<SourceFormat>) -> Result<SourceFormat, CliError> {
-    match format.or_else(|| SourceFormat::from_path(path)) {
+    let name = if path.to_ascii_lowercase().ends_with(".gz") { &path[..path.len() - 3] } else { path };
+    match format.or_else(|| SourceFormat::from_path(name)) {
         Some(format) => Ok(format),
         None if path == "-" => Err(CliError::Usage("reading standard input needs --format csv|ndjson|json".into())),
         None => Err(CliError::Input {
@@ -25,6 +35,21 @@ pub fn format_of(path: &str, format: Option<SourceFormat>) -> Result<SourceForma
 /// Opens the input file `path`, naming it in the error.
 pub fn open_file(path: &str) -> Result<File, CliError> {
     File::open(path).map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot open: {err}") })
+}
+
+/// `input` (read from `path`, which errors name) behind a large buffer, and decompressed
+/// when it starts like gzip, whatever its name. Concatenated gzip members (`cat a.gz b.gz`)
+/// read as one stream, as `zcat` reads them.
+pub fn buffered(path: &str, input: impl Read + Send + 'static) -> Result<Box<dyn BufRead + Send>, CliError> {
+    let mut input = BufReader::with_capacity(BUFFER, input);
+    let start = input
+        .fill_buf()
+        .map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot read: {err}") })?;
+    if start.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(BufReader::with_capacity(BUFFER, MultiGzDecoder::new(input))))
+    } else {
+        Ok(Box::new(input))
+    }
 }
 
 /// Checks that every input of a command can be read before it starts on the first: its
@@ -42,10 +67,53 @@ pub fn check_all(paths: &[String], format: Option<SourceFormat>) -> Result<(), C
 /// Opens `path` (`-` = standard input) as a record source.
 pub fn open(path: &str, format: Option<SourceFormat>) -> Result<Box<dyn RecordSource + Send>, CliError> {
     let format = format_of(path, format)?;
-    let input: Box<dyn BufRead + Send> = if path == "-" {
-        Box::new(BufReader::with_capacity(BUFFER, std::io::stdin()))
-    } else {
-        Box::new(BufReader::with_capacity(BUFFER, open_file(path)?))
-    };
+    let input = if path == "-" { buffered(path, std::io::stdin())? } else { buffered(path, open_file(path)?)? };
     Ok(emdp_formats::open_source(format, input))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
+    use super::*;
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn read_all(bytes: Vec<u8>) -> Result<String, std::io::Error> {
+        let mut text = String::new();
+        buffered("in", std::io::Cursor::new(bytes)).unwrap().read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    #[test]
+    fn gzip_is_read_through_and_plain_text_as_is() {
+        assert_eq!(read_all(b"a,b\n1,2\n".to_vec()).unwrap(), "a,b\n1,2\n");
+        assert_eq!(read_all(gzip("a,b\n1,2\n")).unwrap(), "a,b\n1,2\n");
+        let mut members = gzip("a,b\n");
+        members.extend(gzip("1,2\n"));
+        assert_eq!(read_all(members).unwrap(), "a,b\n1,2\n", "members read as one stream");
+        assert_eq!(read_all(Vec::new()).unwrap(), "");
+    }
+
+    #[test]
+    fn a_truncated_gzip_stream_is_a_read_error() {
+        let mut bytes = gzip(&"B1,2025-01-01,10,5,p\n".repeat(1000));
+        bytes.truncate(bytes.len() / 2);
+        assert!(read_all(bytes).is_err());
+    }
+
+    #[test]
+    fn a_trailing_gz_is_not_the_format() {
+        assert_eq!(format_of("x/readings.csv.gz", None).unwrap(), SourceFormat::Csv);
+        assert_eq!(format_of("readings.NDJSON.GZ", None).unwrap(), SourceFormat::Ndjson);
+        assert_eq!(format_of("readings.gz", Some(SourceFormat::Json)).unwrap(), SourceFormat::Json);
+        assert!(format_of("readings.gz", None).is_err());
+    }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    TODAY, arg, emdp, fails_with, generate_file, manifest_today, run_json, run_ok, sqlite_url, temp_dir, wal_bytes,
-    write_file,
+    TODAY, arg, emdp, fails_with, generate_file, gzip, manifest_today, run_json, run_ok, sqlite_url, temp_dir,
+    wal_bytes, write_file,
 };
 use emdp_app::ports::{RecordFilter, RecordStore, StoredRecord};
 use serde_json::{Value, json};
@@ -163,6 +163,21 @@ fn text_tables_keep_one_line_per_record_whatever_the_values_hold() {
     assert!(table.contains(r"B1,2025-01-01,10,5,p\nB2"), "{table}");
     let history = run_ok(&["records", "history", &id, "--database-url", &url]);
     assert_eq!(history.lines().count(), 1, "{history}");
+}
+
+#[test]
+fn a_gzip_file_is_ingested_like_the_plain_one() {
+    let dir = temp_dir();
+    let (plain, manifest) = generate_file(&dir, "plain.csv", 20, 60, 9);
+    let today = manifest_today(&manifest);
+    let compressed = write_file(&dir, "readings.csv.gz", gzip(std::fs::read(&plain).unwrap()));
+    let summary = ingest(arg(&compressed), &sqlite_url(&dir, "emdp.db"), &today);
+    assert_eq!(quality(&summary), manifest["expected"]);
+    let reference = ingest(arg(&plain), &sqlite_url(&dir, "plain.db"), &today);
+    assert_eq!(summary["stored"], reference["stored"]);
+    let history =
+        run_json(&["records", "history", "1", "--output", "json", "--database-url", &sqlite_url(&dir, "emdp.db")]);
+    assert_eq!(history[0]["source"], arg(&compressed), "the batch is named after the file as given");
 }
 
 #[test]

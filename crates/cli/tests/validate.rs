@@ -3,7 +3,7 @@
 mod common;
 
 use common::{
-    Dups, REPORT_HEADER, TODAY, arg, emdp, fails_with_2, long_id, parse_json, summary, temp_dir, validate_json,
+    Dups, REPORT_HEADER, TODAY, arg, emdp, fails_with_2, gzip, long_id, parse_json, summary, temp_dir, validate_json,
     write_file,
 };
 use predicates::prelude::*;
@@ -436,6 +436,35 @@ fn invalid_utf8_exits_2_naming_the_line() {
     let path = write_file(&dir, "data.ndjson", b"{}\n{}\n{\"provider\":\"\xff\"}\n");
     let stderr = fails_with_2(&["validate", arg(&path)]);
     assert_eq!(stderr, format!("emdp: error: {}: line 3: invalid UTF-8\n", arg(&path)));
+}
+
+#[test]
+fn gzip_files_and_pipes_read_like_plain_ones() {
+    let dir = temp_dir();
+    let csv = write_file(&dir, "data.csv.gz", gzip(every_rule_csv()));
+    assert_eq!(validate_json(&csv, &[]), every_rule_expected());
+    let ndjson = write_file(&dir, "data.ndjson.gz", gzip(format!("{}\n", every_rule_json_lines().join("\n"))));
+    assert_eq!(validate_json(&ndjson, &[]), every_rule_json_expected());
+    // Compressed data is recognised by its first bytes, whatever the name or the pipe.
+    let misnamed = write_file(&dir, "data.csv", gzip(every_rule_csv()));
+    assert_eq!(validate_json(&misnamed, &[]), every_rule_expected());
+    let output = emdp()
+        .args(["validate", "-", "--format", "csv", "--output", "json", "--today", TODAY])
+        .write_stdin(gzip(every_rule_csv()))
+        .output()
+        .unwrap();
+    assert_eq!(parse_json(&output.stdout), every_rule_expected());
+
+    // A truncated download: exit 2, naming the file and how far it was read.
+    let rows: String = (0..20_000).map(|i| format!("B{i},2025-01-01,{i}.5,5,p\n")).collect();
+    let mut bytes = gzip(format!("building_id,date,consumption,temperature,provider\n{rows}"));
+    bytes.truncate(bytes.len() / 2);
+    let truncated = write_file(&dir, "cut.csv.gz", bytes);
+    let stderr = fails_with_2(&["validate", arg(&truncated)]);
+    let prefix = format!("emdp: error: {}: line ", arg(&truncated));
+    assert!(stderr.starts_with(&prefix) && stderr.contains(": cannot read input: "), "{stderr}");
+    let line: u64 = stderr[prefix.len()..].split(':').next().unwrap().parse().unwrap();
+    assert!((2..20_002).contains(&line), "{stderr}");
 }
 
 #[test]

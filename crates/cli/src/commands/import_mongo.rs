@@ -1,6 +1,5 @@
 //! `emdp import-mongo`: migrate the original MVP's MongoDB `energy_records` collection.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -54,10 +53,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         None => Arc::new(SystemClock),
     };
     let path = args.file.clone();
-    let input: Box<dyn BufRead + Send> = if path == "-" {
-        Box::new(BufReader::with_capacity(crate::input::BUFFER, std::io::stdin()))
+    let input = if path == "-" {
+        crate::input::buffered(&path, std::io::stdin())?
     } else {
-        Box::new(BufReader::with_capacity(crate::input::BUFFER, crate::input::open_file(&path)?))
+        crate::input::buffered(&path, crate::input::open_file(&path)?)?
     };
     crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());

@@ -1,6 +1,6 @@
 //! `emdp ingest`: store every record of one or more files, losing nothing.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,15 +108,16 @@ impl IngestProgress for Progress {
 fn open(path: &str, format: Option<SourceFormat>) -> Result<(Box<dyn RecordSource + Send>, Progress), CliError> {
     let format = crate::input::format_of(path, format)?;
     let tty = std::io::stderr().is_terminal();
-    let (input, bar): (Box<dyn BufRead + Send>, Option<ProgressBar>) = if path == "-" {
+    // The bar counts the bytes of the file itself (compressed ones for a .gz), as its size does.
+    let (input, bar) = if path == "-" {
         let bar = tty.then(|| ProgressBar::new_spinner().with_style(spinner_style()));
-        (Box::new(BufReader::with_capacity(crate::input::BUFFER, std::io::stdin())), bar)
+        (crate::input::buffered(path, std::io::stdin())?, bar)
     } else {
         let file = crate::input::open_file(path)?;
         let length = file.metadata().map(|m| m.len()).unwrap_or(0);
         match tty.then(|| ProgressBar::new(length).with_style(bar_style())) {
-            Some(bar) => (Box::new(BufReader::with_capacity(crate::input::BUFFER, bar.wrap_read(file))), Some(bar)),
-            None => (Box::new(BufReader::with_capacity(crate::input::BUFFER, file)), None),
+            Some(bar) => (crate::input::buffered(path, bar.wrap_read(file))?, Some(bar)),
+            None => (crate::input::buffered(path, file)?, None),
         }
     };
     Ok((emdp_formats::open_source(format, input), Progress { bar, rows: AtomicBool::new(false) }))

@@ -181,3 +181,11 @@ pub fn ingest_rows(dir: &TempDir, url: &str, name: &str, rows: &str, extra: &[&s
     args.extend_from_slice(extra);
     run_json(&args)
 }
+
+/// `bytes` compressed with gzip, as `gzip` writes a file.
+pub fn gzip(bytes: impl AsRef<[u8]>) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes.as_ref()).expect("compress in memory");
+    encoder.finish().expect("compress in memory")
+}
