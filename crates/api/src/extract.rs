@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::http::request::Parts;
 use bytes::Bytes;
 
@@ -29,6 +29,16 @@ impl FromRequest<AppState> for Body {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
             .unwrap_or_default();
+        // gzip was decoded (and its header removed) by the decompression layer: what is left
+        // is an encoding this server cannot read.
+        if let Some(encoding) = request.headers().get(CONTENT_ENCODING)
+            && encoding.as_bytes() != b"identity"
+        {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding '{}' is not supported: send gzip or an uncompressed body",
+                String::from_utf8_lossy(encoding.as_bytes())
+            )));
+        }
         let limit = state.config.body_limit;
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {

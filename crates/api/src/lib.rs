@@ -20,6 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use docs::ApiDoc;
@@ -74,6 +75,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.body_limit))
+        // `Content-Encoding: gzip` bodies are read decompressed, and the body limit counts the
+        // decompressed bytes (a small bomb is still a 413). Other encodings pass through so
+        // that the body extractor answers them with problem details, not a bare 415.
+        .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
         // Outermost last: request id, then the request log and metrics, then the guard.
         .layer(axum::middleware::from_fn_with_state(auth::Guard::new(state.clone()), auth::guard))
         // The dashboard's files are public (after the guard): the page asks for a key itself.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, start, start_with};
+use common::{Server, gzip, start, start_with};
 use reqwest::Method;
 use serde_json::json;
 
@@ -75,6 +75,27 @@ async fn bulk_bodies(server: Server) {
         server.send(Method::POST, "/api/v1/records", "text/csv", "building_id,date\nB1,2025-01-01\n").await;
     assert_eq!(status, 400);
     assert!(problem["detail"].as_str().unwrap().contains("missing required column"), "{problem}");
+}
+
+async fn gzip_bodies(server: Server) {
+    let (status, body) = server.post_encoded("/api/v1/records", "text/csv", "gzip", gzip(CSV)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((body["summary"]["total"].as_i64(), body["summary"]["stored"]["inserted"].as_i64()), (Some(4), Some(3)));
+    let record =
+        json!({"building_id": "B7", "date": "2025-01-01", "consumption": 1, "temperature": 2, "provider": "p"});
+    let (status, body) =
+        server.post_encoded("/api/v1/records:validate", "application/json", "gzip", gzip(&record.to_string())).await;
+    assert_eq!((status, body["quality_status"].as_str()), (200, Some("VALID")), "{body}");
+
+    let (status, problem) = server.post_encoded("/api/v1/records", "text/csv", "br", CSV.as_bytes().to_vec()).await;
+    assert_eq!((status, problem["type"].as_str()), (415, Some("urn:emdp:problem:unsupported-media-type")));
+    assert!(problem["detail"].as_str().unwrap().contains("'br'"), "{problem}");
+    let mut truncated = gzip(&CSV.repeat(50));
+    truncated.truncate(truncated.len() / 2);
+    let (status, problem) = server.post_encoded("/api/v1/records", "text/csv", "gzip", truncated).await;
+    assert_eq!(status, 400, "{problem}");
+    let (_, page) = server.get("/api/v1/records?building_id=B7").await;
+    assert!(page["items"].as_array().unwrap().is_empty(), "nothing stored by the failed bodies");
 }
 
 async fn validate_without_storing(server: Server) {
@@ -222,9 +243,12 @@ async fn errors_are_problem_details(server: Server) {
 
 async fn bodies_over_the_limit_are_413(server: Server) {
     let big = format!("building_id,date,consumption,temperature,provider\n{}", "B1,2025-01-01,1,2,p\n".repeat(200));
-    let (status, problem) = server.send(Method::POST, "/api/v1/records", "text/csv", big).await;
+    let (status, problem) = server.send(Method::POST, "/api/v1/records", "text/csv", big.clone()).await;
     assert_eq!(status, 413, "{problem}");
     assert_eq!(problem["type"], "urn:emdp:problem:payload-too-large");
+    // The limit counts decompressed bytes: 4 KB that gzip makes 100 bytes are still too large.
+    let (status, problem) = server.post_encoded("/api/v1/records", "text/csv", "gzip", gzip(&big)).await;
+    assert_eq!((status, problem["type"].as_str()), (413, Some("urn:emdp:problem:payload-too-large")));
 }
 
 async fn legacy_routes(server: Server) {
@@ -362,6 +386,7 @@ macro_rules! suite {
             case!(operations_and_docs);
             case!(ingest_one_and_read_back);
             case!(bulk_bodies);
+            case!(gzip_bodies);
             case!(validate_without_storing);
             case!(list_filters_and_pages);
             case!(patch_reclassifies_and_keeps_versions);

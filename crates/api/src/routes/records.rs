@@ -196,12 +196,12 @@ pub struct CreatedDto {
 /// Same semantics as `emdp ingest`: the raw payload is kept, the record classified,
 /// exact duplicates counted and linked, conflicts resolved by the policy. Idempotent.
 #[utoipa::path(post, path = "/api/v1/records", tag = "records",
-    request_body(content = Object, description = "A record object, an array, NDJSON (application/x-ndjson) or CSV (text/csv)"),
+    request_body(content = Object, description = "A record object, an array, NDJSON (application/x-ndjson) or CSV (text/csv); optionally compressed with `Content-Encoding: gzip` (the body limit counts decompressed bytes)"),
     responses(
         (status = 201, description = "Stored: the record for an object, the batch summary for bulk bodies", body = CreatedDto),
-        (status = 400, description = "Malformed body or CSV header", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body, CSV header or gzip stream", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Unsupported content type", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported content type or content encoding", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let (mut source, format, single) = body_source(&body)?;

@@ -120,6 +120,26 @@ impl Server {
         decode(response).await
     }
 
+    /// POSTs `body` as `content_type` with the header `Content-Encoding: encoding`.
+    pub async fn post_encoded(
+        &self,
+        path: &str,
+        content_type: &str,
+        encoding: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        decode(response).await
+    }
+
     /// POSTs JSON.
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::POST, path, "application/json", body.to_string()).await
@@ -142,4 +162,12 @@ pub async fn decode(response: reqwest::Response) -> (u16, serde_json::Value) {
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// `text` compressed with gzip.
+pub fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).expect("compress in memory");
+    encoder.finish().expect("compress in memory")
 }
