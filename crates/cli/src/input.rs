@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 
 use emdp_app::ports::{RecordSource, SourceFormat};
+use emdp_domain::ColumnNames;
 use flate2::read::MultiGzDecoder;
 
 use crate::error::CliError;
@@ -64,11 +65,21 @@ pub fn check_all(paths: &[String], format: Option<SourceFormat>) -> Result<(), C
     Ok(())
 }
 
-/// Opens `path` (`-` = standard input) as a record source.
-pub fn open(path: &str, format: Option<SourceFormat>) -> Result<Box<dyn RecordSource + Send>, CliError> {
+/// The `--column FIELD=NAME` mappings as the names each field is read from.
+pub fn column_names(mappings: &[String]) -> Result<ColumnNames, CliError> {
+    ColumnNames::parse(mappings).map_err(|err| CliError::Usage(format!("--column: {err}")))
+}
+
+/// Opens `path` (`-` = standard input) as a record source that reads each field from the
+/// column `columns` names.
+pub fn open(
+    path: &str,
+    format: Option<SourceFormat>,
+    columns: ColumnNames,
+) -> Result<Box<dyn RecordSource + Send>, CliError> {
     let format = format_of(path, format)?;
     let input = if path == "-" { buffered(path, std::io::stdin())? } else { buffered(path, open_file(path)?)? };
-    Ok(emdp_formats::open_source(format, input))
+    Ok(emdp_formats::open_source(format, input, columns))
 }
 
 #[cfg(test)]

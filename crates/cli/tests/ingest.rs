@@ -181,6 +181,23 @@ fn a_gzip_file_is_ingested_like_the_plain_one() {
 }
 
 #[test]
+fn an_export_with_its_own_column_names_is_ingested_with_column() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    let file = write_file(&dir, "export.csv", "meter;x,day,kwh,temperature,provider\nB1,2025-01-01,10.5,4,acme\n");
+    let mapped = ["--column", "building_id=meter;x", "--column", "date=day", "--column", "consumption=kwh"];
+    let args = ["ingest", arg(&file), "--database-url", &url, "--today", TODAY, "--output", "json"];
+    let summary = run_json(&[&args[..], &mapped].concat());
+    assert_eq!((summary["valid"].as_u64(), summary["stored"]["inserted"].as_u64()), (Some(1), Some(1)));
+    let record = &list_all(&url)[0];
+    assert_eq!((record["building_id"].as_str(), record["consumption"].as_f64()), (Some("B1"), Some(10.5)));
+    let history = run_json(&["records", "history", "1", "--output", "json", "--database-url", &url]);
+    assert_eq!(history[0]["header"], "meter;x,day,kwh,temperature,provider", "the export's own header is kept");
+    let stderr = fails_with(2, &["ingest", arg(&file), "--database-url", &url, "--column", "date"]);
+    assert!(stderr.contains("--column: 'date' is not FIELD=NAME"), "{stderr}");
+}
+
+#[test]
 fn migrate_creates_and_reports_the_schema() {
     let dir = temp_dir();
     let url = sqlite_url(&dir, "fresh.db");

@@ -468,6 +468,38 @@ fn gzip_files_and_pipes_read_like_plain_ones() {
 }
 
 #[test]
+fn columns_named_otherwise_are_mapped_with_column() {
+    let dir = temp_dir();
+    let export = "Site,Day,kWh,Temp_C,Supplier\nB1,2025-01-01,10.5,4,acme\nB1,2025-01-02,-3,4,acme\n";
+    let path = write_file(&dir, "export.csv", export);
+    let stderr = fails_with_2(&["validate", arg(&path)]);
+    assert!(stderr.contains("missing required column(s): building_id, date, consumption"), "{stderr}");
+    let mapped = ["building_id=site", "date=day", "consumption=kwh", "temperature=temp_c", "provider=supplier"];
+    let args: Vec<&str> = mapped.iter().flat_map(|m| ["--column", m]).collect();
+    let actual = validate_json(&path, &args);
+    assert_eq!(actual["total"], 2);
+    assert_eq!((actual["valid"].as_u64(), actual["inconsistent"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(actual["reasons"]["consumption_non_positive"], 1);
+
+    let ndjson = write_file(
+        &dir,
+        "export.ndjson",
+        "{\"site\":\"B1\",\"date\":\"2025-01-01\",\"kwh\":1,\"temperature\":2,\"provider\":\"p\"}\n",
+    );
+    let actual = validate_json(&ndjson, &["--column", "building_id=site", "--column", "consumption=kwh"]);
+    assert_eq!(actual["valid"], 1);
+
+    let stderr = fails_with_2(&["validate", arg(&path), "--column", "kwh"]);
+    assert_eq!(stderr, "emdp: error: --column: 'kwh' is not FIELD=NAME (e.g. consumption=kwh)\n");
+    let stderr = fails_with_2(&["validate", arg(&path), "--column", "energy=kwh"]);
+    assert!(stderr.contains("'energy' is not a field"), "{stderr}");
+    let stderr = fails_with_2(&["validate", arg(&path), "--column", "consumption=date"]);
+    assert!(stderr.contains("date and consumption would both be read from column 'date'"), "{stderr}");
+    let stderr = fails_with_2(&["validate", arg(&path), "--column", "building_id=meter"]);
+    assert!(stderr.contains("meter (building_id)"), "{stderr}");
+}
+
+#[test]
 fn unknown_extension_needs_format() {
     let dir = temp_dir();
     let path = write_file(&dir, "data.txt", "building_id,date,consumption,temperature,provider\nB1,2025-01-01,1,2,p\n");

@@ -6,6 +6,7 @@
 //! [`ParsedRecord::parse`], and is classified by [`assess`] against a [`RuleSet`].
 
 pub mod analysis;
+pub mod columns;
 pub mod date;
 pub mod duplicates;
 pub mod field;
@@ -17,6 +18,7 @@ pub mod resolution;
 pub mod rules;
 pub mod summary;
 
+pub use columns::{ColumnNames, ColumnNamesError};
 pub use date::parse_iso_date;
 pub use duplicates::{DuplicateIndex, DuplicateKey, DuplicateKind, ValueFingerprint};
 pub use field::{Field, RawField};

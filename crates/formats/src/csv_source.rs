@@ -10,7 +10,7 @@
 use std::io::Read;
 
 use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
-use emdp_domain::{FieldName, RawField, RawRecord};
+use emdp_domain::{ColumnNames, FieldName, RawField, RawRecord};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const BUFFER: usize = 256 * 1024;
@@ -24,6 +24,8 @@ pub struct CsvSource<R> {
     len: usize,
     parser: csv_core::Reader,
     header: Option<String>,
+    /// The header name each field is read from.
+    names: ColumnNames,
     /// Column index of each of the five fields, in [`FieldName::ALL`] order.
     columns: [usize; 5],
     header_len: usize,
@@ -55,6 +57,11 @@ impl Record<'_> {
 impl<R: Read> CsvSource<R> {
     /// A source over `input`; the header is read on the first call to `read_all`.
     pub fn new(input: R) -> Self {
+        Self::with_columns(input, ColumnNames::default())
+    }
+
+    /// A source over `input` that reads each field from the column `names` gives it.
+    pub fn with_columns(input: R, names: ColumnNames) -> Self {
         CsvSource {
             input,
             eof: false,
@@ -63,6 +70,7 @@ impl<R: Read> CsvSource<R> {
             len: 0,
             parser: csv_core::Reader::new(),
             header: None,
+            names,
             columns: [usize::MAX; 5],
             header_len: 0,
             line: 0,
@@ -190,25 +198,28 @@ impl<R: Read> CsvSource<R> {
             self.pos = BOM.len();
         }
         let record = self.next_record()?.ok_or(SourceError::Empty)?;
+        // Owned, to free `self` for the names: a header is read once per file.
+        let header = record.raw.to_owned();
+        let names: Vec<String> =
+            (0..record.spans.len()).map(|i| record.field(i).unwrap_or_default().to_owned()).collect();
         let mut columns = [usize::MAX; 5];
-        for index in 0..record.spans.len() {
-            let Some(field) = record.field(index).and_then(FieldName::from_header) else { continue };
+        for (index, name) in names.iter().enumerate() {
+            let Some(field) = self.names.field_of(name) else { continue };
             let slot = &mut columns[field as usize];
             if *slot != usize::MAX {
-                return Err(SourceError::DuplicateColumn { column: field.as_str() });
+                return Err(SourceError::DuplicateColumn { column: self.names.describe(field) });
             }
             *slot = index;
         }
         let missing: Vec<_> = FieldName::ALL
             .into_iter()
             .filter(|field| columns[*field as usize] == usize::MAX)
-            .map(FieldName::as_str)
+            .map(|field| self.names.describe(field))
             .collect();
         if !missing.is_empty() {
             return Err(SourceError::MissingColumns { columns: missing });
         }
-        let (header_len, header) = (record.spans.len(), record.raw.to_owned());
-        self.header_len = header_len;
+        self.header_len = names.len();
         self.header = Some(header);
         self.columns = columns;
         Ok(())
@@ -353,7 +364,12 @@ mod tests {
 
     /// Reads `input` and returns every row.
     fn rows(input: &[u8]) -> Result<Vec<Row>, ReadError> {
-        let mut source = CsvSource::new(input);
+        rows_with(input, &[])
+    }
+
+    /// Reads `input` with the `FIELD=NAME` column mappings and returns every row.
+    fn rows_with(input: &[u8], mappings: &[&str]) -> Result<Vec<Row>, ReadError> {
+        let mut source = CsvSource::with_columns(input, ColumnNames::parse(mappings).unwrap());
         let mut out = Vec::new();
         source.read_all(&mut |row| {
             let fields = FieldName::ALL.map(|f| row.record.get(f).as_read().to_owned());
@@ -403,6 +419,17 @@ mod tests {
     fn last_line_without_newline() {
         let out = rows(b"building_id,date,consumption,temperature,provider\nB1,2024-01-01,1,2,p").unwrap();
         assert_eq!(out[0].1, "B1,2024-01-01,1,2,p");
+    }
+
+    #[test]
+    fn mapped_columns_are_read_under_their_names() {
+        let input = b"site,day,kwh,consumption,temperature,provider\nB1,2024-01-01,10,999,3.5,p\n";
+        let out = rows_with(input, &["building_id=Site", "date=day", "consumption=kWh"]).unwrap();
+        assert_eq!(out[0].2, ["B1", "2024-01-01", "10", "3.5", "p"].map(String::from), "consumption is extra now");
+        let err = rows_with(b"site,date,consumption,temperature,provider\n", &["building_id=meter"]).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: header is missing required column(s): meter (building_id)");
+        let err = rows_with(b"kwh,kwh,building_id,date,temperature,provider\n", &["consumption=kwh"]).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: column 'kwh (consumption)' appears more than once in the header");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fmt;
 use std::io::BufRead;
 
 use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
-use emdp_domain::{FieldName, RawField, RawRecord};
+use emdp_domain::{ColumnNames, FieldName, RawField, RawRecord};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -21,31 +21,46 @@ struct JsonFields<'a> {
     values: [Option<&'a RawValue>; 5],
 }
 
-impl<'de> de::Deserialize<'de> for JsonFields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = JsonFields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = JsonFields::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    if let Some(field) = FieldName::from_header(&key) {
-                        let slot = &mut fields.values[field as usize];
-                        if slot.is_some() {
-                            return Err(de::Error::custom(format_args!("duplicate key `{}`", field.as_str())));
-                        }
-                        *slot = Some(value);
-                    }
+/// Reads a [`JsonFields`], taking each field from the key the names give it.
+struct ObjectSeed<'n>(&'n ColumnNames);
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = JsonFields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = JsonFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = JsonFields::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            if let Some(field) = self.0.field_of(&key) {
+                let slot = &mut fields.values[field as usize];
+                if slot.is_some() {
+                    return Err(de::Error::custom(format_args!("duplicate key `{}`", self.0.name(field))));
                 }
-                Ok(fields)
+                *slot = Some(value);
             }
         }
-        deserializer.deserialize_map(ObjectVisitor)
+        Ok(fields)
     }
+}
+
+/// Reads the object `text` (nothing but whitespace after it).
+fn object<'t>(text: &'t str, names: &ColumnNames) -> serde_json::Result<JsonFields<'t>> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let fields = ObjectSeed(names).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(fields)
 }
 
 /// Turns one JSON text into a row and hands it to `visit`. `scratch` holds strings that
@@ -53,10 +68,11 @@ impl<'de> de::Deserialize<'de> for JsonFields<'de> {
 fn visit_object(
     line: u64,
     text: &str,
+    names: &ColumnNames,
     scratch: &mut [String; 5],
     visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
 ) -> Result<(), VisitError> {
-    let fields = match serde_json::from_str::<JsonFields<'_>>(text) {
+    let fields = match object(text, names) {
         Ok(fields) => fields,
         Err(err) => {
             let message = err.to_string();
@@ -88,6 +104,7 @@ fn visit_object(
 /// Newline-delimited JSON: one object per line; blank lines are skipped.
 pub struct NdjsonSource<R> {
     input: R,
+    names: ColumnNames,
     line: Vec<u8>,
     scratch: [String; 5],
 }
@@ -95,7 +112,12 @@ pub struct NdjsonSource<R> {
 impl<R: BufRead> NdjsonSource<R> {
     /// A source over `input`.
     pub fn new(input: R) -> Self {
-        NdjsonSource { input, line: Vec::with_capacity(256), scratch: Default::default() }
+        Self::with_columns(input, ColumnNames::default())
+    }
+
+    /// A source over `input` that reads each field from the key `names` gives it.
+    pub fn with_columns(input: R, names: ColumnNames) -> Self {
+        NdjsonSource { input, names, line: Vec::with_capacity(256), scratch: Default::default() }
     }
 }
 
@@ -128,7 +150,7 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
             if text.trim().is_empty() {
                 continue;
             }
-            visit_object(number, text, &mut self.scratch, visit).map_err(ReadError::Visit)?;
+            visit_object(number, text, &self.names, &mut self.scratch, visit).map_err(ReadError::Visit)?;
         }
     }
 }
@@ -137,18 +159,25 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
 /// without loading the document.
 pub struct JsonArraySource<R> {
     input: Option<R>,
+    names: ColumnNames,
 }
 
 impl<R: BufRead> JsonArraySource<R> {
     /// A source over `input`.
     pub fn new(input: R) -> Self {
-        JsonArraySource { input: Some(input) }
+        Self::with_columns(input, ColumnNames::default())
+    }
+
+    /// A source over `input` that reads each field from the key `names` gives it.
+    pub fn with_columns(input: R, names: ColumnNames) -> Self {
+        JsonArraySource { input: Some(input), names }
     }
 }
 
 /// Deserializes a top-level array, visiting each element as it is read.
 struct Elements<'v> {
     visit: &'v mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
+    names: &'v ColumnNames,
     /// The visitor's error, kept aside since serde can only carry a message.
     stopped: Option<VisitError>,
     count: u64,
@@ -159,7 +188,7 @@ impl Elements<'_> {
     /// Visits one element; a visitor error is kept aside and reported to serde as a stop.
     fn element<E: de::Error>(&mut self, text: &str) -> Result<(), E> {
         self.count += 1;
-        visit_object(self.count, text, &mut self.scratch, self.visit).map_err(|err| {
+        visit_object(self.count, text, self.names, &mut self.scratch, self.visit).map_err(|err| {
             self.stopped = Some(err);
             E::custom("stopped")
         })
@@ -228,7 +257,7 @@ impl<R: BufRead> RecordSource for JsonArraySource<R> {
             input.consume(3);
         }
         let single_object = first_non_space(&mut input).map_err(io)? == Some(b'{');
-        let mut elements = Elements { visit, stopped: None, count: 0, scratch: Default::default() };
+        let mut elements = Elements { visit, names: &self.names, stopped: None, count: 0, scratch: Default::default() };
         let mut deserializer = serde_json::Deserializer::from_reader(input);
         let result = if single_object {
             // One object: small by nature, read whole and visited as the only record.
@@ -278,6 +307,19 @@ mod tests {
 
     fn array(input: &str) -> Result<Vec<Row>, ReadError> {
         collect(&mut JsonArraySource::new(input.as_bytes()))
+    }
+
+    #[test]
+    fn mapped_keys_are_read_under_their_names() {
+        let names = ColumnNames::parse(&["consumption=kwh", "building_id=site"]).unwrap();
+        let line = "{\"Site\":\"B1\",\"date\":\"2024-01-01\",\"kwh\":10,\"consumption\":9,\"temperature\":2,\"provider\":\"p\"}\n";
+        let out = collect(&mut NdjsonSource::with_columns(line.as_bytes(), names.clone())).unwrap();
+        assert_eq!(out[0].2, ["B1", "2024-01-01", "10", "2", "p"].map(String::from));
+        let out = collect(&mut JsonArraySource::with_columns(format!("[{line}]").as_bytes(), names.clone())).unwrap();
+        assert_eq!(out[0].2, ["B1", "2024-01-01", "10", "2", "p"].map(String::from));
+        let out = collect(&mut NdjsonSource::with_columns("{\"kwh\":1,\"KWH\":2}\n".as_bytes(), names)).unwrap();
+        assert!(out[0].3, "a key twice is a malformed row");
+        assert!(out[0].4.as_deref().unwrap().contains("duplicate key `kwh`"), "{:?}", out[0].4);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod rules_file;
 use std::io::BufRead;
 
 use emdp_app::ports::{RecordSource, SourceFormat};
+use emdp_domain::ColumnNames;
 
 pub use csv_source::CsvSource;
 pub use json_source::{JsonArraySource, NdjsonSource};
@@ -19,11 +20,16 @@ pub use mongo_source::MongoSource;
 pub use report::ReportWriter;
 pub use rules_file::{RulesFileError, load_rules};
 
-/// Opens a source of the given format over any buffered reader.
-pub fn open_source<'r>(format: SourceFormat, input: Box<dyn BufRead + Send + 'r>) -> Box<dyn RecordSource + Send + 'r> {
+/// Opens a source of the given format over any buffered reader, reading each field from
+/// the column (CSV) or key (JSON) `columns` names.
+pub fn open_source<'r>(
+    format: SourceFormat,
+    input: Box<dyn BufRead + Send + 'r>,
+    columns: ColumnNames,
+) -> Box<dyn RecordSource + Send + 'r> {
     match format {
-        SourceFormat::Csv => Box::new(CsvSource::new(input)),
-        SourceFormat::Ndjson => Box::new(NdjsonSource::new(input)),
-        SourceFormat::Json => Box::new(JsonArraySource::new(input)),
+        SourceFormat::Csv => Box::new(CsvSource::with_columns(input, columns)),
+        SourceFormat::Ndjson => Box::new(NdjsonSource::with_columns(input, columns)),
+        SourceFormat::Json => Box::new(JsonArraySource::with_columns(input, columns)),
     }
 }

@@ -87,14 +87,14 @@ pub enum SourceError {
     /// The header row lacks required columns.
     #[error("line 1: header is missing required column(s): {}", .columns.join(", "))]
     MissingColumns {
-        /// The columns that are not there.
-        columns: Vec<&'static str>,
+        /// The columns that are not there (with the field, for a mapped one: `kwh (consumption)`).
+        columns: Vec<String>,
     },
     /// A column appears twice in the header.
     #[error("line 1: column '{column}' appears more than once in the header")]
     DuplicateColumn {
         /// The repeated column.
-        column: &'static str,
+        column: String,
     },
     /// The document's structure is broken (e.g. a JSON array that does not close).
     #[error("line {line}: {message}")]

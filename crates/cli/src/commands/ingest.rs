@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::NaiveDate;
 use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceFormat, SystemClock};
 use emdp_app::usecases::ingest::{IngestError, IngestProgress, IngestSummary, Ingestor};
-use emdp_domain::ConflictPolicy;
+use emdp_domain::{ColumnNames, ConflictPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::commands::validate::{InputFormat, load_rules, print_table};
@@ -31,6 +31,10 @@ pub struct Args {
     /// Input format; guessed from each file's extension when omitted.
     #[arg(long, value_enum)]
     pub format: Option<InputFormat>,
+    /// Read FIELD from the column (CSV header) or key (JSON) NAME, e.g. `--column
+    /// consumption=kwh`; once per field that the input names differently.
+    #[arg(long = "column", value_name = "FIELD=NAME")]
+    pub columns: Vec<String>,
     /// The batch's source name (default: the file name).
     #[arg(long)]
     pub source: Option<String>,
@@ -105,7 +109,11 @@ impl IngestProgress for Progress {
 }
 
 /// Opens `path` for ingestion, with a progress bar when standard error is a terminal.
-fn open(path: &str, format: Option<SourceFormat>) -> Result<(Box<dyn RecordSource + Send>, Progress), CliError> {
+fn open(
+    path: &str,
+    format: Option<SourceFormat>,
+    columns: ColumnNames,
+) -> Result<(Box<dyn RecordSource + Send>, Progress), CliError> {
     let format = crate::input::format_of(path, format)?;
     let tty = std::io::stderr().is_terminal();
     // The bar counts the bytes of the file itself (compressed ones for a .gz), as its size does.
@@ -120,7 +128,7 @@ fn open(path: &str, format: Option<SourceFormat>) -> Result<(Box<dyn RecordSourc
             None => (crate::input::buffered(path, file)?, None),
         }
     };
-    Ok((emdp_formats::open_source(format, input), Progress { bar, rows: AtomicBool::new(false) }))
+    Ok((emdp_formats::open_source(format, input, columns), Progress { bar, rows: AtomicBool::new(false) }))
 }
 
 fn bar_style() -> ProgressStyle {
@@ -144,6 +152,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     // A missing or unreadable file stops the command before the database is opened and
     // before the files ahead of it are stored: nothing half done to pick apart.
     crate::input::check_all(&args.files, args.format.map(Into::into))?;
+    let columns = crate::input::column_names(&args.columns)?;
     let clock: Arc<dyn Clock> = match args.today {
         Some(today) => Arc::new(FixedClock(today)),
         None => Arc::new(SystemClock),
@@ -151,7 +160,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
         for path in &args.files {
-            let (source, progress) = open(path, args.format.map(Into::into))?;
+            let (source, progress) = open(path, args.format.map(Into::into), columns.clone())?;
             let name = args.source.clone().unwrap_or_else(|| path.clone());
             let result = ingestor.ingest(source, &name, &progress).await;
             if let Some(bar) = &progress.bar {

@@ -23,6 +23,10 @@ pub struct Args {
     /// Input format; guessed from the extension when omitted.
     #[arg(long, value_enum)]
     pub format: Option<InputFormat>,
+    /// Read FIELD from the column (CSV header) or key (JSON) NAME, e.g. `--column
+    /// consumption=kwh`; once per field that the input names differently.
+    #[arg(long = "column", value_name = "FIELD=NAME")]
+    pub columns: Vec<String>,
     /// How to print the summary.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -73,7 +77,8 @@ pub fn load_rules(path: Option<&PathBuf>) -> Result<RuleSet, CliError> {
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let rules = load_rules(args.rules.as_ref())?;
     let today = args.today.unwrap_or_else(|| SystemClock.today());
-    let mut source = crate::input::open(&args.file, args.format.map(Into::into))?;
+    let columns = crate::input::column_names(&args.columns)?;
+    let mut source = crate::input::open(&args.file, args.format.map(Into::into), columns)?;
 
     let report_path = args.report.as_ref().map(|p| p.display().to_string());
     let output_error =
