@@ -38,6 +38,33 @@ fn every_command_leaves_its_sqlite_file_whole() {
     }
 }
 
+/// Commands started together on a new SQLite file (two cron jobs, `serve` beside an
+/// `ingest`) all create its schema once: none fails because another got there first.
+#[test]
+fn commands_started_together_on_a_new_file_all_succeed() {
+    for round in 0..3 {
+        let dir = temp_dir();
+        let url = sqlite_url(&dir, "new.db");
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("emdp"))
+                    .args(["migrate", "--database-url", &url])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("emdp starts")
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "round {round}: {stderr}");
+        }
+        let migrated = run_ok(&["migrate", "--database-url", &url]);
+        assert!(migrated.contains("schema up to date"), "{migrated}");
+    }
+}
+
 #[test]
 fn keys_are_created_once_listed_and_revoked() {
     let dir = temp_dir();

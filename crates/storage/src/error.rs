@@ -40,6 +40,11 @@ pub fn migrate_error(err: sqlx::migrate::MigrateError) -> StoreError {
             "migration {version} applied to the database differs from this emdp's: the schema was changed by hand or by another build"
         )),
         MigrateError::Execute(err) => store_error(err),
+        // A full disk or a lost connection while migrating is that, not a schema mismatch.
+        MigrateError::ExecuteMigration(err, version) => match store_error(err) {
+            StoreError::Other(message) => StoreError::Migration(format!("migration {version} failed: {message}")),
+            other => other,
+        },
         other => StoreError::Migration(other.to_string()),
     }
 }

@@ -20,7 +20,7 @@ use emdp_app::ports::{
 use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use serde::Serialize;
 use serde::ser::Serializer as _;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -226,6 +226,38 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .pragma("journal_size_limit", "67108864"))
 }
 
+/// Applies pending migrations, safe against other processes doing the same.
+///
+/// sqlx locks the migrations of a PostgreSQL database (an advisory lock) but not of a SQLite
+/// file: two processes opening a new file at once (two cron jobs, `serve` beside an `ingest`)
+/// both found migration 1 pending, and the second failed with "table batches already exists"
+/// once the first committed it. Each migration is one transaction, so a failed attempt left
+/// nothing behind, and an attempt after it sees what the other process applied. So a failure
+/// is tried again as long as some other process made progress meanwhile (more migrations
+/// applied than before the attempt); a migration that fails by itself makes none, and its
+/// error is reported.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut before = applied_migrations(pool).await;
+    loop {
+        let err = match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(err @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))) => err,
+            Err(err) => return Err(migrate_error(err)),
+        };
+        let now = applied_migrations(pool).await;
+        if now <= before {
+            return Err(migrate_error(err));
+        }
+        tracing::debug!(error = %err, applied = now, "another process applied migrations meanwhile: trying again");
+        before = now;
+    }
+}
+
+/// How many migrations the file has applied (none when it has no migrations table yet).
+async fn applied_migrations(pool: &SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await.unwrap_or(-1)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file named by `url` (`sqlite://PATH`) and
     /// applies pending migrations.
@@ -252,7 +284,7 @@ impl SqliteStore {
                 )),
                 other => other,
             })?;
-        MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+        migrate(&pool).await?;
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(batch_lookups(pool.clone(), queue));
         let (checkpoint, requests) = tokio::sync::mpsc::channel(1);
