@@ -197,6 +197,38 @@ fn an_export_with_its_own_column_names_is_ingested_with_column() {
     assert!(stderr.contains("--column: 'date' is not FIELD=NAME"), "{stderr}");
 }
 
+/// A file saved with classic Mac line ends (`\r` only, Excel's "CSV (Macintosh)"): every
+/// record on its own line number, so the raw rows keep distinct (batch, line) keys.
+async fn classic_mac_line_ends_are_lines(store: emdp_testkit::TestStore) {
+    let dir = temp_dir();
+    let rows: String = (1..=5).map(|i| format!("B{i},2025-01-01,{i}.5,5,p\r")).collect();
+    let file = write_file(&dir, "mac.csv", format!("building_id,date,consumption,temperature,provider\r{rows}"));
+    let summary = ingest(arg(&file), &store.url, TODAY);
+    assert_eq!((summary["valid"].as_u64(), summary["stored"]["inserted"].as_u64()), (Some(5), Some(5)));
+    let again = ingest(arg(&file), &store.url, TODAY);
+    assert_eq!(again["stored"]["duplicates_skipped"], 5);
+    let records = all_records(&store.store).await;
+    let mut lines = Vec::new();
+    for record in &records {
+        for version in store.store.record_history(record.id).await.unwrap() {
+            lines.push(version.line);
+        }
+    }
+    lines.sort_unstable();
+    assert_eq!(lines, [2, 2, 3, 3, 4, 4, 5, 5, 6, 6], "two batches, one line each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_mac_line_ends_are_lines_sqlite() {
+    classic_mac_line_ends_are_lines(emdp_testkit::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_mac_line_ends_are_lines_postgres() {
+    let Some(store) = emdp_testkit::postgres().await else { return };
+    classic_mac_line_ends_are_lines(store).await;
+}
+
 #[test]
 fn migrate_creates_and_reports_the_schema() {
     let dir = temp_dir();

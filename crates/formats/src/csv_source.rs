@@ -29,8 +29,11 @@ pub struct CsvSource<R> {
     /// Column index of each of the five fields, in [`FieldName::ALL`] order.
     columns: [usize; 5],
     header_len: usize,
-    /// Line feeds consumed so far: the next record starts on line `line + 1` or later.
+    /// Line breaks consumed so far (`\n`, `\r\n` or a lone `\r`, csv-core's record
+    /// terminators): the next record starts on line `line + 1` or later.
     line: u64,
+    /// Whether the last byte consumed was a `\r`, so that a `\n` next to it ends no line.
+    after_cr: bool,
     /// The slow path's copy of a record's raw bytes, and csv-core's unescaped output.
     raw: Vec<u8>,
     out: Vec<u8>,
@@ -74,6 +77,7 @@ impl<R: Read> CsvSource<R> {
             columns: [usize::MAX; 5],
             header_len: 0,
             line: 0,
+            after_cr: false,
             raw: Vec::with_capacity(256),
             out: vec![0; 256],
             ends: vec![0; 16],
@@ -113,25 +117,30 @@ impl<R: Read> CsvSource<R> {
     fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
         loop {
             let pending = &self.buf[self.pos..self.len];
-            let (line_len, next) = match memchr::memchr(b'\n', pending) {
-                Some(at) => (at, at + 1),
-                None if !self.eof => {
+            // The line ends at the first `\n`, `\r\n` or lone `\r` (a file saved with
+            // classic Mac line ends has no `\n` at all).
+            let (line_len, next) = match memchr::memchr2(b'\n', b'\r', pending) {
+                Some(at) if pending[at] == b'\n' => (at, at + 1),
+                Some(at) if at + 1 < pending.len() => (at, at + 1 + (pending[at + 1] == b'\n') as usize),
+                // A `\r` last in the buffer: the next byte tells whether a `\n` follows.
+                Some(_) | None if !self.eof => {
                     self.refill()?;
                     continue;
                 }
+                Some(at) => (at, at + 1),
                 None if pending.is_empty() => return Ok(None),
                 None => (pending.len(), pending.len()),
             };
-            let mut content = &pending[..line_len];
-            if let [rest @ .., b'\r'] = content {
-                content = rest;
-            }
-            if memchr::memchr2(b'"', b'\r', content).is_some() {
+            let content = &pending[..line_len];
+            if memchr::memchr(b'"', content).is_some() {
                 return self.next_record_slow();
             }
             let (start, line) = (self.pos, self.line + 1);
             self.pos += next;
-            self.line += (next > line_len) as u64;
+            if line_len > 0 {
+                self.after_cr = false;
+            }
+            self.line += line_breaks(&mut self.after_cr, &pending[line_len..next]);
             if content.is_empty() {
                 continue;
             }
@@ -174,8 +183,9 @@ impl<R: Read> CsvSource<R> {
         }
         // Blank lines before the record are skipped by csv-core but consumed into `raw`.
         let leading = self.raw.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
-        let start_line = self.line + memchr::memchr_iter(b'\n', &self.raw[..leading]).count() as u64 + 1;
-        self.line += memchr::memchr_iter(b'\n', &self.raw).count() as u64;
+        let blank = line_breaks(&mut self.after_cr, &self.raw[..leading]);
+        let start_line = self.line + blank + 1;
+        self.line += blank + line_breaks(&mut self.after_cr, &self.raw[leading..]);
         let mut raw = &self.raw[leading..];
         while let [rest @ .., b'\r' | b'\n'] = raw {
             raw = rest;
@@ -280,29 +290,31 @@ impl<R: Read> CsvSource<R> {
         &mut self,
         visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
     ) -> Result<(), ReadError> {
+        // The `\n` of a `\r\n` that csv-core ended a record at ends no line of its own.
+        if self.after_cr && self.buf[self.pos..self.len].first() == Some(&b'\n') {
+            self.pos += 1;
+            self.after_cr = false;
+        }
         let pending = &self.buf[self.pos..self.len];
-        let end = if self.eof {
-            pending.len()
-        } else {
-            match memchr::memrchr(b'\n', pending) {
-                Some(at) => at + 1,
-                None => return Ok(()),
-            }
+        // Every complete line before the first quote or stray carriage return is plain (with
+        // classic Mac line ends, none is: each goes to `next_record`, found in one short scan).
+        let end = match first_special(pending) {
+            Some(at) => memchr::memrchr(b'\n', &pending[..at]).map_or(0, |newline| newline + 1),
+            None if self.eof => pending.len(),
+            None => memchr::memrchr(b'\n', pending).map_or(0, |newline| newline + 1),
         };
+        if end == 0 {
+            return Ok(());
+        }
         let region = &pending[..end];
-        let text = match std::str::from_utf8(region) {
+        let plain = match std::str::from_utf8(region) {
             Ok(text) => text,
             Err(err) => match memchr::memrchr(b'\n', &region[..err.valid_up_to()]) {
                 Some(at) => std::str::from_utf8(&region[..=at]).unwrap_or_default(),
                 None => return Ok(()),
             },
         };
-        // Every line before the first quote or stray carriage return is plain.
-        let plain_len = match first_special(text.as_bytes()) {
-            Some(at) => memchr::memrchr(b'\n', &text.as_bytes()[..at]).map_or(0, |newline| newline + 1),
-            None => text.len(),
-        };
-        let plain = &text[..plain_len];
+        let plain_len = plain.len();
         let bytes = plain.as_bytes();
         let (mut line_start, mut field_start) = (0, 0);
         let mut result = Ok(());
@@ -337,8 +349,26 @@ impl<R: Read> CsvSource<R> {
             line_start = plain_len;
         }
         self.pos += line_start;
+        if line_start > 0 {
+            self.after_cr = false;
+        }
         result
     }
+}
+
+/// The line breaks in `bytes`, which follow the bytes consumed before them (`after_cr`: the
+/// last of those was a `\r`, updated to these): each `\n`, `\r\n` and lone `\r`, as csv-core
+/// ends records, once even when a `\r\n` is split between two calls.
+fn line_breaks(after_cr: &mut bool, bytes: &[u8]) -> u64 {
+    let mut breaks = 0;
+    for at in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+        let follows_cr = if at == 0 { *after_cr } else { bytes[at - 1] == b'\r' };
+        breaks += u64::from(bytes[at] == b'\r' || !follows_cr);
+    }
+    if let Some(&last) = bytes.last() {
+        *after_cr = last == b'\r';
+    }
+    breaks
 }
 
 /// Where the first byte that needs csv-core is: a quote, or a carriage return that does not
@@ -476,7 +506,88 @@ mod tests {
         rows(input).unwrap().into_iter().map(|(_, _, fields, _)| fields.to_vec()).collect()
     }
 
+    /// A reader that hands out one byte per read: every line end straddles a refill.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&byte, rest)), Some(slot)) => {
+                    *slot = byte;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    /// The line of each record `input` holds, read whole or a byte at a time.
+    fn record_lines(input: &[u8], trickle: bool) -> Vec<u64> {
+        let mut lines = Vec::new();
+        let mut collect = |row: SourceRow<'_>| {
+            lines.push(row.line);
+            Ok(())
+        };
+        if trickle {
+            CsvSource::new(Trickle(input)).read_all(&mut collect).unwrap();
+        } else {
+            CsvSource::new(input).read_all(&mut collect).unwrap();
+        }
+        lines
+    }
+
+    /// 1 + the line ends (`\r\n`, `\r`, `\n`) in `input` before `offset`: the definition.
+    fn line_at(input: &[u8], offset: usize) -> u64 {
+        let (mut line, mut at) = (1, 0);
+        while at < offset {
+            if input[at] == b'\r' && input.get(at + 1) == Some(&b'\n') {
+                at += 1;
+            }
+            line += u64::from(matches!(input[at], b'\r' | b'\n'));
+            at += 1;
+        }
+        line
+    }
+
+    #[test]
+    fn classic_mac_and_mixed_line_ends_number_lines_like_unix_ones() {
+        let unix = b"building_id,date,consumption,temperature,provider\nB1,2024-01-01,1,2,p\n\nB2,2024-01-01,1,2,p\n";
+        let mac = b"building_id,date,consumption,temperature,provider\rB1,2024-01-01,1,2,p\r\rB2,2024-01-01,1,2,p\r";
+        let mixed =
+            b"building_id,date,consumption,temperature,provider\r\nB1,2024-01-01,1,2,p\r\nB2,2024-01-01,1,2,p\n";
+        for trickle in [false, true] {
+            assert_eq!(record_lines(unix, trickle), [2, 4]);
+            assert_eq!(record_lines(mac, trickle), [2, 4]);
+            assert_eq!(record_lines(mixed, trickle), [2, 3]);
+        }
+        let out = rows(mac).unwrap();
+        assert_eq!(out[1].1, "B2,2024-01-01,1,2,p");
+        assert_eq!(out[1].2[4], "p");
+    }
+
     proptest::proptest! {
+        #[test]
+        fn records_are_numbered_by_the_line_they_start_on(
+            lines in proptest::collection::vec((
+                proptest::sample::select(vec!["", "B1,2024-01-01,1,2,p", "x", "\"q\r\nx\",y", "\"q\rx\"", "\"\""]),
+                proptest::sample::select(vec!["\n", "\r", "\r\n"]),
+            ), 0..30),
+            trickle: bool,
+        ) {
+            let mut input = b"building_id,date,consumption,temperature,provider\n".to_vec();
+            let mut starts = Vec::new();
+            for (text, end) in &lines {
+                if !text.is_empty() {
+                    starts.push(input.len());
+                }
+                input.extend(text.as_bytes());
+                input.extend(end.as_bytes());
+            }
+            let expected: Vec<u64> = starts.iter().map(|&offset| line_at(&input, offset)).collect();
+            proptest::prop_assert_eq!(record_lines(&input, trickle), expected);
+        }
+
         #[test]
         fn agrees_with_the_csv_crate(body in proptest::collection::vec(proptest::sample::select(vec!["a", "b", ",", "\"", "\n", "\r", "\r\n", " "]), 0..60)) {
             let mut input = b"building_id,date,consumption,temperature,provider\n".to_vec();
