@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use emdp_app::ports::{RecordSource, SourceFormat};
 use emdp_domain::ColumnNames;
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 
 use crate::error::CliError;
 
@@ -41,15 +41,23 @@ pub fn open_file(path: &str) -> Result<File, CliError> {
 /// `input` (read from `path`, which errors name) behind a large buffer, and decompressed
 /// when it starts like gzip, whatever its name. Concatenated gzip members (`cat a.gz b.gz`)
 /// read as one stream, as `zcat` reads them.
-pub fn buffered(path: &str, input: impl Read + Send + 'static) -> Result<Box<dyn BufRead + Send>, CliError> {
-    let mut input = BufReader::with_capacity(BUFFER, input);
-    let start = input
-        .fill_buf()
-        .map_err(|err| CliError::Input { path: path.to_owned(), message: format!("cannot read: {err}") })?;
-    if start.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(BufReader::with_capacity(BUFFER, MultiGzDecoder::new(input))))
+pub fn buffered(path: &str, mut input: impl Read + Send + 'static) -> Result<Box<dyn BufRead + Send>, CliError> {
+    // The first two bytes, however the pipe delivers them (a read may return one byte).
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < head.len() {
+        match input.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(read) => got += read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(CliError::Input { path: path.to_owned(), message: format!("cannot read: {err}") }),
+        }
+    }
+    let input = std::io::Cursor::new(head[..got].to_vec()).chain(input);
+    if head[..got] == GZIP_MAGIC {
+        Ok(Box::new(BufReader::with_capacity(BUFFER, MultiGzDecoder::new(BufReader::with_capacity(BUFFER, input)))))
     } else {
-        Ok(Box::new(input))
+        Ok(Box::new(BufReader::with_capacity(BUFFER, input)))
     }
 }
 
@@ -101,6 +109,24 @@ mod tests {
         let mut text = String::new();
         buffered("in", std::io::Cursor::new(bytes)).unwrap().read_to_string(&mut text)?;
         Ok(text)
+    }
+
+    /// A reader that hands out one byte per read, as a slow pipe may.
+    struct Trickle(std::io::Cursor<Vec<u8>>);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let len = buf.len().min(1);
+            self.0.read(&mut buf[..len])
+        }
+    }
+
+    #[test]
+    fn gzip_is_recognised_when_its_first_bytes_come_one_at_a_time() {
+        let mut text = String::new();
+        let input = Trickle(std::io::Cursor::new(gzip("a,b\n1,2\n")));
+        buffered("pipe", input).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "a,b\n1,2\n");
     }
 
     #[test]
