@@ -17,7 +17,7 @@ use crate::db::DatabaseArgs;
 use crate::error::CliError;
 use crate::output::OutputFormat;
 
-/// Store every record of one or more files (CSV, NDJSON, JSON): each payload in the raw store,
+/// Store every record of one or more files (CSV, NDJSON, JSON, gzipped or not): each payload in the raw store,
 /// each record classified in the curated store, duplicates linked, conflicts resolved by the
 /// policy. Safe to run again: rows already stored become exact duplicates.
 ///

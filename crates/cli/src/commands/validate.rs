@@ -14,7 +14,7 @@ use emdp_formats::ReportWriter;
 use crate::error::CliError;
 use crate::output::OutputFormat;
 
-/// Classify every record of a file (CSV, NDJSON or JSON) and print counts per status,
+/// Classify every record of a file (CSV, NDJSON or JSON, gzipped or not) and print counts per status,
 /// duplicate kind and reason. Stores nothing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
