@@ -23,6 +23,17 @@ pub enum CliError {
     /// The database failed: unreachable, a schema from another version, a full disk.
     #[error("{0}")]
     Store(emdp_app::ports::StoreError),
+    /// The database failed part-way through an input: the chunks committed before stay, and
+    /// the same command again stores the rest (what is stored counts as exact duplicates).
+    #[error("{path}: {}: {source}; the same command again stores the rest", stopped_after(*stored))]
+    Interrupted {
+        /// The input being stored.
+        path: String,
+        /// Its rows committed before the failure.
+        stored: u64,
+        /// What the database said.
+        source: emdp_app::ports::StoreError,
+    },
     /// An output file cannot be written.
     #[error("{path}: cannot write: {message}")]
     Output {
@@ -39,8 +50,39 @@ impl CliError {
     /// are not VALID.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Store(_) => ExitCode::from(3),
+            CliError::Store(_) | CliError::Interrupted { .. } => ExitCode::from(3),
             _ => ExitCode::from(2),
         }
+    }
+}
+
+/// How far an interrupted input got.
+fn stopped_after(stored: u64) -> String {
+    match stored {
+        0 => "stopped before any of its rows were stored".to_owned(),
+        1 => "stopped after 1 of its rows was stored".to_owned(),
+        n => format!("stopped after {n} of its rows were stored"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use emdp_app::ports::StoreError;
+
+    use super::*;
+
+    #[test]
+    fn an_interrupted_input_says_how_far_it_got() {
+        let full = || StoreError::Full("database or disk is full".into());
+        let error = |stored| CliError::Interrupted { path: "a.csv".into(), stored, source: full() }.to_string();
+        assert_eq!(
+            error(0),
+            "a.csv: stopped before any of its rows were stored: database cannot be written: database or disk is full; \
+             the same command again stores the rest"
+        );
+        assert!(error(1).starts_with("a.csv: stopped after 1 of its rows was stored: "));
+        assert!(error(50_000).starts_with("a.csv: stopped after 50000 of its rows were stored: "));
+        let code = CliError::Interrupted { path: "a.csv".into(), stored: 0, source: full() }.exit_code();
+        assert_eq!(code, ExitCode::from(3));
     }
 }

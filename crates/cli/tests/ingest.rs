@@ -592,6 +592,8 @@ async fn a_full_disk_stops_an_ingest_at_a_chunk_and_the_rerun_completes_it() {
     let partial = all_records(&store).await;
     let raw = linked_raw_rows(&partial);
     assert!(raw > 0 && raw.is_multiple_of(CHUNK_ROWS), "raw rows at a chunk boundary: {raw}");
+    let told = format!("{}: stopped after {raw} of its rows were stored: ", arg(&file));
+    assert!(stderr.contains(&told) && stderr.contains("the same command again stores the rest"), "{stderr}");
     let keys: Vec<Reading> = partial.iter().filter_map(|r| shown(r).0).collect();
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), keys.len(), "one record per key");
     assert_eq!(list_all(&url).len(), partial.len(), "records list answers on a full disk");

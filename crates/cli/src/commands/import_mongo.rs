@@ -9,7 +9,7 @@ use emdp_app::ports::{Clock, FixedClock, SystemClock};
 use emdp_app::usecases::ingest::Ingestor;
 use emdp_formats::MongoSource;
 
-use crate::commands::ingest::{PolicyArg, ingest_error, print_summary};
+use crate::commands::ingest::{PolicyArg, StoredRows, ingest_error, print_summary};
 use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
@@ -60,10 +60,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
+        let stored = StoredRows::default();
         let summary = ingestor
-            .ingest(Box::new(MongoSource::new(input)), &source_name(&path), &())
+            .ingest(Box::new(MongoSource::new(input)), &source_name(&path), &stored)
             .await
-            .map_err(|err| ingest_error(&path, err))?;
+            .map_err(|err| ingest_error(&path, err, stored.get()))?;
         print_summary(&path, &summary, args.output)?;
         Ok(ExitCode::SUCCESS)
     }))

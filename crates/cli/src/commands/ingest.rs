@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::NaiveDate;
 use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceFormat, SystemClock};
@@ -85,6 +85,27 @@ struct Progress {
     bar: Option<ProgressBar>,
     /// The bar counts rows stored rather than bytes read.
     rows: AtomicBool,
+    /// Rows committed so far, for the error if the database fails.
+    stored: StoredRows,
+}
+
+/// The rows of an input committed so far: what an error says was kept.
+#[derive(Default)]
+pub struct StoredRows(AtomicU64);
+
+impl StoredRows {
+    /// The rows committed so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl IngestProgress for StoredRows {
+    fn read(&self, _rows: u64) {}
+
+    fn stored(&self, rows: u64) {
+        self.0.store(rows, Ordering::Relaxed);
+    }
 }
 
 impl IngestProgress for Progress {
@@ -98,6 +119,7 @@ impl IngestProgress for Progress {
     }
 
     fn stored(&self, rows: u64) {
+        self.stored.stored(rows);
         if let Some(bar) = &self.bar {
             if self.rows.load(Ordering::Relaxed) {
                 bar.set_position(rows);
@@ -128,7 +150,10 @@ fn open(
             None => (crate::input::buffered(path, file)?, None),
         }
     };
-    Ok((emdp_formats::open_source(format, input, columns), Progress { bar, rows: AtomicBool::new(false) }))
+    Ok((
+        emdp_formats::open_source(format, input, columns),
+        Progress { bar, rows: AtomicBool::new(false), stored: StoredRows::default() },
+    ))
 }
 
 fn bar_style() -> ProgressStyle {
@@ -166,7 +191,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             if let Some(bar) = &progress.bar {
                 bar.finish_and_clear();
             }
-            let summary = result.map_err(|err| ingest_error(path, err))?;
+            let summary = result.map_err(|err| ingest_error(path, err, progress.stored.get()))?;
             print_summary(path, &summary, args.output)?;
         }
         Ok(ExitCode::SUCCESS)
@@ -174,11 +199,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 }
 
 /// What a failed ingest of `path` tells the user: the file's problem (exit 2) or the
-/// database's (exit 3).
-pub fn ingest_error(path: &str, err: IngestError) -> CliError {
+/// database's (exit 3), with how many of its rows (`stored`) were committed before.
+pub fn ingest_error(path: &str, err: IngestError, stored: u64) -> CliError {
     match err {
         IngestError::Source(err) => CliError::Input { path: path.to_owned(), message: err.to_string() },
-        IngestError::Store(err) => CliError::Store(err),
+        IngestError::Store(source) => CliError::Interrupted { path: path.to_owned(), stored, source },
         IngestError::Reader(message) => CliError::Input { path: path.to_owned(), message },
         // The temporary directory's problem, not the file's: named as the place to fix.
         IngestError::Sort(err) => {
