@@ -701,8 +701,52 @@ pub struct PgIngest {
     staged: bool,
 }
 
+/// The advisory-lock class of ingest chunks (`pg_advisory_xact_lock(class, bucket)`), apart
+/// from other users of advisory locks in the same database (sqlx's migrations use the
+/// one-argument form). The bytes of "emdp".
+const KEY_LOCK_CLASS: i32 = i32::from_be_bytes(*b"emdp");
+
+/// Buckets that the buildings of a chunk's keys are locked by: few enough that a chunk takes
+/// its locks in one statement, many enough that requests for other buildings rarely wait.
+const KEY_LOCK_BUCKETS: u32 = 4096;
+
+/// The lock bucket of a building: FNV-1a of its id, the same in every emdp process.
+fn key_lock_bucket(building_id: &str) -> i32 {
+    let hash =
+        building_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    // Below 4096: fits an i32.
+    (hash % KEY_LOCK_BUCKETS) as i32
+}
+
 #[async_trait]
 impl IngestTx for PgIngest {
+    /// Locks the bucket of every building the chunk's keys name until the transaction ends,
+    /// in ascending order and in one statement, so that two chunks cannot deadlock. Keys
+    /// without a building (content keys) only ever repeat exactly, which the unique index
+    /// settles on its own.
+    async fn lock_keys(&mut self, keys: &[&RecordKey]) -> Result<(), StoreError> {
+        let mut buckets: Vec<i32> = keys
+            .iter()
+            .filter_map(|key| match key {
+                RecordKey::Reading { building_id, .. } => Some(key_lock_bucket(building_id)),
+                RecordKey::Content(_) => None,
+            })
+            .collect();
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        buckets.sort_unstable();
+        buckets.dedup();
+        // unnest returns the array in order, and the locks are taken row by row in that order.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int4[]) AS b")
+            .bind(KEY_LOCK_CLASS)
+            .bind(&buckets)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn insert_absent(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError> {
         let mut ids = vec![None; records.len()];
         if records.is_empty() {

@@ -572,3 +572,47 @@ macro_rules! contract {
 
 contract!(sqlite, Some(emdp_testkit::sqlite().await));
 contract!(postgres, emdp_testkit::postgres().await);
+
+/// PostgreSQL runs ingest transactions side by side: a chunk that shares a key with another
+/// one in flight waits for it (`IngestTx::lock_keys`), then reads what it committed. Without
+/// the wait, two ingests of the same conflicting rows each stored the second version as new.
+/// (SQLite's ingest transactions take turns whole, in `begin_ingest`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_chunks_with_a_key_in_common_take_turns() {
+    use emdp_app::ports::{NewRecord, RecordKey};
+    use sqlx::Connection as _;
+
+    let Some(test) = emdp_testkit::postgres().await else { return };
+    let store = Arc::clone(&test.store);
+    ingest(&store, ConflictPolicy::PreferValid, "B0,2025-01-01,1,2,p\n").await;
+    let day = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
+    let key = RecordKey::Reading { building_id: "B1".into(), date: day, provider: "p".into() };
+    // B0's state, moved to the new key.
+    let mut state = all(&store).await[0].state.clone();
+    (state.fields.building_id, state.fields.date) = (Some("B1".into()), Some(day));
+
+    let mut first = store.begin_ingest().await.unwrap();
+    first.lock_keys(&[&key]).await.unwrap();
+    let record = NewRecord { key: key.clone(), state, created_at: chrono::Utc::now() };
+    assert!(first.insert_absent(&[record]).await.unwrap()[0].is_some());
+
+    let second = tokio::spawn({
+        let (store, key) = (Arc::clone(&store), key.clone());
+        async move {
+            let mut second = store.begin_ingest().await.unwrap();
+            second.lock_keys(&[&key]).await.unwrap();
+            let found = second.load_keys(&[key]).await.unwrap().len();
+            second.commit().await.unwrap();
+            found
+        }
+    });
+    // Until the second chunk waits for the first one's lock (not merely has not started), or
+    // has finished without waiting, which the assertion below reports.
+    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    while !second.is_finished() && sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut admin).await.unwrap() == 0 {
+        tokio::task::yield_now().await;
+    }
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), 1, "the second chunk read the key the first one committed");
+}

@@ -262,6 +262,15 @@ pub enum StoreError {
 /// [`IngestTx::commit`], or not at all.
 #[async_trait]
 pub trait IngestTx: Send {
+    /// Called once per chunk with every key the chunk holds, before anything is read: makes
+    /// chunks of concurrent transactions that share a key take turns, so that each resolves
+    /// its rows against the versions the other committed (without it, two ingests of the same
+    /// conflicting rows could both store a version as new). By default nothing: SQLite's
+    /// writers take turns whole.
+    async fn lock_keys(&mut self, _keys: &[&RecordKey]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Inserts records whose keys are not stored yet. Returns, per input, the new id or
     /// `None` where the key was already stored.
     async fn insert_absent(&mut self, records: &[NewRecord]) -> Result<Vec<Option<RecordId>>, StoreError>;

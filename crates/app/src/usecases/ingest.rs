@@ -419,6 +419,8 @@ impl Ingestor {
             groups[group].1.push(index);
         }
 
+        tx.lock_keys(&groups.iter().map(|(key, _)| *key).collect::<Vec<_>>()).await?;
+
         let mut stored: foldhash::HashMap<RecordKey, StoredKey> = foldhash::HashMap::default();
         let mut record_of = vec![0; groups.len()];
         let mut admissions = vec![Admission::New; rows.len()];
