@@ -233,23 +233,23 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
 /// both found migration 1 pending, and the second failed with "table batches already exists"
 /// once the first committed it. Each migration is one transaction, so a failed attempt left
 /// nothing behind, and an attempt after it sees what the other process applied. So a failure
-/// is tried again as long as some other process made progress meanwhile (more migrations
-/// applied than before the attempt); a migration that fails by itself makes none, and its
-/// error is reported.
+/// is tried again as long as some other process made progress since the previous failure
+/// (more migrations applied); a migration that fails by itself makes none, and its error is
+/// reported after a second attempt. Opening a file that is up to date costs no extra query.
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut before = applied_migrations(pool).await;
+    let mut applied_at_last_failure = None;
     loop {
         let err = match MIGRATOR.run(pool).await {
             Ok(()) => return Ok(()),
             Err(err @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))) => err,
             Err(err) => return Err(migrate_error(err)),
         };
-        let now = applied_migrations(pool).await;
-        if now <= before {
+        let applied = applied_migrations(pool).await;
+        if applied_at_last_failure.is_some_and(|before| applied <= before) {
             return Err(migrate_error(err));
         }
-        tracing::debug!(error = %err, applied = now, "another process applied migrations meanwhile: trying again");
-        before = now;
+        tracing::debug!(error = %err, applied, "a migration failed, maybe applied by another process: trying again");
+        applied_at_last_failure = Some(applied);
     }
 }
 
