@@ -137,10 +137,7 @@ impl<R: Read> CsvSource<R> {
             }
             let (start, line) = (self.pos, self.line + 1);
             self.pos += next;
-            if line_len > 0 {
-                self.after_cr = false;
-            }
-            self.line += line_breaks(&mut self.after_cr, &pending[line_len..next]);
+            self.line += line_breaks(&mut self.after_cr, &pending[..next]);
             if content.is_empty() {
                 continue;
             }
@@ -208,12 +205,12 @@ impl<R: Read> CsvSource<R> {
             self.pos = BOM.len();
         }
         let record = self.next_record()?.ok_or(SourceError::Empty)?;
-        // Owned, to free `self` for the names: a header is read once per file.
+        // Owned, to free `self` for its column names: a header is read once per file.
         let header = record.raw.to_owned();
-        let names: Vec<String> =
+        let titles: Vec<String> =
             (0..record.spans.len()).map(|i| record.field(i).unwrap_or_default().to_owned()).collect();
         let mut columns = [usize::MAX; 5];
-        for (index, name) in names.iter().enumerate() {
+        for (index, name) in titles.iter().enumerate() {
             let Some(field) = self.names.field_of(name) else { continue };
             let slot = &mut columns[field as usize];
             if *slot != usize::MAX {
@@ -229,7 +226,7 @@ impl<R: Read> CsvSource<R> {
         if !missing.is_empty() {
             return Err(SourceError::MissingColumns { columns: missing });
         }
-        self.header_len = names.len();
+        self.header_len = titles.len();
         self.header = Some(header);
         self.columns = columns;
         Ok(())
