@@ -14,7 +14,7 @@ use flate2::bufread::MultiGzDecoder;
 use crate::error::CliError;
 
 /// Buffer size for input files: large reads keep system calls off the profile.
-pub const BUFFER: usize = 256 * 1024;
+const BUFFER: usize = 256 * 1024;
 
 /// The first two bytes of every gzip member (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
