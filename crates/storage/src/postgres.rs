@@ -701,49 +701,81 @@ pub struct PgIngest {
     staged: bool,
 }
 
-/// The advisory-lock class of ingest chunks (`pg_advisory_xact_lock(class, bucket)`), apart
-/// from other users of advisory locks in the same database (sqlx's migrations use the
-/// one-argument form). The bytes of "emdp".
+/// The advisory-lock class of ingest chunks' buckets of key groups
+/// (`pg_advisory_xact_lock(class, bucket)`), apart from other users of advisory locks in the
+/// same database (sqlx's migrations use the one-argument form). The bytes of "emdp".
 const KEY_LOCK_CLASS: i32 = i32::from_be_bytes(*b"emdp");
 
-/// Buckets that the buildings of a chunk's keys are locked by: few enough that a chunk takes
-/// its locks in one statement, many enough that requests for other buildings rarely wait.
-const KEY_LOCK_BUCKETS: u32 = 4096;
+/// The advisory-lock class of single key groups (buildings), "emdP".
+const KEY_LOCK_FINE_CLASS: i32 = i32::from_be_bytes(*b"emdP");
 
-/// The lock bucket of a building: FNV-1a of its id, the same in every emdp process.
-fn key_lock_bucket(building_id: &str) -> i32 {
-    let hash =
-        building_id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
-    // Below 4096: fits an i32.
-    (hash % KEY_LOCK_BUCKETS) as i32
+/// Buckets that the key groups of a chunk are locked by when they are many. PostgreSQL's lock
+/// table holds about 12,000 locks with default settings (`max_locks_per_transaction` 64 per
+/// connection), for every session at once: a chunk takes at most this many, so that a dozen
+/// chunks in flight (several ingests, each with [`PG_INGEST_WRITERS`]) still fit.
+const KEY_LOCK_BUCKETS: u32 = 1024;
+
+/// The most key groups a chunk locks one by one (two locks each, see [`key_locks`]).
+const KEY_LOCK_FINE_MAX: usize = KEY_LOCK_BUCKETS as usize / 2;
+
+/// The chunks of one ingest written at once (see [`RecordStore::ingest_writers`]).
+const PG_INGEST_WRITERS: usize = 2;
+
+/// The lock name of a key: FNV-1a of its group (its building, or its content hash), the same
+/// in every emdp process.
+fn key_lock_hash(key: &RecordKey) -> u32 {
+    key.group().bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+}
+
+/// The advisory locks a chunk of keys takes, in the order it takes them: (class, key, shared).
+///
+/// Few groups (buildings): each group's own lock, exclusive, under its bucket's lock, shared.
+/// Many: each bucket's lock, exclusive. A chunk of few buildings thus waits only for chunks
+/// with one of its buildings, or with many buildings in one of its buckets, and no chunk
+/// takes more than [`KEY_LOCK_BUCKETS`] locks. Every chunk takes its locks in one global order (buckets
+/// ascending, then buildings ascending), so that no two chunks wait for each other.
+fn key_locks(keys: &[&RecordKey]) -> Vec<(i32, i32, bool)> {
+    // The same 32 bits as PostgreSQL's int4, and ascending as such.
+    let mut names: Vec<i32> = keys.iter().map(|key| key_lock_hash(key) as i32).collect();
+    names.sort_unstable();
+    names.dedup();
+    let fine = names.len() <= KEY_LOCK_FINE_MAX;
+    // Below 1024: fits an i32.
+    let mut buckets: Vec<i32> = names.iter().map(|&name| (name as u32 % KEY_LOCK_BUCKETS) as i32).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    let mut locks: Vec<(i32, i32, bool)> = buckets.into_iter().map(|bucket| (KEY_LOCK_CLASS, bucket, fine)).collect();
+    if fine {
+        locks.extend(names.into_iter().map(|name| (KEY_LOCK_FINE_CLASS, name, false)));
+    }
+    locks
 }
 
 #[async_trait]
 impl IngestTx for PgIngest {
-    /// Locks the bucket of every building the chunk's keys name until the transaction ends,
-    /// in ascending order and in one statement, so that two chunks cannot deadlock. Keys
-    /// without a building (content keys) only ever repeat exactly, which the unique index
-    /// settles on its own.
+    /// Takes the chunk's [`key_locks`] until the transaction ends, in one statement.
     async fn lock_keys(&mut self, keys: &[&RecordKey]) -> Result<(), StoreError> {
-        let mut buckets: Vec<i32> = keys
-            .iter()
-            .filter_map(|key| match key {
-                RecordKey::Reading { building_id, .. } => Some(key_lock_bucket(building_id)),
-                RecordKey::Content(_) => None,
-            })
-            .collect();
-        if buckets.is_empty() {
+        let locks = key_locks(keys);
+        if locks.is_empty() {
             return Ok(());
         }
-        buckets.sort_unstable();
-        buckets.dedup();
-        // unnest returns the array in order, and the locks are taken row by row in that order.
-        sqlx::query("SELECT pg_advisory_xact_lock($1, b) FROM unnest($2::int4[]) AS b")
-            .bind(KEY_LOCK_CLASS)
-            .bind(&buckets)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(store_error)?;
+        let (mut classes, mut names, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+        for (class, name, share) in locks {
+            classes.push(class);
+            names.push(name);
+            shared.push(share);
+        }
+        // unnest returns the arrays in order, and the locks are taken row by row in that order.
+        sqlx::query(
+            "SELECT count(CASE WHEN s THEN pg_advisory_xact_lock_shared(c, k) ELSE pg_advisory_xact_lock(c, k) END) \
+             FROM unnest($1::int4[], $2::int4[], $3::bool[]) AS t(c, k, s)",
+        )
+        .bind(classes)
+        .bind(names)
+        .bind(shared)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(store_error)?;
         Ok(())
     }
 
@@ -1074,6 +1106,12 @@ impl RecordStore for PostgresStore {
         true
     }
 
+    /// Two: while one chunk's transaction is in the server's hands, the next one's is
+    /// prepared and sent on another connection, and the server's two backends work at once.
+    fn ingest_writers(&self) -> usize {
+        PG_INGEST_WRITERS
+    }
+
     fn pool_usage(&self) -> emdp_app::ports::PoolUsage {
         emdp_app::ports::PoolUsage {
             open: self.pool.size(),
@@ -1217,5 +1255,34 @@ mod tests {
         buffer.opt_float8(None);
         buffer.bool(true);
         assert_eq!(buffer.bytes, [0, 3, 0, 0, 0, 2, b'a', b'b', 255, 255, 255, 255, 0, 0, 0, 1, 1]);
+    }
+
+    fn building(id: &str) -> RecordKey {
+        RecordKey::Reading { building_id: id.into(), date: day(1), provider: "p".into() }
+    }
+
+    #[test]
+    fn few_buildings_are_locked_one_by_one_under_shared_buckets() {
+        let (a, b, c) = (building("B1"), building("B2"), RecordKey::Content("0f".repeat(16)));
+        let locks = key_locks(&[&b, &a, &b, &c]);
+        let (buckets, fine): (Vec<_>, Vec<_>) = locks.iter().partition(|(class, _, _)| *class == KEY_LOCK_CLASS);
+        assert!(buckets.iter().all(|&&(_, bucket, shared)| shared && (0..1024).contains(&bucket)));
+        assert!(fine.iter().all(|&&(class, _, shared)| class == KEY_LOCK_FINE_CLASS && !shared));
+        assert_eq!(fine.len(), 3, "one per building or content key, repeats once");
+        let split = buckets.len();
+        assert!(locks[..split].iter().all(|lock| lock.0 == KEY_LOCK_CLASS), "buckets first");
+        assert!(locks[..split].is_sorted() && locks[split..].is_sorted(), "each class ascending");
+    }
+
+    #[test]
+    fn many_buildings_are_locked_by_exclusive_buckets_within_the_lock_table() {
+        let keys: Vec<RecordKey> = (0..100_000).map(|i| building(&format!("B{i}"))).collect();
+        let locks = key_locks(&keys.iter().collect::<Vec<_>>());
+        assert_eq!(locks.len(), KEY_LOCK_BUCKETS as usize, "every bucket, once");
+        assert!(locks.iter().all(|&(class, _, shared)| class == KEY_LOCK_CLASS && !shared));
+        assert!(locks.is_sorted());
+        let few = &keys[..KEY_LOCK_FINE_MAX];
+        assert!(key_locks(&few.iter().collect::<Vec<_>>()).len() <= KEY_LOCK_BUCKETS as usize);
+        assert!(key_locks(&few.iter().collect::<Vec<_>>()).iter().any(|&(_, _, shared)| shared));
     }
 }

@@ -1138,13 +1138,6 @@ const EXACT_COUNT: &str =
 
 #[async_trait]
 impl RecordStore for SqliteStore {
-    /// Yes: its key indexes are maintained row by row, and in input order (day by day across
-    /// buildings) each chunk rewrites a page per building of each; 1M rows: 18.7 s -> 10.0-11.2 s
-    /// (BENCHMARKS.md).
-    fn writes_faster_in_key_order(&self) -> bool {
-        true
-    }
-
     fn pool_usage(&self) -> emdp_app::ports::PoolUsage {
         emdp_app::ports::PoolUsage {
             open: self.pool.size(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use emdp_app::ports::{FixedClock, RecordFilter, RecordSource, RecordStore};
+use emdp_app::ports::{FixedClock, RecordFilter, RecordKey, RecordSource, RecordStore};
 use emdp_app::usecases::ingest::{IngestSummary, Ingestor};
 use emdp_domain::{ConflictPolicy, QualityStatus, RuleSet};
 use emdp_formats::{CsvSource, NdjsonSource};
@@ -577,9 +577,105 @@ contract!(postgres, emdp_testkit::postgres().await);
 /// one in flight waits for it (`IngestTx::lock_keys`), then reads what it committed. Without
 /// the wait, two ingests of the same conflicting rows each stored the second version as new.
 /// (SQLite's ingest transactions take turns whole, in `begin_ingest`.)
+/// A PostgreSQL ingest writes two chunks at once, yet a chunk that fails stops every chunk
+/// after it: they roll back even when done first, so the stores end at a chunk boundary.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_chunks_after_a_failed_one_roll_back() {
+    use sqlx::Connection as _;
+    let Some(test) = emdp_testkit::postgres().await else { return };
+    // 100 buildings x 1,000 days, day by day: in key order, chunks of 25,000 rows hold
+    // buildings B000-B024, B025-B049, B050-B074 and B075-B099.
+    let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let mut rows = String::new();
+    for day in 0..1000 {
+        let date = first + chrono::Days::new(day);
+        for building in 0..100 {
+            rows.push_str(&format!("B{building:03},{date},{}.5,10,p\n", day % 7));
+        }
+    }
+    // The raw row of B050 on day 500 (line 2 + 500 * 100 + 50) fails the third chunk.
+    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION fail_one_row() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN IF NEW.line = 50052 THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER fail_one_row BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION fail_one_row()",
+    ] {
+        sqlx::query(statement).execute(&mut admin).await.unwrap();
+    }
+
+    let failed = ingestor(&test.store, ConflictPolicy::PreferValid).ingest(csv(&rows), "big.csv", &()).await;
+    assert!(failed.is_err_and(|err| err.to_string().contains("injected failure")));
+    let (records, low, high): (i64, String, String) =
+        sqlx::query_as("SELECT count(*), min(building_id), max(building_id) FROM records")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    assert_eq!((records, low.as_str(), high.as_str()), (50_000, "B000", "B049"), "the first two chunks only");
+    let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_records").fetch_one(&mut admin).await.unwrap();
+    assert_eq!(raw, 50_000);
+}
+
+/// Counts this database's sessions waiting for an advisory lock.
+const WAITING_FOR_ADVISORY_LOCK: &str = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/// Whether a chunk locking `second` waits for one that holds the locks of `first`.
+async fn second_waits(test: &emdp_testkit::TestStore, first: &[RecordKey], second: Vec<RecordKey>) -> bool {
+    use sqlx::Connection as _;
+    let mut holder = test.store.begin_ingest().await.unwrap();
+    holder.lock_keys(&first.iter().collect::<Vec<_>>()).await.unwrap();
+    let other = tokio::spawn({
+        let store = Arc::clone(&test.store);
+        async move {
+            let mut tx = store.begin_ingest().await.unwrap();
+            tx.lock_keys(&second.iter().collect::<Vec<_>>()).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    });
+    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
+    let waits = loop {
+        if other.is_finished() {
+            break false;
+        }
+        if sqlx::query_scalar::<_, i64>(WAITING_FOR_ADVISORY_LOCK).fetch_one(&mut admin).await.unwrap() > 0 {
+            break true;
+        }
+        tokio::task::yield_now().await;
+    };
+    holder.commit().await.unwrap();
+    other.await.unwrap();
+    waits
+}
+
+/// Chunks of few buildings lock each building (two ingests of different buildings, or two
+/// chunks of one ingest in key order, are written at once); a chunk of many buildings locks
+/// buckets of them, and still waits for (and is waited for by) any chunk with one of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_chunks_wait_only_for_chunks_with_a_building_in_common() {
+    let Some(test) = emdp_testkit::postgres().await else { return };
+    let key = |building: &str, day: u32| RecordKey::Reading {
+        building_id: building.into(),
+        date: NaiveDate::from_ymd_opt(2025, 1, day).unwrap(),
+        provider: "p".into(),
+    };
+    let many: Vec<RecordKey> = (0..2000).map(|i| key(&format!("M{i}"), 1)).collect();
+    assert!(second_waits(&test, &[key("B1", 1)], vec![key("B1", 2)]).await, "same building");
+    assert!(!second_waits(&test, &[key("B1", 1)], vec![key("B2", 1)]).await, "another building");
+    // A building whose bucket is B1's (FNV-1a modulo 1,024, as the adapter hashes them).
+    let bucket =
+        |id: &str| id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) % 1024;
+    let neighbour = (0..).map(|i| format!("F{i}")).find(|id| bucket(id) == bucket("B1")).unwrap();
+    assert!(!second_waits(&test, &[key("B1", 1)], vec![key(&neighbour, 1)]).await, "a building in the same bucket");
+    assert!(!second_waits(&test, &[key("B1", 1)], (0..300).map(|i| key(&format!("F{i}"), 1)).collect()).await);
+    assert!(second_waits(&test, &[key("M7", 3)], many.clone()).await, "many after few");
+    assert!(second_waits(&test, &many, vec![key("M1999", 2)]).await, "few after many");
+    let content = RecordKey::Content("ab".repeat(16));
+    assert!(second_waits(&test, std::slice::from_ref(&content), vec![content.clone()]).await, "a content key");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_chunks_with_a_key_in_common_take_turns() {
-    use emdp_app::ports::{NewRecord, RecordKey};
+    use emdp_app::ports::NewRecord;
     use sqlx::Connection as _;
 
     let Some(test) = emdp_testkit::postgres().await else { return };
@@ -609,7 +705,7 @@ async fn postgres_chunks_with_a_key_in_common_take_turns() {
     // Until the second chunk waits for the first one's lock (not merely has not started), or
     // has finished without waiting, which the assertion below reports.
     let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
-    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    let waiting = WAITING_FOR_ADVISORY_LOCK;
     while !second.is_finished() && sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut admin).await.unwrap() == 0 {
         tokio::task::yield_now().await;
     }

@@ -35,6 +35,18 @@ pub enum RecordKey {
     Content(String),
 }
 
+impl RecordKey {
+    /// The building of a reading's key, the content hash of a content key: keys of
+    /// different groups never name the same record, so chunks without a group in common
+    /// can be written at once (stores lock keys by group, see [`IngestTx::lock_keys`]).
+    pub fn group(&self) -> &str {
+        match self {
+            RecordKey::Reading { building_id, .. } => building_id,
+            RecordKey::Content(hash) => hash,
+        }
+    }
+}
+
 /// A day as its number (1 January of year 1 is day 1) in [`RecordKey`]'s and
 /// [`RecordFields`]' serde form: four bytes rather than ten of text to format and parse (the
 /// ingest's sort files hold every row).
@@ -262,11 +274,11 @@ pub enum StoreError {
 /// [`IngestTx::commit`], or not at all.
 #[async_trait]
 pub trait IngestTx: Send {
-    /// Called once per chunk with every key the chunk holds, before anything is read: makes
-    /// chunks of concurrent transactions that share a key take turns, so that each resolves
-    /// its rows against the versions the other committed (without it, two ingests of the same
-    /// conflicting rows could both store a version as new). By default nothing: SQLite's
-    /// writers take turns whole.
+    /// Called once per chunk with the key of every row (repeats included), before anything is
+    /// read: makes chunks of concurrent transactions that share a key's group
+    /// ([`RecordKey::group`]) take turns, so that each resolves its rows against the versions
+    /// the other committed (without it, two ingests of the same conflicting rows could both
+    /// store a version as new). By default nothing: SQLite's writers take turns whole.
     async fn lock_keys(&mut self, _keys: &[&RecordKey]) -> Result<(), StoreError> {
         Ok(())
     }
@@ -412,11 +424,11 @@ pub trait RecordStore: Send + Sync {
         false
     }
 
-    /// Whether an ingest should store a large input in key order (building, day, provider)
-    /// rather than in input order, at the price of reading and sorting the whole input before
-    /// the first chunk is stored (see `usecases::ingest::key_order`). By default, no.
-    fn writes_faster_in_key_order(&self) -> bool {
-        false
+    /// How many chunks of an ingest may be written at once, each in a transaction of its own
+    /// (see `Ingestor::ingest`: they still lock and commit in input order). More than one
+    /// only helps a database that works on several transactions at once. By default, one.
+    fn ingest_writers(&self) -> usize {
+        1
     }
 
     /// Starts a batch and returns its id.

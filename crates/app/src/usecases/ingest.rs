@@ -1,18 +1,19 @@
 //! Use case: store every record of a source (`emdp ingest`, `POST /records`, MQTT).
 //!
-//! Source (a blocking reader thread) → classify each row (parse, assess) → for stores that
-//! write faster so, key order (module `key_order`: an external sort, so that each chunk
-//! writes to one stretch of the key indexes) → chunks over a bounded channel → one
-//! transaction per chunk: resolve duplicates against the chunk and the store, write curated
-//! records and raw rows, note the batch's progress. A crash leaves the stores at a chunk
-//! boundary; running the same ingest again completes it, and every row already stored is
-//! then an exact duplicate.
+//! Source (a blocking reader thread) → classify each row (parse, assess) → key order
+//! (module `key_order`: an external sort, so that each chunk writes to one stretch of the key
+//! indexes and holds few buildings) → chunks over a bounded channel → one transaction per
+//! chunk, up to [`RecordStore::ingest_writers`] of them at once: resolve duplicates against the
+//! chunk and the store, write curated records and raw rows, note the batch's progress. Chunks
+//! lock their keys and commit in order, so a crash leaves the stores at a chunk boundary;
+//! running the same ingest again completes it, and every row already stored is then an exact
+//! duplicate.
 
 mod key_order;
 
 pub use key_order::SortError;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,9 @@ use emdp_domain::{
     RuleSet, ValueFingerprint, Version, assess,
 };
 use foldhash::HashMapExt;
+use futures::StreamExt;
 use serde::Serialize;
+use tokio::sync::oneshot;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::ports::{
@@ -245,13 +248,13 @@ impl Ingestor {
         progress: &dyn IngestProgress,
     ) -> Result<IngestSummary, IngestError> {
         let started = std::time::Instant::now();
-        // The reader sends a chunk and waits for the writer to take it before it goes on: two
-        // chunks in memory, not three. For stores that write faster in key order, the whole
-        // input is read and sorted first; otherwise each chunk is read while one is written.
+        // The whole input is read and put in key order first (see `key_order`); then the
+        // reader sends a chunk and waits for the writer to take it before it goes on.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(1);
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
+        let writers = self.store.ingest_writers().max(1);
         let mut chunks = Chunks {
             sender,
             runtime: tokio::runtime::Handle::current(),
@@ -259,15 +262,12 @@ impl Ingestor {
             seen: self.store.inserts_unseen_faster().then(SeenKeys::new),
             read: None,
         };
-        let sort_first = self.store.writes_faster_in_key_order();
         let reader = tokio::task::spawn_blocking(move || -> Result<(), IngestError> {
             source.start()?;
             chunks.header = source.header().map(str::to_owned);
             let today = clock.today();
             let mut received_at = clock.now();
-            // Rows go to the sorter, or to the next chunk, which only then takes memory.
-            let mut order = sort_first.then(key_order::KeyOrder::new);
-            let mut rows = Vec::with_capacity(if sort_first { 0 } else { CHUNK_ROWS });
+            let mut order = key_order::KeyOrder::new();
             let mut read = 0u64;
             source
                 .read_all(&mut |row| {
@@ -276,15 +276,7 @@ impl Ingestor {
                     if read.is_multiple_of(CHUNK_ROWS as u64) {
                         received_at = clock.now();
                     }
-                    match order.as_mut() {
-                        Some(order) => order.push(row)?,
-                        None => {
-                            rows.push(row);
-                            if rows.len() == CHUNK_ROWS {
-                                chunks.send(std::mem::replace(&mut rows, Vec::with_capacity(CHUNK_ROWS)))?;
-                            }
-                        }
-                    }
+                    order.push(row)?;
                     Ok(())
                 })
                 .map_err(|err| match err {
@@ -294,18 +286,16 @@ impl Ingestor {
                         Err(err) => IngestError::Reader(err.to_string()),
                     },
                 })?;
-            if let Some(order) = order {
-                chunks.read = Some(read);
-                let mut sorted = order.finish()?;
-                loop {
-                    let rows = sorted.by_ref().take(CHUNK_ROWS).collect::<Result<Vec<_>, _>>()?;
-                    if rows.is_empty() || chunks.send(rows).is_err() {
-                        break;
-                    }
-                }
-            } else if !rows.is_empty() {
+            chunks.read = Some(read);
+            let mut sorted = order.finish()?.peekable();
+            // As many rows in flight as one writer with chunks of `CHUNK_ROWS`.
+            let size = CHUNK_ROWS / writers;
+            loop {
+                let rows = key_order::next_chunk(&mut sorted, size)?;
                 // The receiver may be gone after a store error; that error is reported instead.
-                let _ = chunks.send(rows);
+                if rows.is_empty() || chunks.send(rows).is_err() {
+                    break;
+                }
             }
             Ok(())
         });
@@ -316,44 +306,81 @@ impl Ingestor {
             stored: StoredCounts::default(),
             batch_id: String::new(),
         };
-        let mut stored_rows = 0u64;
-        let mut probe_first = false;
+        // Chunks being written, polled together on this task (the database does the work
+        // side by side), and the signals that let each commit, oldest first.
+        let mut in_flight = futures::stream::FuturesOrdered::new();
+        let mut commits: VecDeque<Option<oneshot::Sender<()>>> = VecDeque::with_capacity(writers);
+        let mut settled = Settled { probe_first: false, rows: 0 };
+        // The last chunk's "holds its locks" signal, which the next chunk waits for.
+        let mut locked_before: Option<oneshot::Receiver<()>> = None;
+        let (mut sent_rows, mut input_open) = (0u64, true);
         let mut failure = None;
-        while let Some(Chunk { header, rows, unseen, read }) = receiver.recv().await {
-            let batch_id = match batch {
-                Some(id) => id,
-                None => {
-                    if let Some(read) = read {
-                        progress.read(read);
-                    }
-                    let started_at = self.clock.now();
-                    let new = NewBatch { source: name.to_owned(), format, header, started_at };
-                    match self.store.create_batch(&new).await {
-                        Ok(id) => *batch.insert(id),
-                        Err(err) => {
-                            failure = Some(err);
-                            break;
+        while failure.is_none() && (input_open || !in_flight.is_empty()) {
+            tokio::select! {
+                // A chunk done first: it frees a writer for the next one.
+                biased;
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    let (rows, links): (Vec<RawRow>, Result<ChunkOutcome, StoreError>) = done;
+                    commits.pop_front();
+                    match links {
+                        Ok(links) => {
+                            settled.count(&rows, &links, &mut summary, progress);
+                            if let Some(commit) = commits.front_mut().and_then(Option::take) {
+                                let _ = commit.send(());
+                            }
                         }
+                        Err(err) => failure = Some(err),
                     }
                 }
-            };
-            // After a chunk of mostly new keys (not the first: nothing is known of the input
-            // before it), the keys no earlier chunk had are most likely new too.
-            let unseen = unseen.as_deref().filter(|_| stored_rows > 0 && !probe_first);
-            match self.write_chunk(batch_id, &rows, stored_rows as i64, probe_first, unseen).await {
-                Ok(links) => {
-                    probe_first = mostly_stored(&links);
-                    summary.tally(&rows, &links);
-                    record_metrics(&rows, &links);
-                    stored_rows += rows.len() as u64;
-                    progress.stored(stored_rows);
-                }
-                Err(err) => {
-                    failure = Some(err);
-                    break;
+                chunk = receiver.recv(), if input_open && in_flight.len() < writers => {
+                    let Some(Chunk { header, rows, unseen, read }) = chunk else {
+                        input_open = false;
+                        continue;
+                    };
+                    let batch_id = match batch {
+                        Some(id) => id,
+                        None => {
+                            if let Some(read) = read {
+                                progress.read(read);
+                            }
+                            let started_at = self.clock.now();
+                            let new = NewBatch { source: name.to_owned(), format, header, started_at };
+                            match self.store.create_batch(&new).await {
+                                Ok(id) => *batch.insert(id),
+                                Err(err) => {
+                                    failure = Some(err);
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    let (locked, locked_rx) = oneshot::channel();
+                    let (commit, commit_rx) = oneshot::channel();
+                    let turn =
+                        Turn { after: locked_before.replace(locked_rx), locked: Some(locked), commit: Some(commit_rx) };
+                    // The oldest chunk in flight may commit as soon as it is done.
+                    if in_flight.is_empty() {
+                        let _ = commit.send(());
+                        commits.push_back(None);
+                    } else {
+                        commits.push_back(Some(commit));
+                    }
+                    // After a chunk of mostly new keys (not the first: nothing is known of the
+                    // input before it), the keys no earlier chunk had are most likely new too.
+                    let unseen = unseen.filter(|_| settled.rows > 0 && !settled.probe_first);
+                    let (probe_first, stored_before) = (settled.probe_first, sent_rows as i64);
+                    sent_rows += rows.len() as u64;
+                    in_flight.push_back(async move {
+                        let links =
+                            self.write_in_turn(turn, batch_id, &rows, stored_before, probe_first, unseen.as_deref()).await;
+                        (rows, links)
+                    });
                 }
             }
         }
+        // After a failure, the chunks still in flight are told not to commit, and roll back.
+        commits.clear();
+        while in_flight.next().await.is_some() {}
         drop(receiver);
         let read = reader.await.map_err(|err| IngestError::Reader(err.to_string()))?;
         if let Some(batch) = batch {
@@ -385,8 +412,41 @@ impl Ingestor {
         probe_first: bool,
         unseen: Option<&[bool]>,
     ) -> Result<ChunkOutcome, StoreError> {
+        let turn = Turn { after: None, locked: None, commit: None };
+        self.write_in_turn(turn, batch, rows, stored_before, probe_first, unseen).await
+    }
+
+    /// [`Ingestor::write_chunk`] as one of several chunks in flight: the chunk takes its key
+    /// locks once the chunk before it holds its own, and commits when told. Chunks thus lock
+    /// and commit in input order: a chunk only ever waits for earlier ones (never a deadlock
+    /// between them), and the committed chunks are always the first ones (a failure leaves
+    /// the stores at a chunk boundary, as with one chunk at a time).
+    async fn write_in_turn(
+        &self,
+        turn: Turn,
+        batch: BatchId,
+        rows: &[RawRow],
+        stored_before: i64,
+        probe_first: bool,
+        unseen: Option<&[bool]>,
+    ) -> Result<ChunkOutcome, StoreError> {
+        if let Some(after) = turn.after {
+            // An error means the chunk before ended without locking: it failed, and this
+            // chunk will be told not to commit.
+            let _ = after.await;
+        }
         let mut tx = self.store.begin_ingest().await?;
+        tx.lock_keys(&rows.iter().map(|row| &row.key).collect::<Vec<_>>()).await?;
+        if let Some(locked) = turn.locked {
+            // The next chunk may be gone already (its task aborted): nothing to tell.
+            let _ = locked.send(());
+        }
         let links = self.store_chunk(tx.as_mut(), batch, rows, probe_first, unseen).await?;
+        if let Some(commit) = turn.commit {
+            commit.await.map_err(|_| StoreError::Other("an earlier chunk failed".into()))?;
+        }
+        // Only now: every chunk updates its batch's row, which would otherwise make a chunk
+        // wait for a later one.
         tx.progress(batch, stored_before + rows.len() as i64).await?;
         tx.commit().await?;
         Ok(links)
@@ -418,8 +478,6 @@ impl Ingestor {
             });
             groups[group].1.push(index);
         }
-
-        tx.lock_keys(&groups.iter().map(|(key, _)| *key).collect::<Vec<_>>()).await?;
 
         let mut stored: foldhash::HashMap<RecordKey, StoredKey> = foldhash::HashMap::default();
         let mut record_of = vec![0; groups.len()];
@@ -601,6 +659,7 @@ impl Ingestor {
         let mut links = Vec::with_capacity(rows.len());
         let mut probe_first = false;
         for chunk in rows.chunks(CHUNK_ROWS) {
+            tx.lock_keys(&chunk.iter().map(|row| &row.key).collect::<Vec<_>>()).await?;
             let chunk_links = self.store_chunk(tx.as_mut(), batch, chunk, probe_first, None).await?;
             probe_first = mostly_stored(&chunk_links);
             summary.tally(chunk, &chunk_links);
@@ -612,6 +671,42 @@ impl Ingestor {
         record_metrics(rows, &links);
         metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok((summary, links))
+    }
+}
+
+/// When a chunk written beside others may lock its keys and commit (see
+/// [`Ingestor::write_in_turn`]); `None` where it need not wait or tell.
+struct Turn {
+    /// Resolves when the chunk before holds its locks.
+    after: Option<oneshot::Receiver<()>>,
+    /// Tells the chunk after that this one holds its locks.
+    locked: Option<oneshot::Sender<()>>,
+    /// Resolves when every chunk before committed; closed when one failed.
+    commit: Option<oneshot::Receiver<()>>,
+}
+
+/// What the chunks committed so far tell the ones to come.
+struct Settled {
+    /// Whether the last committed chunk's keys were mostly stored (see [`mostly_stored`]).
+    probe_first: bool,
+    /// Rows committed.
+    rows: u64,
+}
+
+impl Settled {
+    /// Counts a committed chunk.
+    fn count(
+        &mut self,
+        rows: &[RawRow],
+        links: &[RawLink],
+        summary: &mut IngestSummary,
+        progress: &dyn IngestProgress,
+    ) {
+        self.probe_first = mostly_stored(links);
+        summary.tally(rows, links);
+        record_metrics(rows, links);
+        self.rows += rows.len() as u64;
+        progress.stored(self.rows);
     }
 }
 

@@ -6,6 +6,8 @@
 //! page per building, and every commit writes each of them again; in key order each chunk
 //! appends to the end of the indexes. The same 1M rows into SQLite's schema, by the sqlite3
 //! shell: 14.4 s in input order, 7.8 s in key order (`bench/schema_floor.sh`, BENCHMARKS.md).
+//! And a chunk in key order holds few buildings, so that chunks of different buildings can be
+//! written at once (PostgreSQL, `RecordStore::ingest_writers`).
 //!
 //! Rows are sorted in memory in runs of at most [`CHUNK_ROWS`]; when an input has more, each
 //! full run is sorted and written to an anonymous temporary file (`TMPDIR`, removed by the
@@ -287,6 +289,23 @@ impl Iterator for Merge {
     }
 }
 
+/// The next chunk of rows in key order: `size` rows, then the rest of the last row's group
+/// ([`crate::ports::RecordKey::group`]) up to twice `size`, so that no later chunk holds a key of it and
+/// the next chunk need not wait for it (see `Ingestor::write_in_turn`). Empty at the end.
+pub fn next_chunk(
+    sorted: &mut std::iter::Peekable<impl Iterator<Item = Result<RawRow, SortError>>>,
+    size: usize,
+) -> Result<Vec<RawRow>, SortError> {
+    let mut rows = sorted.by_ref().take(size).collect::<Result<Vec<_>, _>>()?;
+    while rows.len() < 2 * size
+        && let Some(last) = rows.last()
+        && let Some(next) = sorted.next_if(|next| next.as_ref().is_ok_and(|next| next.key.group() == last.key.group()))
+    {
+        rows.push(next?);
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{NaiveDate, TimeZone, Utc};
@@ -351,5 +370,33 @@ mod tests {
     #[test]
     fn an_empty_input_gives_no_rows() {
         assert!(sorted(10, &[]).is_empty());
+    }
+
+    #[test]
+    fn chunks_end_with_their_last_group() {
+        // Buildings 1-3 with 4, 3 and 1 rows, then two keyless rows (a group each).
+        let rows = [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (3, 1), (0, 1), (0, 2)];
+        let sorted = rows.iter().enumerate().map(|(line, &(b, d))| Ok(row(line as i64 + 1, b, d)));
+        let mut sorted = sorted.peekable();
+        let mut sizes = Vec::new();
+        loop {
+            let chunk = next_chunk(&mut sorted, 2).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            sizes.push(chunk.len());
+        }
+        // 2 rows, then the rest of building 1 up to twice 2; building 2 whole after 2 rows;
+        // building 3 and a keyless row; the last keyless row.
+        assert_eq!(sizes, [4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn a_read_error_ends_the_chunks() {
+        let broken = || Err(SortError::from(std::io::Error::other("gone")));
+        let mut sorted = [Ok(row(1, 1, 1)), broken()].into_iter().peekable();
+        // The error ends the chunk with building 1's rows, and is the next chunk's.
+        assert_eq!(next_chunk(&mut sorted, 1).unwrap().len(), 1);
+        assert!(next_chunk(&mut sorted, 1).is_err());
     }
 }
