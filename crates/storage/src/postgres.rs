@@ -1101,11 +1101,6 @@ fn raw_version(row: &PgRow) -> Result<RawVersion, StoreError> {
 
 #[async_trait]
 impl RecordStore for PostgresStore {
-    /// Yes: new records are copied in (see [`PgIngest::insert_unseen`]).
-    fn inserts_unseen_faster(&self) -> bool {
-        true
-    }
-
     /// Two: while one chunk's transaction is in the server's hands, the next one's is
     /// prepared and sent on another connection, and the server's two backends work at once.
     fn ingest_writers(&self) -> usize {

@@ -417,13 +417,6 @@ pub trait RecordStore: Send + Sync {
     /// The connection pool's usage, for metrics.
     fn pool_usage(&self) -> PoolUsage;
 
-    /// Whether [`IngestTx::insert_unseen`] is faster than [`IngestTx::insert_absent`] for new
-    /// keys, which makes it worth an ingest's noting its keys (8 MB and 0.3 s of CPU a million
-    /// rows, taken from the other work on a busy machine). By default, no.
-    fn inserts_unseen_faster(&self) -> bool {
-        false
-    }
-
     /// How many chunks of an ingest may be written at once, each in a transaction of its own
     /// (see `Ingestor::ingest`: they still lock and commit in input order). More than one
     /// only helps a database that works on several transactions at once. By default, one.

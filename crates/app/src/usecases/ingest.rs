@@ -42,40 +42,6 @@ use crate::ports::{
 /// and at 225-234 MB with 50,000.
 pub const CHUNK_ROWS: usize = 50_000;
 
-/// The keys an ingest has met in its chunks so far, in a Bloom filter of fixed size: a key it
-/// does not hold was in no earlier chunk, so it is most likely not stored yet, and the store
-/// may copy it in directly ([`IngestTx::insert_unseen`]). A false positive only sends a key
-/// the usual way. 8 MB, two bits a key: about 1 false positive in 1,000 after 1M keys, 1 in 14
-/// after 10M; the usual way is what every key took before. Kept by the reader thread, beside
-/// classifying, so that the writer does not wait for it (1M keys: 0.3 s), and only for stores
-/// that use it ([`RecordStore::inserts_unseen_faster`]).
-pub struct SeenKeys(fastbloom::BloomFilter);
-
-impl SeenKeys {
-    /// The filter's size in bits (8 MB).
-    const BITS: usize = 64 << 20;
-    /// Bits set per key: each is a likely cache miss, and more bits buy little here.
-    const HASHES: u32 = 2;
-
-    /// An empty filter.
-    pub fn new() -> Self {
-        SeenKeys(fastbloom::BloomFilter::with_num_bits(Self::BITS).hashes(Self::HASHES))
-    }
-
-    /// Notes keys, in order, and says of each whether no key before it (in this call or an
-    /// earlier one) was the same: `true` is certain, `false` may be wrong. Of the rows of one
-    /// key in a chunk, the first says whether an earlier chunk had it.
-    pub fn note<'a>(&mut self, keys: impl IntoIterator<Item = &'a RecordKey>) -> Vec<bool> {
-        keys.into_iter().map(|key| !self.0.insert(key)).collect()
-    }
-}
-
-impl Default for SeenKeys {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// How many rows were stored, skipped or kept as conflicting versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StoredCounts {
@@ -255,13 +221,8 @@ impl Ingestor {
         let clock = Arc::clone(&self.clock);
         let format = source.format();
         let writers = self.store.ingest_writers().max(1);
-        let mut chunks = Chunks {
-            sender,
-            runtime: tokio::runtime::Handle::current(),
-            header: None,
-            seen: self.store.inserts_unseen_faster().then(SeenKeys::new),
-            read: None,
-        };
+        let mut chunks =
+            Chunks { sender, runtime: tokio::runtime::Handle::current(), header: None, last_group: None, read: None };
         let reader = tokio::task::spawn_blocking(move || -> Result<(), IngestError> {
             source.start()?;
             chunks.header = source.header().map(str::to_owned);
@@ -367,7 +328,7 @@ impl Ingestor {
                     }
                     // After a chunk of mostly new keys (not the first: nothing is known of the
                     // input before it), the keys no earlier chunk had are most likely new too.
-                    let unseen = unseen.filter(|_| settled.rows > 0 && !settled.probe_first);
+                    let unseen = Some(unseen).filter(|_| settled.rows > 0 && !settled.probe_first);
                     let (probe_first, stored_before) = (settled.probe_first, sent_rows as i64);
                     sent_rows += rows.len() as u64;
                     in_flight.push_back(async move {
@@ -716,7 +677,7 @@ struct Chunk {
     header: Option<String>,
     rows: Vec<RawRow>,
     /// Per row, whether its key was in no earlier chunk (for [`IngestTx::insert_unseen`]).
-    unseen: Option<Vec<bool>>,
+    unseen: Vec<bool>,
     /// The rows of the whole input, when it was read before the first chunk was sent.
     read: Option<u64>,
 }
@@ -727,8 +688,8 @@ struct Chunks {
     runtime: tokio::runtime::Handle,
     /// The header, until the first chunk takes it.
     header: Option<String>,
-    /// The keys sent so far, for stores that use [`IngestTx::insert_unseen`].
-    seen: Option<SeenKeys>,
+    /// The key group the last chunk sent ended with: the only one that may go on in the next.
+    last_group: Option<String>,
     /// See [`Chunk::read`].
     read: Option<u64>,
 }
@@ -737,7 +698,8 @@ impl Chunks {
     /// Sends a chunk and waits until the writer has taken it. Fails when the writer stopped.
     fn send(&mut self, rows: Vec<RawRow>) -> Result<(), &'static str> {
         const STOPPED: &str = "the writer stopped";
-        let unseen = self.seen.as_mut().map(|seen| seen.note(rows.iter().map(|row| &row.key)));
+        let unseen = key_order::unseen(self.last_group.as_deref(), &rows);
+        self.last_group = rows.last().map(|row| row.key.group().to_owned());
         let chunk = Chunk { header: self.header.take(), rows, unseen, read: self.read };
         self.sender.blocking_send(chunk).map_err(|_| STOPPED)?;
         // A slot frees when the writer takes the chunk; the permit is handed back.
@@ -771,36 +733,5 @@ fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
         if admission == "exact" || admission == "conflicting" {
             metrics::counter!("emdp_duplicates_total", "kind" => admission).increment(count);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reading(building: &str) -> RecordKey {
-        RecordKey::Reading {
-            building_id: building.into(),
-            date: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-            provider: "p".into(),
-        }
-    }
-
-    #[test]
-    fn seen_keys_know_every_key_noted_and_few_others() {
-        let mut seen = SeenKeys::new();
-        let noted: Vec<RecordKey> = (0..100_000).map(|i| reading(&format!("B{i}"))).collect();
-        // Nothing was noted before: every `false` is a false positive.
-        let wrong = seen.note(&noted).iter().filter(|&&unseen| !unseen).count();
-        assert!(wrong < 20, "{wrong} false positives in 100,000");
-        assert!(seen.note(&noted).iter().all(|&unseen| !unseen), "no false negatives");
-    }
-
-    #[test]
-    fn only_the_first_row_of_a_key_is_unseen() {
-        let mut seen = SeenKeys::new();
-        let keys = [reading("B1"), reading("B2"), reading("B1"), RecordKey::Content("x".into())];
-        assert_eq!(seen.note(&keys), [true, true, false, true]);
-        assert_eq!(seen.note(&keys[..1]), [false]);
     }
 }

@@ -306,6 +306,13 @@ pub fn next_chunk(
     Ok(rows)
 }
 
+/// Per row of a chunk taken by [`next_chunk`], whether its key was in no earlier chunk: in key
+/// order, only rows of the group the previous chunk ended with (`previous`, a group too large
+/// for one chunk) may have been.
+pub fn unseen(previous: Option<&str>, rows: &[RawRow]) -> Vec<bool> {
+    rows.iter().map(|row| previous != Some(row.key.group())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{NaiveDate, TimeZone, Utc};
@@ -398,5 +405,13 @@ mod tests {
         // The error ends the chunk with building 1's rows, and is the next chunk's.
         assert_eq!(next_chunk(&mut sorted, 1).unwrap().len(), 1);
         assert!(next_chunk(&mut sorted, 1).is_err());
+    }
+
+    #[test]
+    fn only_rows_of_the_group_the_last_chunk_ended_with_may_be_seen() {
+        let rows = [row(1, 1, 1), row(2, 1, 2), row(3, 2, 1), row(4, 0, 1)];
+        assert_eq!(unseen(None, &rows), [true; 4]);
+        assert_eq!(unseen(Some("B1"), &rows), [false, false, true, true]);
+        assert_eq!(unseen(Some("B9"), &rows), [true; 4]);
     }
 }
