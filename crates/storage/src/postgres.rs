@@ -732,8 +732,9 @@ fn key_lock_hash(key: &RecordKey) -> u32 {
 /// Few groups (buildings): each group's own lock, exclusive, under its bucket's lock, shared.
 /// Many: each bucket's lock, exclusive. A chunk of few buildings thus waits only for chunks
 /// with one of its buildings, or with many buildings in one of its buckets, and no chunk
-/// takes more than [`KEY_LOCK_BUCKETS`] locks. Every chunk takes its locks in one global order (buckets
-/// ascending, then buildings ascending), so that no two chunks wait for each other.
+/// takes more than [`KEY_LOCK_BUCKETS`] locks. Every chunk takes its locks in one global
+/// order (buckets ascending, then buildings ascending), so that no two chunks wait for each
+/// other.
 fn key_locks(keys: &[&RecordKey]) -> Vec<(i32, i32, bool)> {
     // The same 32 bits as PostgreSQL's int4, and ascending as such.
     let mut names: Vec<i32> = keys.iter().map(|key| key_lock_hash(key) as i32).collect();

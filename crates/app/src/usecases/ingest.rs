@@ -332,8 +332,8 @@ impl Ingestor {
                     let (probe_first, stored_before) = (settled.probe_first, sent_rows as i64);
                     sent_rows += rows.len() as u64;
                     in_flight.push_back(async move {
-                        let links =
-                            self.write_in_turn(turn, batch_id, &rows, stored_before, probe_first, unseen.as_deref()).await;
+                        let unseen = unseen.as_deref();
+                        let links = self.write_in_turn(turn, batch_id, &rows, stored_before, probe_first, unseen).await;
                         (rows, links)
                     });
                 }
