@@ -754,7 +754,7 @@ fn key_locks(keys: &[&RecordKey]) -> Vec<(i32, i32, bool)> {
 
 #[async_trait]
 impl IngestTx for PgIngest {
-    /// Takes the chunk's [`key_locks`] until the transaction ends, in one statement.
+    /// Takes the chunk's locks (see `key_locks`) until the transaction ends, in one statement.
     async fn lock_keys(&mut self, keys: &[&RecordKey]) -> Result<(), StoreError> {
         let locks = key_locks(keys);
         if locks.is_empty() {
