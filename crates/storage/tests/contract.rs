@@ -616,6 +616,30 @@ async fn postgres_chunks_after_a_failed_one_roll_back() {
     assert_eq!(raw, 50_000);
 }
 
+/// Two request bodies of several chunks each, with the same buildings in opposite orders,
+/// stored at once: each body locks all its keys before its first chunk, so one waits for the
+/// other (locked chunk by chunk, each held a building the other waited for, and PostgreSQL
+/// aborted one as a deadlock).
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_bodies_of_several_chunks_with_the_same_buildings_take_turns() {
+    let Some(test) = emdp_testkit::postgres().await else { return };
+    let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    let rows_of = |building: &str| -> String {
+        (0..emdp_app::usecases::ingest::CHUNK_ROWS as u64)
+            .map(|day| format!("{building},{},1.5,10,p\n", first + chrono::Days::new(day)))
+            .collect()
+    };
+    let ingestor = ingestor(&test.store, ConflictPolicy::PreferValid);
+    let forward = ingestor.classify_all(csv(&(rows_of("A") + &rows_of("B"))).as_mut()).unwrap();
+    let backward = ingestor.classify_all(csv(&(rows_of("B") + &rows_of("A"))).as_mut()).unwrap();
+    let body = |rows| ingestor.ingest_rows(rows, "api", emdp_app::ports::SourceFormat::Csv, None);
+    let (one, other) = tokio::join!(body(&forward), body(&backward));
+    let (one, other) = (one.expect("first body").0, other.expect("second body").0);
+    let mut inserted = [one.stored.inserted, other.stored.inserted];
+    inserted.sort_unstable();
+    assert_eq!(inserted, [0, 100_000], "one body stored every key, the other found them stored");
+}
+
 /// Counts this database's sessions waiting for an advisory lock.
 const WAITING_FOR_ADVISORY_LOCK: &str = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";

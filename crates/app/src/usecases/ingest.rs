@@ -617,10 +617,12 @@ impl Ingestor {
             stored: StoredCounts::default(),
             batch_id: batch.to_string(),
         };
+        // Every key at once, in the store's one order: locked chunk by chunk, two large bodies
+        // could each hold a building the other waits for.
+        tx.lock_keys(&rows.iter().map(|row| &row.key).collect::<Vec<_>>()).await?;
         let mut links = Vec::with_capacity(rows.len());
         let mut probe_first = false;
         for chunk in rows.chunks(CHUNK_ROWS) {
-            tx.lock_keys(&chunk.iter().map(|row| &row.key).collect::<Vec<_>>()).await?;
             let chunk_links = self.store_chunk(tx.as_mut(), batch, chunk, probe_first, None).await?;
             probe_first = mostly_stored(&chunk_links);
             summary.tally(chunk, &chunk_links);
