@@ -644,9 +644,21 @@ async fn postgres_bodies_of_several_chunks_with_the_same_buildings_take_turns() 
 const WAITING_FOR_ADVISORY_LOCK: &str = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
 
+/// Polls until `task` waits for an advisory lock (true) or has finished without waiting.
+async fn waits_or_finishes<T>(test: &emdp_testkit::TestStore, task: &tokio::task::JoinHandle<T>) -> bool {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
+    while !task.is_finished() {
+        if sqlx::query_scalar::<_, i64>(WAITING_FOR_ADVISORY_LOCK).fetch_one(&mut admin).await.unwrap() > 0 {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
 /// Whether a chunk locking `second` waits for one that holds the locks of `first`.
 async fn second_waits(test: &emdp_testkit::TestStore, first: &[RecordKey], second: Vec<RecordKey>) -> bool {
-    use sqlx::Connection as _;
     let mut holder = test.store.begin_ingest().await.unwrap();
     holder.lock_keys(&first.iter().collect::<Vec<_>>()).await.unwrap();
     let other = tokio::spawn({
@@ -657,16 +669,7 @@ async fn second_waits(test: &emdp_testkit::TestStore, first: &[RecordKey], secon
             tx.commit().await.unwrap();
         }
     });
-    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
-    let waits = loop {
-        if other.is_finished() {
-            break false;
-        }
-        if sqlx::query_scalar::<_, i64>(WAITING_FOR_ADVISORY_LOCK).fetch_one(&mut admin).await.unwrap() > 0 {
-            break true;
-        }
-        tokio::task::yield_now().await;
-    };
+    let waits = waits_or_finishes(test, &other).await;
     holder.commit().await.unwrap();
     other.await.unwrap();
     waits
@@ -701,7 +704,6 @@ async fn postgres_chunks_wait_only_for_chunks_with_a_building_in_common() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_chunks_with_a_key_in_common_take_turns() {
     use emdp_app::ports::NewRecord;
-    use sqlx::Connection as _;
 
     let Some(test) = emdp_testkit::postgres().await else { return };
     let store = Arc::clone(&test.store);
@@ -729,11 +731,7 @@ async fn postgres_chunks_with_a_key_in_common_take_turns() {
     });
     // Until the second chunk waits for the first one's lock (not merely has not started), or
     // has finished without waiting, which the assertion below reports.
-    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
-    let waiting = WAITING_FOR_ADVISORY_LOCK;
-    while !second.is_finished() && sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut admin).await.unwrap() == 0 {
-        tokio::task::yield_now().await;
-    }
+    waits_or_finishes(&test, &second).await;
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), 1, "the second chunk read the key the first one committed");
 }
