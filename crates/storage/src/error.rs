@@ -8,24 +8,38 @@ pub fn store_error(err: sqlx::Error) -> StoreError {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(err.to_string())
         }
-        sqlx::Error::Database(db) => {
-            let message = db.message().to_owned();
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            match code.as_str() {
-                // SQLite: SQLITE_FULL (13), SQLITE_READONLY (8), SQLITE_CANTOPEN (14).
-                // PostgreSQL: 53100 disk_full, 25006 read_only_sql_transaction.
-                "13" | "8" | "53100" | "25006" => StoreError::Full(message),
-                "14" | "3D000" | "28000" | "28P01" | "57P03" => StoreError::Unavailable(message),
-                // Unique violations (SQLite 2067/1555, PostgreSQL 23505) and serialization
-                // failures (40001) and deadlocks (40P01) mean a concurrent writer: retry.
-                "2067" | "1555" | "23505" | "40001" | "40P01" | "5" | "517" => StoreError::Conflict(message),
-                _ if message.contains("disk is full") || message.contains("No space left") => StoreError::Full(message),
-                _ => StoreError::Other(message),
-            }
-        }
+        sqlx::Error::Database(db) => database_error(&db.code().unwrap_or_default(), db.message().to_owned()),
         sqlx::Error::Migrate(migrate) => StoreError::Migration(migrate.to_string()),
         sqlx::Error::RowNotFound => StoreError::NotFound,
         _ => StoreError::Other(err.to_string()),
+    }
+}
+
+/// Classifies an error of the SQLite ingest's bulk writes (rusqlite, see `sqlite_bulk`) the
+/// way [`store_error`] classifies sqlx's, so that a full disk reads the same whichever wrote.
+pub fn rusqlite_error(err: rusqlite::Error) -> StoreError {
+    match err {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            let message = message.unwrap_or_else(|| failure.to_string());
+            database_error(&failure.extended_code.to_string(), message)
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// Classifies a database's error by its code (SQLite's extended result code, PostgreSQL's
+/// SQLSTATE) and message.
+fn database_error(code: &str, message: String) -> StoreError {
+    match code {
+        // SQLite: SQLITE_FULL (13), SQLITE_READONLY (8), SQLITE_CANTOPEN (14).
+        // PostgreSQL: 53100 disk_full, 25006 read_only_sql_transaction.
+        "13" | "8" | "53100" | "25006" => StoreError::Full(message),
+        "14" | "3D000" | "28000" | "28P01" | "57P03" => StoreError::Unavailable(message),
+        // Unique violations (SQLite 2067/1555, PostgreSQL 23505) and serialization
+        // failures (40001) and deadlocks (40P01) mean a concurrent writer: retry.
+        "2067" | "1555" | "23505" | "40001" | "40P01" | "5" | "517" => StoreError::Conflict(message),
+        _ if message.contains("disk is full") || message.contains("No space left") => StoreError::Full(message),
+        _ => StoreError::Other(message),
     }
 }
 

@@ -15,6 +15,7 @@ mod rows;
 pub mod sqlite;
 mod sqlite_alerts;
 mod sqlite_analytics;
+mod sqlite_bulk;
 mod sqlite_functions;
 mod sqlite_keys;
 mod sqlite_quality;

@@ -1,9 +1,9 @@
 //! The SQLite adapter: the embedded default, one file in WAL mode, no server to run.
 //!
 //! Each chunk is one `BEGIN IMMEDIATE` transaction on the store's own writer connection, so
-//! concurrent writers queue instead of failing (see `SqliteStore::writer`). New records and
-//! raw rows are bound many rows per statement (SQLite allows 32,766 parameters); key lookups
-//! and tallies travel as JSON (see `to_json`).
+//! concurrent writers queue instead of failing (see `SqliteStore::writer`). New records, raw
+//! rows and their tallies are written through rusqlite statements on that connection (see
+//! `sqlite_bulk`); key lookups travel as JSON (see `to_json`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,23 +17,20 @@ use emdp_app::ports::{
     BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
     RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
 };
-use emdp_domain::{Admission, Arrival, ValueFingerprint};
+use emdp_domain::{Arrival, ValueFingerprint};
 use serde::Serialize;
 use serde::ser::Serializer as _;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Arguments, ConnectOptions, Executor, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
+use crate::sqlite_bulk;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// SQLite allows 32,766 bound parameters per statement.
-const MAX_PARAMETERS: usize = 32_766;
 
 /// Columns of `records` in the order [`record_row`] reads them.
 const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, \
@@ -192,7 +189,8 @@ async fn batch_lookups(pool: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<
     }
 }
 
-fn millis(time: DateTime<Utc>) -> i64 {
+/// A time as SQLite stores it: milliseconds since the Unix epoch.
+pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
     time.timestamp_millis()
 }
 
@@ -368,80 +366,7 @@ impl IngestTx for SqliteIngest {
         // instead of one page per building and day (1M rows: 2.5 s less in SQLite alone).
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_unstable_by(|&a, &b| records[a].key.cmp(&records[b].key));
-        // Under BEGIN IMMEDIATE this is the only writer, and AUTOINCREMENT hands out ids after
-        // the sequence in insertion order: when every row is inserted, the ids are known.
-        let base: i64 =
-            sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0)")
-                .fetch_one(self.conn())
-                .await
-                .map_err(store_error)?;
-        // Bound values, not a JSON array read by `jsonb_each`: a statement that calls functions
-        // per row may abort half-way, so SQLite keeps a statement journal with a copy of every
-        // page it touches (73 MB for a chunk of 40,000 records). This one cannot abort half-way:
-        // an error ends the whole transaction anyway (`OR FAIL`, no statement rollback).
-        let inserted = execute_parts(self.conn(), &NEW_RECORDS, &order, |args, &i| {
-            let record = &records[i];
-            let shown = ShownKey::of(record);
-            let state = &record.state;
-            let fields = &state.fields;
-            let [fp_consumption, fp_temperature] = state.values.to_parts();
-            let created_at = millis(record.created_at);
-            args.add(shown.building_id)?;
-            args.add(shown.date.map(day_text))?;
-            args.add(shown.provider)?;
-            args.add(shown.content_key)?;
-            args.add(fields.consumption)?;
-            args.add(fields.temperature)?;
-            args.add(state.status.as_str())?;
-            args.add(i64::from(state.reasons.bits()))?;
-            args.add(fp_consumption)?;
-            args.add(fp_temperature)?;
-            args.add(state.winner.batch)?;
-            args.add(state.winner.line)?;
-            args.add(state.versions)?;
-            args.add(i64::from(state.pending))?;
-            args.add(created_at)?;
-            args.add(created_at)
-        })
-        .await? as usize;
-        if inserted == 0 {
-            return Ok(vec![None; records.len()]);
-        }
-        let max: i64 =
-            sqlx::query_scalar("SELECT max(id) FROM records").fetch_one(self.conn()).await.map_err(store_error)?;
-        let mut ids = vec![None; records.len()];
-        if inserted == records.len() && max == base + records.len() as i64 {
-            for (position, &i) in order.iter().enumerate() {
-                ids[i] = Some(base + 1 + position as i64);
-            }
-        } else {
-            // Some keys existed: read back which were inserted.
-            let json: String = sqlx::query_scalar(
-                "SELECT json_group_array(json_array(id, building_id, date, provider, content_key)) FROM records \
-                 WHERE id > ?",
-            )
-            .bind(base)
-            .fetch_one(self.conn())
-            .await
-            .map_err(store_error)?;
-            let rows: Vec<(RecordId, Option<String>, Option<NaiveDate>, Option<String>, Option<String>)> =
-                from_json(&json)?;
-            let index: HashMap<&RecordKey, usize> = records.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
-            for (id, building_id, date, provider, content_key) in rows {
-                let key = match (content_key, building_id, date, provider) {
-                    (Some(hash), ..) => RecordKey::Content(hash),
-                    (None, Some(building_id), Some(date), Some(provider)) => {
-                        RecordKey::Reading { building_id, date, provider }
-                    }
-                    _ => continue,
-                };
-                if let Some(&i) = index.get(&key) {
-                    ids[i] = Some(id);
-                }
-            }
-        }
-        tally_records(self.conn(), records.iter().zip(&ids).filter(|(_, id)| id.is_some()).map(|(r, _)| r)).await?;
-        Ok(ids)
+        sqlite_bulk::with_connection(self.conn(), |db| sqlite_bulk::insert_records(db, records, &order)).await
     }
 
     async fn load_keys(&mut self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
@@ -485,50 +410,7 @@ impl IngestTx for SqliteIngest {
     }
 
     async fn insert_raw(&mut self, batch: BatchId, rows: &[RawRow], links: &[RawLink]) -> Result<(), StoreError> {
-        // In the table's key order (record, batch, line): appended, not inserted in between.
-        let mut pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
-        pairs.sort_unstable_by_key(|(raw, link)| (link.record_id, raw.line));
-        // `OR FAIL`: no statement journal (see `insert_absent`).
-        execute_parts(self.conn(), &RAW_ROWS, &pairs, |args, (raw, link)| {
-            let version = link.admission != Admission::Exact;
-            let fields = if version { &raw.fields } else { &NO_FIELDS };
-            let [fp_consumption, fp_temperature] = raw.values.to_parts();
-            args.add(batch)?;
-            args.add(raw.line)?;
-            args.add(millis(raw.received_at))?;
-            args.add(raw.payload.as_str())?;
-            args.add(raw.parse_error.as_deref())?;
-            args.add(link.record_id)?;
-            args.add(link.admission.as_str())?;
-            args.add(raw.status.as_str())?;
-            args.add(i64::from(raw.reasons.bits()))?;
-            args.add(fields.building_id.as_deref())?;
-            args.add(fields.date.map(day_text))?;
-            args.add(fields.provider.as_deref())?;
-            args.add(fields.consumption)?;
-            args.add(fields.temperature)?;
-            args.add(version.then_some(fp_consumption))?;
-            args.add(version.then_some(fp_temperature))?;
-            args.add(raw.original_id.as_deref())?;
-            args.add(raw.original_created_at.map(millis))
-        })
-        .await?;
-        // The chunk's counts into `raw_tally` (migration 0005), in the same transaction.
-        let mut tally: foldhash::HashMap<(&str, &str, u16), i64> = foldhash::HashMap::default();
-        for (raw, link) in rows.iter().zip(links) {
-            *tally.entry((raw.status.as_str(), link.admission.as_str(), raw.reasons.bits())).or_default() += 1;
-        }
-        sqlx::query(
-            "INSERT INTO raw_tally (batch_id, status, admission, reasons, n) \
-             SELECT ?, value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true \
-             ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        )
-        .bind(batch)
-        .bind(to_json(tally.into_iter().map(|((status, admission, reasons), n)| (status, admission, reasons, n)))?)
-        .execute(self.conn())
-        .await
-        .map_err(store_error)?;
-        Ok(())
+        sqlite_bulk::with_connection(self.conn(), |db| sqlite_bulk::insert_raw(db, batch, rows, links)).await
     }
 
     async fn progress(&mut self, batch: BatchId, rows: i64) -> Result<(), StoreError> {
@@ -588,108 +470,6 @@ async fn close_batch<'e>(
     Ok(())
 }
 
-/// A multi-row `INSERT` that [`execute_parts`] runs in parts of as many rows as SQLite's
-/// parameter limit allows.
-struct BulkInsert {
-    /// The statement up to `VALUES`.
-    head: &'static str,
-    /// Values per row.
-    columns: usize,
-    /// What follows the rows (`ON CONFLICT ...`), if anything.
-    tail: &'static str,
-}
-
-impl BulkInsert {
-    fn rows_per_part(&self) -> usize {
-        MAX_PARAMETERS / self.columns
-    }
-
-    /// The statement for `rows` rows.
-    fn sql(&self, rows: usize) -> Arc<str> {
-        let row = format!("({})", vec!["?"; self.columns].join(", "));
-        let mut sql = String::with_capacity(self.head.len() + self.tail.len() + 8 + rows * (row.len() + 2));
-        sql.push_str(self.head);
-        sql.push_str(" VALUES ");
-        for i in 0..rows {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&row);
-        }
-        sql.push_str(self.tail);
-        sql.into()
-    }
-}
-
-/// New curated records (`insert_absent`).
-const NEW_RECORDS: BulkInsert = BulkInsert {
-    head: "INSERT OR FAIL INTO records (building_id, date, provider, content_key, consumption, temperature, status, \
-           reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at)",
-    columns: 16,
-    tail: " ON CONFLICT DO NOTHING",
-};
-
-/// Raw rows (`insert_raw`).
-const RAW_ROWS: BulkInsert = BulkInsert {
-    head: "INSERT OR FAIL INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
-           status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature, \
-           original_id, original_created_at)",
-    columns: 18,
-    tail: "",
-};
-
-/// Counts of new records per group (`tally_records`), added to the stored counts.
-const RECORD_TALLY: BulkInsert = BulkInsert {
-    head: "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n)",
-    columns: 8,
-    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-};
-
-/// The typed values an exact duplicate's raw row keeps: none (its record has them).
-static NO_FIELDS: RecordFields =
-    RecordFields { building_id: None, date: None, consumption: None, temperature: None, provider: None };
-
-/// Runs `insert` for `items`, one statement per part, `bind` adding each item's values: each
-/// part's values are bound here while SQLite's worker thread executes the previous part
-/// (binding the values of a chunk takes about a third as long as SQLite takes to write them).
-/// Values go straight into the arguments and the statement's text is built once per size:
-/// sqlx's `QueryBuilder` formatted a placeholder and a separator per value, 13 % of this
-/// thread's time in a first run (perf). Returns the rows affected.
-async fn execute_parts<'a, T>(
-    conn: &mut SqliteConnection,
-    insert: &BulkInsert,
-    items: &'a [T],
-    bind: impl Fn(&mut SqliteArguments, &'a T) -> Result<(), sqlx::error::BoxDynError>,
-) -> Result<u64, StoreError> {
-    let rows = insert.rows_per_part();
-    let mut full: Option<Arc<str>> = None;
-    let mut build = |part: &'a [T]| -> Result<(usize, Arc<str>, SqliteArguments), StoreError> {
-        let sql = match &full {
-            Some(sql) if part.len() == rows => Arc::clone(sql),
-            _ if part.len() == rows => Arc::clone(full.insert(insert.sql(rows))),
-            _ => insert.sql(part.len()),
-        };
-        let mut args = SqliteArguments::default();
-        args.reserve(part.len() * insert.columns, 0);
-        for item in part {
-            bind(&mut args, item).map_err(|err| StoreError::Other(format!("cannot bind a value: {err}")))?;
-        }
-        Ok((part.len(), sql, args))
-    };
-    let mut parts = items.chunks(rows);
-    let mut next = parts.next().map(&mut build).transpose()?;
-    let mut affected = 0;
-    while let Some((len, sql, args)) = next.take() {
-        // Only full-size statements are worth caching: each remainder has a size of its own.
-        let run = sqlx::query_with(sqlx::AssertSqlSafe(sql), args).persistent(len == rows).execute(&mut *conn);
-        // `run` is polled first: it hands the statement to the worker, then the next is built.
-        let (done, built) = tokio::join!(run, async { parts.next().map(&mut build).transpose() });
-        affected += done.map_err(store_error)?.rows_affected();
-        next = built?;
-    }
-    Ok(affected)
-}
-
 /// A day as SQLite stores it ('YYYY-MM-DD'), without `Display`'s formatting machinery: two
 /// per ingested row. The analytics adapter binds its bounds with it too.
 pub(crate) fn day_text(date: NaiveDate) -> String {
@@ -708,74 +488,6 @@ pub(crate) fn day_text(date: NaiveDate) -> String {
         }
     }
     text
-}
-
-/// The key columns a new record is stored with: its shown building, date and provider (the
-/// key's when a field is missing) and its content key. One place, because `record_tally`
-/// groups by exactly what `insert_absent` writes.
-struct ShownKey<'a> {
-    building_id: Option<&'a str>,
-    date: Option<NaiveDate>,
-    provider: Option<&'a str>,
-    content_key: Option<&'a str>,
-}
-
-impl<'a> ShownKey<'a> {
-    fn of(record: &'a NewRecord) -> Self {
-        let key = key_columns(&record.key);
-        let fields = &record.state.fields;
-        ShownKey {
-            building_id: fields.building_id.as_deref().or(key.building_id),
-            date: fields.date.or(key.date),
-            provider: fields.provider.as_deref().or(key.provider),
-            content_key: key.content_key,
-        }
-    }
-}
-
-/// Adds inserted records to `record_tally` (migration 0006 dropped the per-row trigger): counted
-/// here per group, then one upsert per group, so the counts cost no scan of the new rows.
-/// A missing date or provider counts under '', as the update and delete triggers count it.
-async fn tally_records<'a>(
-    conn: &mut SqliteConnection,
-    inserted: impl Iterator<Item = &'a NewRecord>,
-) -> Result<(), StoreError> {
-    type Group<'a> = (Option<NaiveDate>, &'a str, &'a str, u16, bool, bool, bool);
-    let mut groups: foldhash::HashMap<Group<'a>, i64> = foldhash::HashMap::default();
-    for record in inserted {
-        let shown = ShownKey::of(record);
-        let state = &record.state;
-        let group = (
-            shown.date,
-            shown.provider.unwrap_or(""),
-            state.status.as_str(),
-            state.reasons.bits(),
-            state.versions > 1,
-            state.pending,
-            shown.content_key.is_some(),
-        );
-        *groups.entry(group).or_default() += 1;
-    }
-    // Bound values rather than a JSON array: a chunk in key order spans every day, a few
-    // thousand groups, and reading eight fields of each from JSON was 2.6 % of SQLite's time.
-    let groups: Vec<(Group<'a>, i64)> = groups.into_iter().collect();
-    execute_parts(
-        conn,
-        &RECORD_TALLY,
-        &groups,
-        |args, ((date, provider, status, reasons, conflict, pending, keyless), n)| {
-            args.add(date.map(day_text).unwrap_or_default())?;
-            args.add(*provider)?;
-            args.add(*status)?;
-            args.add(i64::from(*reasons))?;
-            args.add(i64::from(*conflict))?;
-            args.add(i64::from(*pending))?;
-            args.add(i64::from(*keyless))?;
-            args.add(*n)
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// Loads stored keys with their kept versions, on any connection (in or out of a transaction).
@@ -1037,7 +749,7 @@ async fn probe_keys(conn: &mut SqliteConnection, probes: &[KeyProbe<'_>]) -> Res
 
 /// Keys to look up travel to SQLite as one JSON array per statement, read with `jsonb_each`,
 /// and lookups come back as one JSON array: one parameter and one result row instead of
-/// thousands, so the work stays in SQLite's C code. New records do not (see `insert_absent`).
+/// thousands, so the work stays in SQLite's C code. Writes do not (see `sqlite_bulk`).
 /// (SQLite 3.51 parses JSON numbers exactly; its JSON *output* of floats is not exact, so
 /// values read back this way travel as integers: fingerprints hold the exact bits of parsed
 /// numbers.)
@@ -1283,15 +995,5 @@ mod tests {
             let date = NaiveDate::from_ymd_opt(year, month, day).unwrap();
             assert_eq!(day_text(date), date.to_string());
         }
-    }
-
-    #[test]
-    fn bulk_statements_have_a_placeholder_per_value() {
-        for insert in [&NEW_RECORDS, &RAW_ROWS] {
-            let sql = insert.sql(3);
-            assert_eq!(sql.matches('?').count(), 3 * insert.columns);
-            assert!(sql.ends_with(&format!("?){}", insert.tail)), "{sql}");
-        }
-        assert!(NEW_RECORDS.rows_per_part() * NEW_RECORDS.columns <= MAX_PARAMETERS);
     }
 }

@@ -1,0 +1,364 @@
+//! The SQLite ingest's bulk writes: a chunk's new records, its raw rows and their tallies,
+//! each table through one prepared statement of many rows, on the ingest writer's
+//! connection borrowed from sqlx as a rusqlite connection.
+//!
+//! Why not sqlx for these: sqlx binds owned argument values, which its worker thread copies
+//! into SQLite, clears and frees again for every statement. In a first ingest of 1M rows into
+//! SQLite (multi-row `INSERT`s of about 2,000 rows each), `sqlite3_step` was 1.8 s of that
+//! thread's 3.6 s (perf); binding, `sqlite3_clear_bindings`, dropping the values and freeing
+//! them across threads made most of the rest. A rusqlite statement keeps each parameter's
+//! buffer from one execution to the next, and nothing crosses threads: the first ingest went
+//! from 4.8-5.6 s to 3.7-3.9 s (BENCHMARKS.md). Everything else (transactions, reads,
+//! checkpoints) stays with sqlx.
+
+use chrono::NaiveDate;
+use emdp_app::ports::{BatchId, NewRecord, RawLink, RawRow, RecordFields, RecordId, StoreError};
+use emdp_domain::Admission;
+use rusqlite::Statement;
+use sqlx::SqliteConnection;
+
+use crate::error::{rusqlite_error, store_error};
+use crate::rows::key_columns;
+use crate::sqlite::{day_text, millis};
+
+/// New curated records, [`ROWS_PER_STATEMENT`] a statement; `ON CONFLICT DO NOTHING` leaves
+/// a key that is stored already. `OR FAIL`: no statement journal, since an error ends the
+/// whole transaction anyway.
+const INSERT_RECORDS: Insert = Insert {
+    head: "INSERT OR FAIL INTO records (building_id, date, provider, content_key, consumption, temperature, status, \
+           reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, updated_at)",
+    columns: 16,
+    tail: " ON CONFLICT DO NOTHING",
+};
+
+/// Raw rows (see [`INSERT_RECORDS`] for `OR FAIL`).
+const INSERT_RAW: Insert = Insert {
+    head: "INSERT OR FAIL INTO raw_records (batch_id, line, received_at, payload, parse_error, record_id, admission, \
+           status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature, \
+           original_id, original_created_at)",
+    columns: 18,
+    tail: "",
+};
+
+/// Rows per `INSERT`: each execution opens and closes its cursors, which cost more than a
+/// row's values (one row per statement: first ingest 4.6-4.9 s). 16, 64 and 256 rows measured
+/// the same (3.8-3.9 s).
+const ROWS_PER_STATEMENT: usize = 64;
+
+// Within SQLite's limit of 32,766 parameters per statement.
+const _: () = assert!(ROWS_PER_STATEMENT * INSERT_RAW.columns <= 32_766);
+
+/// A multi-row `INSERT`.
+struct Insert {
+    /// The statement up to `VALUES`.
+    head: &'static str,
+    /// Values per row.
+    columns: usize,
+    /// What follows the rows (`ON CONFLICT ...`), if anything.
+    tail: &'static str,
+}
+
+impl Insert {
+    /// The statement for `rows` rows: the row at `k` takes parameters `k * columns + 1` on.
+    fn sql(&self, rows: usize) -> String {
+        let row = format!("({})", vec!["?"; self.columns].join(", "));
+        let mut sql = format!("{} VALUES {row}", self.head);
+        for _ in 1..rows {
+            sql.push_str(", ");
+            sql.push_str(&row);
+        }
+        sql.push_str(self.tail);
+        sql
+    }
+
+    /// Prepares the statement for `rows` rows.
+    fn prepare<'db>(&self, db: &'db rusqlite::Connection, rows: usize) -> rusqlite::Result<Statement<'db>> {
+        db.prepare(&self.sql(rows))
+    }
+}
+
+/// New records of one group added to the stored counts (migration 0005).
+const ADD_RECORD_TALLY: &str = "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO UPDATE SET n = n + excluded.n";
+
+/// Raw rows of one group added to the batch's counts (migration 0005).
+const ADD_RAW_TALLY: &str = "INSERT INTO raw_tally (batch_id, status, admission, reasons, n) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT DO UPDATE SET n = n + excluded.n";
+
+/// The typed values an exact duplicate's raw row keeps: none (its record has them).
+static NO_FIELDS: RecordFields =
+    RecordFields { building_id: None, date: None, consumption: None, temperature: None, provider: None };
+
+/// Runs `write` on `conn` (inside its transaction) as a rusqlite connection. The work is
+/// synchronous: on a multi-threaded runtime it runs in `block_in_place`, so that the
+/// runtime's other tasks move to another thread meanwhile; on a current-thread runtime
+/// (tests) it simply runs.
+pub(crate) async fn with_connection<T>(
+    conn: &mut SqliteConnection,
+    write: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    let mut handle = conn.lock_handle().await.map_err(store_error)?;
+    // SAFETY: `from_handle` borrows the handle without taking it over (rusqlite does not close
+    // it on drop), and `handle` keeps sqlx's worker off the connection until `db`, and every
+    // statement prepared on it, is dropped at the end of this function, before `handle`.
+    let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }.map_err(rusqlite_error)?;
+    let written = match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| write(&db)),
+        _ => write(&db),
+    };
+    drop(db);
+    drop(handle);
+    written.map_err(rusqlite_error)
+}
+
+/// Inserts `records` in the order `order` gives (key order: each insert lands next to the
+/// previous one in the key indexes) and adds the inserted ones to the tallies. Returns each
+/// record's new id, or `None` where its key was already stored.
+pub(crate) fn insert_records(
+    db: &rusqlite::Connection,
+    records: &[NewRecord],
+    order: &[usize],
+) -> rusqlite::Result<Vec<Option<RecordId>>> {
+    let mut ids = vec![None; records.len()];
+    let mut full = INSERT_RECORDS.prepare(db, ROWS_PER_STATEMENT)?;
+    // Every record inserted from here on has a larger id (AUTOINCREMENT, and this is the only
+    // writer): see below.
+    let mut before: RecordId = db.query_row("SELECT COALESCE(max(id), 0) FROM records", [], |row| row.get(0))?;
+    for part in order.chunks(ROWS_PER_STATEMENT) {
+        let mut last;
+        let insert = if part.len() == ROWS_PER_STATEMENT {
+            &mut full
+        } else {
+            last = INSERT_RECORDS.prepare(db, part.len())?;
+            &mut last
+        };
+        for (k, &i) in part.iter().enumerate() {
+            bind_record(insert, k * INSERT_RECORDS.columns, &records[i])?;
+        }
+        let inserted = insert.raw_execute()?;
+        if inserted == part.len() {
+            // All of them, under consecutive ids in their order.
+            let last_id = db.last_insert_rowid();
+            for (k, &i) in part.iter().enumerate() {
+                ids[i] = Some(last_id - (part.len() - 1 - k) as RecordId);
+            }
+        } else if inserted > 0 {
+            // Some keys were stored already (a row left out may still have used up an id):
+            // the ones inserted are those found with a larger id than any before.
+            for &i in part {
+                ids[i] = inserted_id(db, &records[i], before)?;
+            }
+        }
+        if inserted > 0 {
+            before = db.last_insert_rowid();
+        }
+    }
+    tally_records(db, records.iter().zip(&ids).filter(|(_, id)| id.is_some()).map(|(record, _)| record))?;
+    Ok(ids)
+}
+
+/// Binds a record's values to [`INSERT_RECORDS`] from parameter `offset + 1` on.
+fn bind_record(insert: &mut Statement<'_>, offset: usize, record: &NewRecord) -> rusqlite::Result<()> {
+    let shown = ShownKey::of(record);
+    let state = &record.state;
+    let fields = &state.fields;
+    let [fp_consumption, fp_temperature] = state.values.to_parts();
+    let created_at = millis(record.created_at);
+    insert.raw_bind_parameter(offset + 1, shown.building_id)?;
+    insert.raw_bind_parameter(offset + 2, shown.date.map(day_text))?;
+    insert.raw_bind_parameter(offset + 3, shown.provider)?;
+    insert.raw_bind_parameter(offset + 4, shown.content_key)?;
+    insert.raw_bind_parameter(offset + 5, fields.consumption)?;
+    insert.raw_bind_parameter(offset + 6, fields.temperature)?;
+    insert.raw_bind_parameter(offset + 7, state.status.as_str())?;
+    insert.raw_bind_parameter(offset + 8, state.reasons.bits())?;
+    insert.raw_bind_parameter(offset + 9, fp_consumption)?;
+    insert.raw_bind_parameter(offset + 10, fp_temperature)?;
+    insert.raw_bind_parameter(offset + 11, state.winner.batch)?;
+    insert.raw_bind_parameter(offset + 12, state.winner.line)?;
+    insert.raw_bind_parameter(offset + 13, state.versions)?;
+    insert.raw_bind_parameter(offset + 14, state.pending)?;
+    insert.raw_bind_parameter(offset + 15, created_at)?;
+    insert.raw_bind_parameter(offset + 16, created_at)
+}
+
+/// The id `record` was inserted under, if its key's record has an id above `before`.
+fn inserted_id(db: &rusqlite::Connection, record: &NewRecord, before: RecordId) -> rusqlite::Result<Option<RecordId>> {
+    let shown = ShownKey::of(record);
+    let found = match shown.content_key {
+        Some(content_key) => db
+            .prepare("SELECT id FROM records WHERE content_key = ?1 AND id > ?2")?
+            .query_row((content_key, before), |row| row.get(0)),
+        None => db
+            .prepare(
+                "SELECT id FROM records WHERE building_id = ?1 AND date = ?2 AND provider = ?3 \
+                 AND content_key IS NULL AND id > ?4",
+            )?
+            .query_row((shown.building_id, shown.date.map(day_text), shown.provider, before), |row| row.get(0)),
+    };
+    match found {
+        Ok(id) => Ok(Some(id)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Adds inserted records to `record_tally` (migration 0006 dropped the per-row trigger):
+/// counted here per group, then one upsert per group, so the counts cost no scan of the new
+/// rows. A missing date or provider counts under '', as the update and delete triggers count it.
+fn tally_records<'a>(db: &rusqlite::Connection, inserted: impl Iterator<Item = &'a NewRecord>) -> rusqlite::Result<()> {
+    type Group<'a> = (Option<NaiveDate>, &'a str, &'a str, u16, bool, bool, bool);
+    let mut groups: foldhash::HashMap<Group<'a>, i64> = foldhash::HashMap::default();
+    for record in inserted {
+        let shown = ShownKey::of(record);
+        let state = &record.state;
+        let group = (
+            shown.date,
+            shown.provider.unwrap_or(""),
+            state.status.as_str(),
+            state.reasons.bits(),
+            state.versions > 1,
+            state.pending,
+            shown.content_key.is_some(),
+        );
+        *groups.entry(group).or_default() += 1;
+    }
+    let mut add = db.prepare(ADD_RECORD_TALLY)?;
+    for ((date, provider, status, reasons, conflict, pending, keyless), n) in groups {
+        add.raw_bind_parameter(1, date.map(day_text).unwrap_or_default())?;
+        add.raw_bind_parameter(2, provider)?;
+        add.raw_bind_parameter(3, status)?;
+        add.raw_bind_parameter(4, reasons)?;
+        add.raw_bind_parameter(5, conflict)?;
+        add.raw_bind_parameter(6, pending)?;
+        add.raw_bind_parameter(7, keyless)?;
+        add.raw_bind_parameter(8, n)?;
+        add.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Inserts a chunk's raw rows into `batch`, in the table's key order (record, batch, line:
+/// appended, not inserted in between), and adds their counts to `raw_tally`.
+pub(crate) fn insert_raw(
+    db: &rusqlite::Connection,
+    batch: BatchId,
+    rows: &[RawRow],
+    links: &[RawLink],
+) -> rusqlite::Result<()> {
+    let mut pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
+    pairs.sort_unstable_by_key(|(raw, link)| (link.record_id, raw.line));
+    let mut full = INSERT_RAW.prepare(db, ROWS_PER_STATEMENT)?;
+    for part in pairs.chunks(ROWS_PER_STATEMENT) {
+        let mut last;
+        let insert = if part.len() == ROWS_PER_STATEMENT {
+            &mut full
+        } else {
+            last = INSERT_RAW.prepare(db, part.len())?;
+            &mut last
+        };
+        for (k, (raw, link)) in part.iter().enumerate() {
+            bind_raw(insert, k * INSERT_RAW.columns, batch, raw, link)?;
+        }
+        insert.raw_execute()?;
+    }
+    let mut tally: foldhash::HashMap<(&str, &str, u16), i64> = foldhash::HashMap::default();
+    for (raw, link) in rows.iter().zip(links) {
+        *tally.entry((raw.status.as_str(), link.admission.as_str(), raw.reasons.bits())).or_default() += 1;
+    }
+    let mut add = db.prepare(ADD_RAW_TALLY)?;
+    add.raw_bind_parameter(1, batch)?;
+    for ((status, admission, reasons), n) in tally {
+        add.raw_bind_parameter(2, status)?;
+        add.raw_bind_parameter(3, admission)?;
+        add.raw_bind_parameter(4, reasons)?;
+        add.raw_bind_parameter(5, n)?;
+        add.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Binds a raw row's values to [`INSERT_RAW`] from parameter `offset + 1` on. An exact
+/// duplicate keeps no typed values or fingerprints: its record has them.
+fn bind_raw(
+    insert: &mut Statement<'_>,
+    offset: usize,
+    batch: BatchId,
+    raw: &RawRow,
+    link: &RawLink,
+) -> rusqlite::Result<()> {
+    let version = link.admission != Admission::Exact;
+    let fields = if version { &raw.fields } else { &NO_FIELDS };
+    let [fp_consumption, fp_temperature] = raw.values.to_parts();
+    insert.raw_bind_parameter(offset + 1, batch)?;
+    insert.raw_bind_parameter(offset + 2, raw.line)?;
+    insert.raw_bind_parameter(offset + 3, millis(raw.received_at))?;
+    insert.raw_bind_parameter(offset + 4, raw.payload.as_str())?;
+    insert.raw_bind_parameter(offset + 5, raw.parse_error.as_deref())?;
+    insert.raw_bind_parameter(offset + 6, link.record_id)?;
+    insert.raw_bind_parameter(offset + 7, link.admission.as_str())?;
+    insert.raw_bind_parameter(offset + 8, raw.status.as_str())?;
+    insert.raw_bind_parameter(offset + 9, raw.reasons.bits())?;
+    insert.raw_bind_parameter(offset + 10, fields.building_id.as_deref())?;
+    insert.raw_bind_parameter(offset + 11, fields.date.map(day_text))?;
+    insert.raw_bind_parameter(offset + 12, fields.provider.as_deref())?;
+    insert.raw_bind_parameter(offset + 13, fields.consumption)?;
+    insert.raw_bind_parameter(offset + 14, fields.temperature)?;
+    insert.raw_bind_parameter(offset + 15, version.then_some(fp_consumption))?;
+    insert.raw_bind_parameter(offset + 16, version.then_some(fp_temperature))?;
+    insert.raw_bind_parameter(offset + 17, raw.original_id.as_deref())?;
+    insert.raw_bind_parameter(offset + 18, raw.original_created_at.map(millis))
+}
+
+/// A new record's key columns as stored: its fields' values where it has them, else its
+/// key's (the content key itself only for records without a reading key), so that the tally
+/// groups by exactly what [`insert_records`] writes.
+struct ShownKey<'a> {
+    building_id: Option<&'a str>,
+    date: Option<NaiveDate>,
+    provider: Option<&'a str>,
+    content_key: Option<&'a str>,
+}
+
+impl<'a> ShownKey<'a> {
+    fn of(record: &'a NewRecord) -> Self {
+        let key = key_columns(&record.key);
+        let fields = &record.state.fields;
+        ShownKey {
+            building_id: fields.building_id.as_deref().or(key.building_id),
+            date: fields.date.or(key.date),
+            provider: fields.provider.as_deref().or(key.provider),
+            content_key: key.content_key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_have_a_placeholder_per_value() {
+        for insert in [&INSERT_RECORDS, &INSERT_RAW] {
+            let sql = insert.sql(3);
+            assert_eq!(sql.matches('?').count(), 3 * insert.columns, "{sql}");
+            assert!(sql.ends_with(&format!("?){}", insert.tail)), "{sql}");
+            let columns = insert.head.split('(').nth(1).unwrap().split(',').count();
+            assert_eq!(columns, insert.columns, "{}", insert.head);
+        }
+    }
+
+    #[test]
+    fn a_full_disk_reads_as_one_whichever_library_reports_it() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        assert!(matches!(rusqlite_error(full), StoreError::Full(message) if message == "database or disk is full"));
+        let unique = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            Some("UNIQUE constraint failed: records.content_key".into()),
+        );
+        assert!(matches!(rusqlite_error(unique), StoreError::Conflict(_)));
+    }
+}
