@@ -656,8 +656,6 @@ async fn reading_range(
     }
     let (Some(low), Some(high)) = (keys.iter().min(), keys.iter().max()) else { return Ok(None) };
     // One statement: the range is counted on the index, and read only if it is dense enough.
-    const RANGE: &str =
-        "r.content_key IS NULL AND (r.building_id, r.date, r.provider) BETWEEN (?1, ?2, ?3) AND (?4, ?5, ?6)";
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT CASE WHEN (SELECT count(*) FROM records r WHERE {RANGE}) <= ?7 \
          THEN (SELECT json_group_array(json_array({columns})) FROM records r WHERE {RANGE}) END"
@@ -674,24 +672,10 @@ async fn reading_range(
     .map_err(store_error)
 }
 
-/// What a probe reads of each record in its range: enough to tell whether a row repeats the
-/// record's only version.
-const PROBE_JSON: &str = "r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature";
-
-/// A record as [`PROBE_JSON`] reads it, its text borrowed from the JSON where it can be.
-#[derive(serde::Deserialize)]
-struct ProbeRow<'a> {
-    id: RecordId,
-    #[serde(borrow)]
-    building_id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    date: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    provider: std::borrow::Cow<'a, str>,
-    versions: i64,
-    fp_consumption: i64,
-    fp_temperature: i64,
-}
+/// The records of the key index from one key to another (parameters 1-3 and 4-6: building,
+/// day as text, provider).
+const RANGE: &str =
+    "r.content_key IS NULL AND (r.building_id, r.date, r.provider) BETWEEN (?1, ?2, ?3) AND (?4, ?5, ?6)";
 
 /// [`IngestTx::probe_keys`] for SQLite: a re-run's chunk of reading keys is one range of the
 /// key index (see [`reading_range`]), read with seven columns; a key whose record has one
@@ -703,6 +687,36 @@ struct ProbeRow<'a> {
 /// rows, and the first run has no such work: the re-run was slower than the first run.
 async fn probe_keys(conn: &mut SqliteConnection, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
     let mut found: Vec<Option<Probed>> = vec![None; probes.len()];
+    let load = sqlite_bulk::with_connection(conn, |db| probe_ranges(db, probes, &mut found)).await?;
+    if !load.is_empty() {
+        let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
+        let position_of: foldhash::HashMap<&RecordKey, usize> =
+            load.iter().map(|&position| (probes[position].key, position)).collect();
+        for key in load_keys(conn, &keys, Ranges::Skip).await? {
+            if let Some(&position) = position_of.get(&key.key) {
+                found[position] = Some(Probed::Stored(Box::new(key)));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A reading key's columns as SQLite stores them: building, day as text, provider.
+type KeyBytes<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// The ranges of [`probe_keys`], read row by row through rusqlite (the writer's connection,
+/// see [`sqlite_bulk::with_connection`]) rather than as JSON: a re-run reads every record once
+/// this way. Fills `found` with the exact duplicates and returns the positions to load whole.
+fn probe_ranges(
+    db: &rusqlite::Connection,
+    probes: &[KeyProbe<'_>],
+    found: &mut [Option<Probed>],
+) -> rusqlite::Result<Vec<usize>> {
+    let mut count = db.prepare(&format!("SELECT count(*) FROM records r WHERE {RANGE}"))?;
+    let mut read = db.prepare(&format!(
+        "SELECT r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature \
+         FROM records r WHERE {RANGE}"
+    ))?;
     let mut load: Vec<usize> = Vec::new();
     let positions: Vec<usize> = (0..probes.len()).collect();
     for part in positions.chunks(KEYS_PER_LOOKUP) {
@@ -718,33 +732,36 @@ async fn probe_keys(conn: &mut SqliteConnection, probes: &[KeyProbe<'_>]) -> Res
             }
         }
         let texts = range_texts(&readings);
-        let Some(json) = reading_range(conn, &texts, PROBE_JSON).await? else {
+        let bounds = (texts.len() >= RANGE_MIN_KEYS).then(|| texts.iter().min().zip(texts.iter().max())).flatten();
+        let Some((low, high)) = bounds else {
             load.extend(asked);
             continue;
         };
-        let position_of: foldhash::HashMap<(&str, &str, &str), usize> =
-            texts.iter().zip(&asked).map(|((b, d, p), &position)| ((*b, d.as_str(), *p), position)).collect();
-        for row in from_json::<Vec<ProbeRow>>(&json)? {
-            let Some(&position) = position_of.get(&(&*row.building_id, &*row.date, &*row.provider)) else { continue };
-            let only = [row.fp_consumption, row.fp_temperature];
-            if row.versions == 1 && probes[position].values.iter().all(|v| v.to_parts() == only) {
-                found[position] = Some(Probed::Exact(row.id));
+        let bounds = (low.0, &low.1, low.2, high.0, &high.1, high.2);
+        let stored: i64 = count.query_row(bounds, |row| row.get(0))?;
+        if stored > (RANGE_MAX_SPREAD * texts.len()) as i64 {
+            load.extend(asked);
+            continue;
+        }
+        let position_of: foldhash::HashMap<KeyBytes<'_>, usize> = texts
+            .iter()
+            .zip(&asked)
+            .map(|((b, d, p), &position)| ((b.as_bytes(), d.as_bytes(), p.as_bytes()), position))
+            .collect();
+        let mut rows = read.query(bounds)?;
+        while let Some(row) = rows.next()? {
+            let key = (row.get_ref(1)?.as_bytes()?, row.get_ref(2)?.as_bytes()?, row.get_ref(3)?.as_bytes()?);
+            // The range may hold keys not asked for.
+            let Some(&position) = position_of.get(&key) else { continue };
+            let (versions, only): (i64, [i64; 2]) = (row.get(4)?, [row.get(5)?, row.get(6)?]);
+            if versions == 1 && probes[position].values.iter().all(|v| v.to_parts() == only) {
+                found[position] = Some(Probed::Exact(row.get(0)?));
             } else {
                 load.push(position);
             }
         }
     }
-    if !load.is_empty() {
-        let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
-        let position_of: foldhash::HashMap<&RecordKey, usize> =
-            load.iter().map(|&position| (probes[position].key, position)).collect();
-        for key in load_keys(conn, &keys, Ranges::Skip).await? {
-            if let Some(&position) = position_of.get(&key.key) {
-                found[position] = Some(Probed::Stored(Box::new(key)));
-            }
-        }
-    }
-    Ok(found)
+    Ok(load)
 }
 
 /// Keys to look up travel to SQLite as one JSON array per statement, read with `jsonb_each`,

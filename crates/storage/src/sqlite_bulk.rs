@@ -8,7 +8,8 @@
 //! thread's 3.6 s (perf); binding, `sqlite3_clear_bindings`, dropping the values and freeing
 //! them across threads made most of the rest. A rusqlite statement keeps each parameter's
 //! buffer from one execution to the next, and nothing crosses threads: the first ingest went
-//! from 4.8-5.6 s to 3.7-3.9 s (BENCHMARKS.md). Everything else (transactions, reads,
+//! from 4.8-5.6 s to 3.7-3.9 s (BENCHMARKS.md). A re-run's probes read their key ranges
+//! through it too (`sqlite::probe_ranges`); everything else (transactions, other reads,
 //! checkpoints) stays with sqlx.
 
 use chrono::NaiveDate;
@@ -89,26 +90,26 @@ const ADD_RAW_TALLY: &str = "INSERT INTO raw_tally (batch_id, status, admission,
 static NO_FIELDS: RecordFields =
     RecordFields { building_id: None, date: None, consumption: None, temperature: None, provider: None };
 
-/// Runs `write` on `conn` (inside its transaction) as a rusqlite connection. The work is
+/// Runs `work` on `conn` (inside its transaction) as a rusqlite connection. The work is
 /// synchronous: on a multi-threaded runtime it runs in `block_in_place`, so that the
 /// runtime's other tasks move to another thread meanwhile; on a current-thread runtime
 /// (tests) it simply runs.
 pub(crate) async fn with_connection<T>(
     conn: &mut SqliteConnection,
-    write: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
     let mut handle = conn.lock_handle().await.map_err(store_error)?;
     // SAFETY: `from_handle` borrows the handle without taking it over (rusqlite does not close
     // it on drop), and `handle` keeps sqlx's worker off the connection until `db`, and every
     // statement prepared on it, is dropped at the end of this function, before `handle`.
     let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }.map_err(rusqlite_error)?;
-    let written = match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| write(&db)),
-        _ => write(&db),
+    let done = match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| work(&db)),
+        _ => work(&db),
     };
     drop(db);
     drop(handle);
-    written.map_err(rusqlite_error)
+    done.map_err(rusqlite_error)
 }
 
 /// Inserts `records` in the order `order` gives (key order: each insert lands next to the
