@@ -72,19 +72,50 @@ impl Insert {
         sql
     }
 
-    /// Prepares the statement for `rows` rows.
-    fn prepare<'db>(&self, db: &'db rusqlite::Connection, rows: usize) -> rusqlite::Result<Statement<'db>> {
-        db.prepare(&self.sql(rows))
+    /// Inserts `items`, [`ROWS_PER_STATEMENT`] a statement: `bind` binds an item's values from
+    /// the parameter after the offset it is given, and `then` is told each statement's items
+    /// and how many rows it inserted.
+    fn write<T>(
+        &self,
+        db: &rusqlite::Connection,
+        items: &[T],
+        mut bind: impl FnMut(&mut Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+        mut then: impl FnMut(&[T], usize) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let mut full = None;
+        for part in items.chunks(ROWS_PER_STATEMENT) {
+            let mut last;
+            let insert = match &mut full {
+                Some(full) if part.len() == ROWS_PER_STATEMENT => full,
+                None if part.len() == ROWS_PER_STATEMENT => full.insert(db.prepare(&self.sql(part.len()))?),
+                _ => {
+                    last = db.prepare(&self.sql(part.len()))?;
+                    &mut last
+                }
+            };
+            for (k, item) in part.iter().enumerate() {
+                bind(insert, k * self.columns, item)?;
+            }
+            let inserted = insert.raw_execute()?;
+            then(part, inserted)?;
+        }
+        Ok(())
     }
 }
 
-/// New records of one group added to the stored counts (migration 0005).
-const ADD_RECORD_TALLY: &str = "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO UPDATE SET n = n + excluded.n";
+/// Counts of new records per group, added to the stored counts (migration 0005).
+const ADD_RECORD_TALLY: Insert = Insert {
+    head: "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n)",
+    columns: 8,
+    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+};
 
-/// Raw rows of one group added to the batch's counts (migration 0005).
-const ADD_RAW_TALLY: &str = "INSERT INTO raw_tally (batch_id, status, admission, reasons, n) VALUES (?1, ?2, ?3, ?4, ?5) \
-     ON CONFLICT DO UPDATE SET n = n + excluded.n";
+/// Counts of raw rows per group, added to the batch's counts (migration 0005).
+const ADD_RAW_TALLY: Insert = Insert {
+    head: "INSERT INTO raw_tally (batch_id, status, admission, reasons, n)",
+    columns: 5,
+    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+};
 
 /// The typed values an exact duplicate's raw row keeps: none (its record has them).
 static NO_FIELDS: RecordFields =
@@ -121,39 +152,33 @@ pub(crate) fn insert_records(
     order: &[usize],
 ) -> rusqlite::Result<Vec<Option<RecordId>>> {
     let mut ids = vec![None; records.len()];
-    let mut full = INSERT_RECORDS.prepare(db, ROWS_PER_STATEMENT)?;
     // Every record inserted from here on has a larger id (AUTOINCREMENT, and this is the only
     // writer): see below.
     let mut before: RecordId = db.query_row("SELECT COALESCE(max(id), 0) FROM records", [], |row| row.get(0))?;
-    for part in order.chunks(ROWS_PER_STATEMENT) {
-        let mut last;
-        let insert = if part.len() == ROWS_PER_STATEMENT {
-            &mut full
-        } else {
-            last = INSERT_RECORDS.prepare(db, part.len())?;
-            &mut last
-        };
-        for (k, &i) in part.iter().enumerate() {
-            bind_record(insert, k * INSERT_RECORDS.columns, &records[i])?;
-        }
-        let inserted = insert.raw_execute()?;
-        if inserted == part.len() {
-            // All of them, under consecutive ids in their order.
-            let last_id = db.last_insert_rowid();
-            for (k, &i) in part.iter().enumerate() {
-                ids[i] = Some(last_id - (part.len() - 1 - k) as RecordId);
+    INSERT_RECORDS.write(
+        db,
+        order,
+        |insert, offset, &i| bind_record(insert, offset, &records[i]),
+        |part, inserted| {
+            if inserted == part.len() {
+                // All of them, under consecutive ids in their order.
+                let last_id = db.last_insert_rowid();
+                for (k, &i) in part.iter().enumerate() {
+                    ids[i] = Some(last_id - (part.len() - 1 - k) as RecordId);
+                }
+            } else if inserted > 0 {
+                // Some keys were stored already (a row left out may still have used up an
+                // id): the ones inserted are those found with a larger id than any before.
+                for &i in part {
+                    ids[i] = inserted_id(db, &records[i], before)?;
+                }
             }
-        } else if inserted > 0 {
-            // Some keys were stored already (a row left out may still have used up an id):
-            // the ones inserted are those found with a larger id than any before.
-            for &i in part {
-                ids[i] = inserted_id(db, &records[i], before)?;
+            if inserted > 0 {
+                before = db.last_insert_rowid();
             }
-        }
-        if inserted > 0 {
-            before = db.last_insert_rowid();
-        }
-    }
+            Ok(())
+        },
+    )?;
     tally_records(db, records.iter().zip(&ids).filter(|(_, id)| id.is_some()).map(|(record, _)| record))?;
     Ok(ids)
 }
@@ -224,19 +249,24 @@ fn tally_records<'a>(db: &rusqlite::Connection, inserted: impl Iterator<Item = &
         );
         *groups.entry(group).or_default() += 1;
     }
-    let mut add = db.prepare(ADD_RECORD_TALLY)?;
-    for ((date, provider, status, reasons, conflict, pending, keyless), n) in groups {
-        add.raw_bind_parameter(1, date.map(day_text).unwrap_or_default())?;
-        add.raw_bind_parameter(2, provider)?;
-        add.raw_bind_parameter(3, status)?;
-        add.raw_bind_parameter(4, reasons)?;
-        add.raw_bind_parameter(5, conflict)?;
-        add.raw_bind_parameter(6, pending)?;
-        add.raw_bind_parameter(7, keyless)?;
-        add.raw_bind_parameter(8, n)?;
-        add.raw_execute()?;
-    }
-    Ok(())
+    // In key order: each upsert lands next to the previous one.
+    let mut groups: Vec<(Group<'a>, i64)> = groups.into_iter().collect();
+    groups.sort_unstable();
+    ADD_RECORD_TALLY.write(
+        db,
+        &groups,
+        |add, offset, ((date, provider, status, reasons, conflict, pending, keyless), n)| {
+            add.raw_bind_parameter(offset + 1, date.map(day_text).unwrap_or_default())?;
+            add.raw_bind_parameter(offset + 2, provider)?;
+            add.raw_bind_parameter(offset + 3, status)?;
+            add.raw_bind_parameter(offset + 4, reasons)?;
+            add.raw_bind_parameter(offset + 5, conflict)?;
+            add.raw_bind_parameter(offset + 6, pending)?;
+            add.raw_bind_parameter(offset + 7, keyless)?;
+            add.raw_bind_parameter(offset + 8, n)
+        },
+        |_, _| Ok(()),
+    )
 }
 
 /// Inserts a chunk's raw rows into `batch`, in the table's key order (record, batch, line:
@@ -249,34 +279,29 @@ pub(crate) fn insert_raw(
 ) -> rusqlite::Result<()> {
     let mut pairs: Vec<(&RawRow, &RawLink)> = rows.iter().zip(links).collect();
     pairs.sort_unstable_by_key(|(raw, link)| (link.record_id, raw.line));
-    let mut full = INSERT_RAW.prepare(db, ROWS_PER_STATEMENT)?;
-    for part in pairs.chunks(ROWS_PER_STATEMENT) {
-        let mut last;
-        let insert = if part.len() == ROWS_PER_STATEMENT {
-            &mut full
-        } else {
-            last = INSERT_RAW.prepare(db, part.len())?;
-            &mut last
-        };
-        for (k, (raw, link)) in part.iter().enumerate() {
-            bind_raw(insert, k * INSERT_RAW.columns, batch, raw, link)?;
-        }
-        insert.raw_execute()?;
-    }
+    INSERT_RAW.write(
+        db,
+        &pairs,
+        |insert, offset, (raw, link)| bind_raw(insert, offset, batch, raw, link),
+        |_, _| Ok(()),
+    )?;
     let mut tally: foldhash::HashMap<(&str, &str, u16), i64> = foldhash::HashMap::default();
     for (raw, link) in rows.iter().zip(links) {
         *tally.entry((raw.status.as_str(), link.admission.as_str(), raw.reasons.bits())).or_default() += 1;
     }
-    let mut add = db.prepare(ADD_RAW_TALLY)?;
-    add.raw_bind_parameter(1, batch)?;
-    for ((status, admission, reasons), n) in tally {
-        add.raw_bind_parameter(2, status)?;
-        add.raw_bind_parameter(3, admission)?;
-        add.raw_bind_parameter(4, reasons)?;
-        add.raw_bind_parameter(5, n)?;
-        add.raw_execute()?;
-    }
-    Ok(())
+    let tally: Vec<((&str, &str, u16), i64)> = tally.into_iter().collect();
+    ADD_RAW_TALLY.write(
+        db,
+        &tally,
+        |add, offset, ((status, admission, reasons), n)| {
+            add.raw_bind_parameter(offset + 1, batch)?;
+            add.raw_bind_parameter(offset + 2, status)?;
+            add.raw_bind_parameter(offset + 3, admission)?;
+            add.raw_bind_parameter(offset + 4, reasons)?;
+            add.raw_bind_parameter(offset + 5, n)
+        },
+        |_, _| Ok(()),
+    )
 }
 
 /// Binds a raw row's values to [`INSERT_RAW`] from parameter `offset + 1` on. An exact
@@ -340,7 +365,7 @@ mod tests {
 
     #[test]
     fn statements_have_a_placeholder_per_value() {
-        for insert in [&INSERT_RECORDS, &INSERT_RAW] {
+        for insert in [&INSERT_RECORDS, &INSERT_RAW, &ADD_RECORD_TALLY, &ADD_RAW_TALLY] {
             let sql = insert.sql(3);
             assert_eq!(sql.matches('?').count(), 3 * insert.columns, "{sql}");
             assert!(sql.ends_with(&format!("?){}", insert.tail)), "{sql}");
