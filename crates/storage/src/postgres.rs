@@ -1131,8 +1131,14 @@ impl RecordStore for PostgresStore {
         // rather than whenever autovacuum comes by: without statistics the report's plans
         // sort instead of reading indexes in order, and without the visibility map its
         // index-only scans visit the table (1M rows: report 1.8 s -> 1.3 s, for 0.5-1 s here).
+        // One table per connection, at once: a VACUUM runs in one backend, and the two tables
+        // take about as long each (0.70 s for both in one statement after a 1M-row ingest).
         if stored.unwrap_or(0) >= BULK_LOAD_ROWS {
-            sqlx::query("VACUUM (ANALYZE) records, raw_records").execute(&self.pool).await.map_err(store_error)?;
+            let vacuum = |table: &'static str| async move {
+                let sql = sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}"));
+                sqlx::query(sql).execute(&self.pool).await.map_err(store_error)
+            };
+            tokio::try_join!(vacuum("records"), vacuum("raw_records"))?;
         }
         Ok(())
     }
