@@ -22,6 +22,19 @@ use crate::error::{rusqlite_error, store_error};
 use crate::rows::key_columns;
 use crate::sqlite::{day_text, millis};
 
+/// Binds the values, in order, to `$insert`'s parameters from `$offset + 1` on; each value
+/// goes through its own type's binding (a `&[&dyn ToSql]` cost a first run 0.1 s).
+macro_rules! bind {
+    ($insert:expr, $offset:expr, $($value:expr),+ $(,)?) => {{
+        let mut index = $offset;
+        $(
+            index += 1;
+            $insert.raw_bind_parameter(index, $value)?;
+        )+
+        Ok(())
+    }};
+}
+
 /// New curated records, [`ROWS_PER_STATEMENT`] a statement; `ON CONFLICT DO NOTHING` leaves
 /// a key that is stored already. `OR FAIL`: no statement journal, since an error ends the
 /// whole transaction anyway.
@@ -39,6 +52,20 @@ const INSERT_RAW: Insert = Insert {
            original_id, original_created_at)",
     columns: 18,
     tail: "",
+};
+
+/// Counts of new records per group, added to the stored counts (migration 0005).
+const ADD_RECORD_TALLY: Insert = Insert {
+    head: "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n)",
+    columns: 8,
+    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
+};
+
+/// Counts of raw rows per group, added to the batch's counts (migration 0005).
+const ADD_RAW_TALLY: Insert = Insert {
+    head: "INSERT INTO raw_tally (batch_id, status, admission, reasons, n)",
+    columns: 5,
+    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
 };
 
 /// Rows per `INSERT`: each execution opens and closes its cursors, which cost more than a
@@ -72,14 +99,14 @@ impl Insert {
         sql
     }
 
-    /// Inserts `items`, [`ROWS_PER_STATEMENT`] a statement: `bind` binds an item's values from
-    /// the parameter after the offset it is given, and `then` is told each statement's items
-    /// and how many rows it inserted.
+    /// Inserts `items`, [`ROWS_PER_STATEMENT`] a statement: `bind_item` binds an item's values
+    /// from the parameter after the offset it is given, and `then` is told each statement's
+    /// items and how many rows it inserted.
     fn write<T>(
         &self,
         db: &rusqlite::Connection,
         items: &[T],
-        mut bind: impl FnMut(&mut Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+        mut bind_item: impl FnMut(&mut Statement<'_>, usize, &T) -> rusqlite::Result<()>,
         mut then: impl FnMut(&[T], usize) -> rusqlite::Result<()>,
     ) -> rusqlite::Result<()> {
         let mut full = None;
@@ -94,7 +121,7 @@ impl Insert {
                 }
             };
             for (k, item) in part.iter().enumerate() {
-                bind(insert, k * self.columns, item)?;
+                bind_item(insert, k * self.columns, item)?;
             }
             let inserted = insert.raw_execute()?;
             then(part, inserted)?;
@@ -102,20 +129,6 @@ impl Insert {
         Ok(())
     }
 }
-
-/// Counts of new records per group, added to the stored counts (migration 0005).
-const ADD_RECORD_TALLY: Insert = Insert {
-    head: "INSERT INTO record_tally (date, provider, status, reasons, conflict, pending, keyless, n)",
-    columns: 8,
-    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-};
-
-/// Counts of raw rows per group, added to the batch's counts (migration 0005).
-const ADD_RAW_TALLY: Insert = Insert {
-    head: "INSERT INTO raw_tally (batch_id, status, admission, reasons, n)",
-    columns: 5,
-    tail: " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-};
 
 /// The typed values an exact duplicate's raw row keeps: none (its record has them).
 static NO_FIELDS: RecordFields =
@@ -190,22 +203,26 @@ fn bind_record(insert: &mut Statement<'_>, offset: usize, record: &NewRecord) ->
     let fields = &state.fields;
     let [fp_consumption, fp_temperature] = state.values.to_parts();
     let created_at = millis(record.created_at);
-    insert.raw_bind_parameter(offset + 1, shown.building_id)?;
-    insert.raw_bind_parameter(offset + 2, shown.date.map(day_text))?;
-    insert.raw_bind_parameter(offset + 3, shown.provider)?;
-    insert.raw_bind_parameter(offset + 4, shown.content_key)?;
-    insert.raw_bind_parameter(offset + 5, fields.consumption)?;
-    insert.raw_bind_parameter(offset + 6, fields.temperature)?;
-    insert.raw_bind_parameter(offset + 7, state.status.as_str())?;
-    insert.raw_bind_parameter(offset + 8, state.reasons.bits())?;
-    insert.raw_bind_parameter(offset + 9, fp_consumption)?;
-    insert.raw_bind_parameter(offset + 10, fp_temperature)?;
-    insert.raw_bind_parameter(offset + 11, state.winner.batch)?;
-    insert.raw_bind_parameter(offset + 12, state.winner.line)?;
-    insert.raw_bind_parameter(offset + 13, state.versions)?;
-    insert.raw_bind_parameter(offset + 14, state.pending)?;
-    insert.raw_bind_parameter(offset + 15, created_at)?;
-    insert.raw_bind_parameter(offset + 16, created_at)
+    bind!(
+        insert,
+        offset,
+        shown.building_id,
+        shown.date.map(day_text),
+        shown.provider,
+        shown.content_key,
+        fields.consumption,
+        fields.temperature,
+        state.status.as_str(),
+        state.reasons.bits(),
+        fp_consumption,
+        fp_temperature,
+        state.winner.batch,
+        state.winner.line,
+        state.versions,
+        state.pending,
+        created_at,
+        created_at
+    )
 }
 
 /// The id `record` was inserted under, if its key's record has an id above `before`.
@@ -256,14 +273,18 @@ fn tally_records<'a>(db: &rusqlite::Connection, inserted: impl Iterator<Item = &
         db,
         &groups,
         |add, offset, ((date, provider, status, reasons, conflict, pending, keyless), n)| {
-            add.raw_bind_parameter(offset + 1, date.map(day_text).unwrap_or_default())?;
-            add.raw_bind_parameter(offset + 2, provider)?;
-            add.raw_bind_parameter(offset + 3, status)?;
-            add.raw_bind_parameter(offset + 4, reasons)?;
-            add.raw_bind_parameter(offset + 5, conflict)?;
-            add.raw_bind_parameter(offset + 6, pending)?;
-            add.raw_bind_parameter(offset + 7, keyless)?;
-            add.raw_bind_parameter(offset + 8, n)
+            bind!(
+                add,
+                offset,
+                date.map(day_text).unwrap_or_default(),
+                provider,
+                status,
+                reasons,
+                conflict,
+                pending,
+                keyless,
+                n
+            )
         },
         |_, _| Ok(()),
     )
@@ -293,13 +314,7 @@ pub(crate) fn insert_raw(
     ADD_RAW_TALLY.write(
         db,
         &tally,
-        |add, offset, ((status, admission, reasons), n)| {
-            add.raw_bind_parameter(offset + 1, batch)?;
-            add.raw_bind_parameter(offset + 2, status)?;
-            add.raw_bind_parameter(offset + 3, admission)?;
-            add.raw_bind_parameter(offset + 4, reasons)?;
-            add.raw_bind_parameter(offset + 5, n)
-        },
+        |add, offset, ((status, admission, reasons), n)| bind!(add, offset, batch, status, admission, reasons, n),
         |_, _| Ok(()),
     )
 }
@@ -316,24 +331,28 @@ fn bind_raw(
     let version = link.admission != Admission::Exact;
     let fields = if version { &raw.fields } else { &NO_FIELDS };
     let [fp_consumption, fp_temperature] = raw.values.to_parts();
-    insert.raw_bind_parameter(offset + 1, batch)?;
-    insert.raw_bind_parameter(offset + 2, raw.line)?;
-    insert.raw_bind_parameter(offset + 3, millis(raw.received_at))?;
-    insert.raw_bind_parameter(offset + 4, raw.payload.as_str())?;
-    insert.raw_bind_parameter(offset + 5, raw.parse_error.as_deref())?;
-    insert.raw_bind_parameter(offset + 6, link.record_id)?;
-    insert.raw_bind_parameter(offset + 7, link.admission.as_str())?;
-    insert.raw_bind_parameter(offset + 8, raw.status.as_str())?;
-    insert.raw_bind_parameter(offset + 9, raw.reasons.bits())?;
-    insert.raw_bind_parameter(offset + 10, fields.building_id.as_deref())?;
-    insert.raw_bind_parameter(offset + 11, fields.date.map(day_text))?;
-    insert.raw_bind_parameter(offset + 12, fields.provider.as_deref())?;
-    insert.raw_bind_parameter(offset + 13, fields.consumption)?;
-    insert.raw_bind_parameter(offset + 14, fields.temperature)?;
-    insert.raw_bind_parameter(offset + 15, version.then_some(fp_consumption))?;
-    insert.raw_bind_parameter(offset + 16, version.then_some(fp_temperature))?;
-    insert.raw_bind_parameter(offset + 17, raw.original_id.as_deref())?;
-    insert.raw_bind_parameter(offset + 18, raw.original_created_at.map(millis))
+    bind!(
+        insert,
+        offset,
+        batch,
+        raw.line,
+        millis(raw.received_at),
+        raw.payload.as_str(),
+        raw.parse_error.as_deref(),
+        link.record_id,
+        link.admission.as_str(),
+        raw.status.as_str(),
+        raw.reasons.bits(),
+        fields.building_id.as_deref(),
+        fields.date.map(day_text),
+        fields.provider.as_deref(),
+        fields.consumption,
+        fields.temperature,
+        version.then_some(fp_consumption),
+        version.then_some(fp_temperature),
+        raw.original_id.as_deref(),
+        raw.original_created_at.map(millis)
+    )
 }
 
 /// A new record's key columns as stored: its fields' values where it has them, else its
