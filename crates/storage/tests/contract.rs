@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use emdp_app::ports::{FixedClock, RecordFilter, RecordKey, RecordSource, RecordStore};
-use emdp_app::usecases::ingest::{IngestSummary, Ingestor};
+use emdp_app::usecases::ingest::{ChunkWrite, IngestSummary, Ingestor};
 use emdp_domain::{ConflictPolicy, QualityStatus, RuleSet};
 use emdp_formats::{CsvSource, NdjsonSource};
 
@@ -336,7 +336,8 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
         csv("B1,2025-01-01,1,5,p\nB2,2025-01-01,3,5,p\nB3,2025-01-01,4,5,p\nB3,2025-01-01,4,5,p\nB4,,5,5,p\n");
     let rows = ingestor.classify_all(source.as_mut()).unwrap();
     let batch = open_batch(&store, "again.csv").await;
-    let links = ingestor.write_chunk(batch, &rows, 0, true, None).await.unwrap();
+    let chunk = ChunkWrite { batch, rows: &rows, stored_before: 0, probe_first: true, unseen: None };
+    let links = ingestor.write_chunk(chunk).await.unwrap();
     let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
     assert_eq!(
         admissions,
@@ -370,7 +371,8 @@ async fn write_unseen(
     let unseen: Vec<bool> = classified.iter().map(|row| !seen.contains(&row.key)).collect();
     seen.extend(classified.iter().map(|row| row.key.clone()));
     let batch = open_batch(store, "unseen.csv").await;
-    let links = ingestor.write_chunk(batch, &classified, 0, false, Some(&unseen)).await.unwrap();
+    let chunk = ChunkWrite { batch, rows: &classified, stored_before: 0, probe_first: false, unseen: Some(&unseen) };
+    let links = ingestor.write_chunk(chunk).await.unwrap();
     (classified, links)
 }
 

@@ -186,6 +186,21 @@ pub struct Ingestor {
 /// The admission and record of each row of a chunk, in row order.
 pub type ChunkOutcome = Vec<RawLink>;
 
+/// One chunk to store (see [`Ingestor::write_chunk`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkWrite<'a> {
+    /// The batch its rows belong to.
+    pub batch: BatchId,
+    /// Its classified rows, in input order.
+    pub rows: &'a [RawRow],
+    /// The batch's rows stored before it: its progress row says this plus the chunk's rows.
+    pub stored_before: i64,
+    /// Probe every key before inserting (most keys are expected to be stored).
+    pub probe_first: bool,
+    /// Per row, whether its key was in no earlier chunk of the ingest.
+    pub unseen: Option<&'a [bool]>,
+}
+
 impl Ingestor {
     /// An ingestor writing to `store`.
     pub fn new(
@@ -335,7 +350,8 @@ impl Ingestor {
                     sent_rows += rows.len() as u64;
                     in_flight.push_back(async move {
                         let unseen = unseen.as_deref();
-                        let links = self.write_in_turn(turn, batch_id, &rows, stored_before, probe_first, unseen).await;
+                        let chunk = ChunkWrite { batch: batch_id, rows: &rows, stored_before, probe_first, unseen };
+                        let links = self.write_in_turn(turn, chunk).await;
                         (rows, links)
                     });
                 }
@@ -367,16 +383,8 @@ impl Ingestor {
     /// stored are inserted, which spares an insert attempt per stored key. With `unseen` (per
     /// row, whether its key was in no earlier chunk of the ingest), the new records of such
     /// keys go through [`IngestTx::insert_unseen`]. All give the same outcome.
-    pub async fn write_chunk(
-        &self,
-        batch: BatchId,
-        rows: &[RawRow],
-        stored_before: i64,
-        probe_first: bool,
-        unseen: Option<&[bool]>,
-    ) -> Result<ChunkOutcome, StoreError> {
-        let turn = Turn { after: None, locked: None, commit: None };
-        self.write_in_turn(turn, batch, rows, stored_before, probe_first, unseen).await
+    pub async fn write_chunk(&self, chunk: ChunkWrite<'_>) -> Result<ChunkOutcome, StoreError> {
+        self.write_in_turn(Turn { after: None, locked: None, commit: None }, chunk).await
     }
 
     /// [`Ingestor::write_chunk`] as one of several chunks in flight: the chunk takes its key
@@ -384,15 +392,8 @@ impl Ingestor {
     /// and commit in input order: a chunk only ever waits for earlier ones (never a deadlock
     /// between them), and the committed chunks are always the first ones (a failure leaves
     /// the stores at a chunk boundary, as with one chunk at a time).
-    async fn write_in_turn(
-        &self,
-        turn: Turn,
-        batch: BatchId,
-        rows: &[RawRow],
-        stored_before: i64,
-        probe_first: bool,
-        unseen: Option<&[bool]>,
-    ) -> Result<ChunkOutcome, StoreError> {
+    async fn write_in_turn(&self, turn: Turn, chunk: ChunkWrite<'_>) -> Result<ChunkOutcome, StoreError> {
+        let ChunkWrite { batch, rows, stored_before, probe_first, unseen } = chunk;
         if let Some(after) = turn.after {
             // An error means the chunk before ended without locking: it failed, and this
             // chunk will be told not to commit.
