@@ -76,6 +76,11 @@ const ROWS_PER_STATEMENT: usize = 64;
 // Within SQLite's limit of 32,766 parameters per statement.
 const _: () = assert!(ROWS_PER_STATEMENT * INSERT_RAW.columns <= 32_766);
 
+/// Work of this many rows or more leaves the async runtime's thread (see [`with_connection`]):
+/// a few milliseconds of SQLite's time, while handing the thread's other tasks over costs more than
+/// a request's few rows take.
+const BLOCKING_ROWS: usize = 1_000;
+
 /// A multi-row `INSERT`.
 struct Insert {
     /// The statement up to `VALUES`.
@@ -134,12 +139,14 @@ impl Insert {
 static NO_FIELDS: RecordFields =
     RecordFields { building_id: None, date: None, consumption: None, temperature: None, provider: None };
 
-/// Runs `work` on `conn` (inside its transaction) as a rusqlite connection. The work is
-/// synchronous: on a multi-threaded runtime it runs in `block_in_place`, so that the
-/// runtime's other tasks move to another thread meanwhile; on a current-thread runtime
-/// (tests) it simply runs.
+/// Runs `work` on `conn` (inside its transaction) as a rusqlite connection, for `rows` rows.
+/// The work is synchronous: on a multi-threaded runtime, work of [`BLOCKING_ROWS`] rows or
+/// more runs in `block_in_place`, so that the runtime's other tasks move to another thread
+/// meanwhile; smaller work (a request's few records) and work on a current-thread runtime
+/// (tests) simply runs.
 pub(crate) async fn with_connection<T>(
     conn: &mut SqliteConnection,
+    rows: usize,
     work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
     let mut handle = conn.lock_handle().await.map_err(store_error)?;
@@ -148,7 +155,9 @@ pub(crate) async fn with_connection<T>(
     // statement prepared on it, is dropped at the end of this function, before `handle`.
     let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }.map_err(rusqlite_error)?;
     let done = match tokio::runtime::Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| work(&db)),
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) if rows >= BLOCKING_ROWS => {
+            tokio::task::block_in_place(|| work(&db))
+        }
         _ => work(&db),
     };
     drop(db);
