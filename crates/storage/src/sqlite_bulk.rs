@@ -15,7 +15,7 @@
 use chrono::NaiveDate;
 use emdp_app::ports::{BatchId, NewRecord, RawLink, RawRow, RecordFields, RecordId, StoreError};
 use emdp_domain::Admission;
-use rusqlite::Statement;
+use rusqlite::{OptionalExtension, Statement};
 use sqlx::SqliteConnection;
 
 use crate::error::{rusqlite_error, store_error};
@@ -237,7 +237,7 @@ fn bind_record(insert: &mut Statement<'_>, offset: usize, record: &NewRecord) ->
 /// The id `record` was inserted under, if its key's record has an id above `before`.
 fn inserted_id(db: &rusqlite::Connection, record: &NewRecord, before: RecordId) -> rusqlite::Result<Option<RecordId>> {
     let shown = ShownKey::of(record);
-    let found = match shown.content_key {
+    match shown.content_key {
         Some(content_key) => db
             .prepare("SELECT id FROM records WHERE content_key = ?1 AND id > ?2")?
             .query_row((content_key, before), |row| row.get(0)),
@@ -247,12 +247,8 @@ fn inserted_id(db: &rusqlite::Connection, record: &NewRecord, before: RecordId) 
                  AND content_key IS NULL AND id > ?4",
             )?
             .query_row((shown.building_id, shown.date.map(day_text), shown.provider, before), |row| row.get(0)),
-    };
-    match found {
-        Ok(id) => Ok(Some(id)),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-        Err(err) => Err(err),
     }
+    .optional()
 }
 
 /// Adds inserted records to `record_tally` (migration 0006 dropped the per-row trigger):
