@@ -343,9 +343,12 @@ impl Ingestor {
                     } else {
                         commits.push_back(Some(commit));
                     }
-                    // After a chunk of mostly new keys (not the first: nothing is known of the
-                    // input before it), the keys no earlier chunk had are most likely new too.
-                    let unseen = Some(unseen).filter(|_| settled.rows > 0 && !settled.probe_first);
+                    // Unless the last chunk's keys were mostly stored (a file ingested again),
+                    // the keys no earlier chunk had are taken as new, the first chunks' too:
+                    // when one is stored after all, PostgreSQL refuses its copy at that key
+                    // and the chunk takes the usual way (1M-row first run: the first two
+                    // chunks took 0.7 s each through the staging table, 0.3-0.4 s copied).
+                    let unseen = Some(unseen).filter(|_| !settled.probe_first);
                     let (probe_first, stored_before) = (settled.probe_first, sent_rows as i64);
                     sent_rows += rows.len() as u64;
                     in_flight.push_back(async move {
