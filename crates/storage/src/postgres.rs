@@ -65,8 +65,9 @@ const COPY_RECORDS: &str = "COPY records (id, building_id, date, provider, conte
      status, reasons, fp_consumption, fp_temperature, winner_batch, winner_line, versions, pending, created_at, \
      updated_at) FROM STDIN (FORMAT binary)";
 
-/// Draws `$1` ids from the records' sequence.
-const DRAW_IDS: &str = "SELECT nextval('records_id_seq') FROM generate_series(1, $1)";
+/// Draws `$1` ids from the records' sequence, as one array: one value to send and decode
+/// instead of a row per id.
+const DRAW_IDS: &str = "SELECT array_agg(nextval('records_id_seq')) FROM generate_series(1, $1)";
 
 /// Moves the staged records into `records`, in staging order, skipping keys already stored.
 /// Each kind of key names its own unique index as the arbiter, so that only that index is
@@ -833,7 +834,7 @@ impl IngestTx for PgIngest {
         order.sort_unstable_by(|&a, &b| records[a].key.cmp(&records[b].key));
         let count = i64::try_from(records.len()).map_err(|_| StoreError::Other("too many records".into()))?;
         let mut drawn: Vec<RecordId> =
-            sqlx::query_scalar(DRAW_IDS).bind(count).fetch_all(&mut *self.tx).await.map_err(store_error)?;
+            sqlx::query_scalar(DRAW_IDS).bind(count).fetch_one(&mut *self.tx).await.map_err(store_error)?;
         drawn.sort_unstable();
         sqlx::query("SAVEPOINT emdp_unseen").execute(&mut *self.tx).await.map_err(store_error)?;
         let copied =
