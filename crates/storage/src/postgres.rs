@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use emdp_app::ports::{
-    BatchId, IngestTx, NewBatch, NewRecord, RawLink, RawRow, RawVersion, RecordFields, RecordFilter, RecordId,
-    RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
+    RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
 };
 use emdp_domain::{Admission, Arrival};
 use sqlx::migrate::Migrator;
@@ -97,19 +97,37 @@ const COPY_RAW: &str = "COPY raw_records (batch_id, line, received_at, payload, 
      status, reasons, building_id, date, provider, consumption, temperature, fp_consumption, fp_temperature, \
      original_id, original_created_at) FROM STDIN (FORMAT binary)";
 
-/// Reads stored records by key, a stretch of the key index at a time ([`Stretch`]): per
-/// building and provider, the days from `first` to `last`. The lateral subqueries make every
-/// stretch one range scan of the key index whatever the planner believes about the table's
-/// size (its statistics lag behind bulk loads, and a scan of the whole table per chunk is what
-/// they would otherwise cost): `ORDER BY` with a `LIMIT` keeps it on the index, and the limit
-/// is the most a stretch can hold (one record per day), so it never cuts one short.
-const LOAD_READINGS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
-     r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
-     r.versions, r.pending, r.created_at, r.updated_at \
-     FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) AS q (building_id, provider, first, last) \
-     CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.building_id = q.building_id AND r.date >= q.first \
-     AND r.date <= q.last AND r.provider = q.provider AND r.content_key IS NULL \
-     ORDER BY r.date LIMIT (q.last - q.first + 1)) AS r";
+/// `SELECT columns` of the stored records of stretches of the key index ([`Stretch`], bound by
+/// [`bind_stretches`]): per building and provider, the days from `first` to `last`. The lateral
+/// subqueries make every stretch one range scan of the key index whatever the planner believes
+/// about the table's size (its statistics lag behind bulk loads, and a scan of the whole table
+/// per chunk is what they would otherwise cost): `ORDER BY` with a `LIMIT` keeps it on the
+/// index, and the limit is the most a stretch can hold (one record per day), so it never cuts
+/// one short.
+macro_rules! stretches_select {
+    ($columns:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM UNNEST($1::text[], $2::text[], $3::date[], $4::date[]) AS q (building_id, provider, first, last) \
+             CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.building_id = q.building_id AND r.date >= q.first \
+             AND r.date <= q.last AND r.provider = q.provider AND r.content_key IS NULL \
+             ORDER BY r.date LIMIT (q.last - q.first + 1)) AS r"
+        )
+    };
+}
+
+/// Reads stored records by key, whole, a stretch of the key index at a time.
+const LOAD_READINGS: &str = stretches_select!(
+    "r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, r.status, r.reasons, \
+     r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, r.versions, r.pending, r.created_at, \
+     r.updated_at"
+);
+
+/// Reads what [`PgIngest::probe_keys`] needs of stored records, a stretch of the key index at
+/// a time: the key, the id, the number of versions and the kept value's fingerprint.
+const PROBE_READINGS: &str =
+    stretches_select!("r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature");
 
 const LOAD_CONTENTS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
      r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
@@ -230,6 +248,21 @@ impl<'a> Stretch<'a> {
         }
         stretches
     }
+}
+
+/// A statement of [`stretches_select!`] with its stretches bound, as four parallel arrays.
+fn bind_stretches(
+    sql: &'static str,
+    stretches: &[Stretch<'_>],
+) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+    let (mut buildings, mut providers, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for stretch in stretches {
+        buildings.push(escape(stretch.building).into_owned());
+        providers.push(escape(stretch.provider).into_owned());
+        firsts.push(stretch.first);
+        lasts.push(stretch.last);
+    }
+    sqlx::query(sql).bind(buildings).bind(providers).bind(firsts).bind(lasts)
 }
 
 fn record_row(row: &PgRow) -> Result<RecordRow, sqlx::Error> {
@@ -874,22 +907,7 @@ impl IngestTx for PgIngest {
         let stretches = Stretch::split(&readings);
         let mut records = Vec::with_capacity(keys.len());
         if !stretches.is_empty() {
-            let (mut buildings, mut providers, mut firsts, mut lasts) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for stretch in &stretches {
-                buildings.push(escape(stretch.building).into_owned());
-                providers.push(escape(stretch.provider).into_owned());
-                firsts.push(stretch.first);
-                lasts.push(stretch.last);
-            }
-            let rows = sqlx::query(LOAD_READINGS)
-                .bind(buildings)
-                .bind(providers)
-                .bind(firsts)
-                .bind(lasts)
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(store_error)?;
+            let rows = bind_stretches(LOAD_READINGS, &stretches).fetch_all(&mut *self.tx).await.map_err(store_error)?;
             // A stretch also holds the stored days between the ones asked for: left out.
             let asked: foldhash::HashSet<Reading> = readings.iter().copied().collect();
             for row in &rows {
@@ -917,6 +935,59 @@ impl IngestTx for PgIngest {
             }
         }
         assemble_keys(records, versions)
+    }
+
+    /// Reads a re-run's reading keys as stretches of the key index with seven columns, not
+    /// whole: a key whose record has one version, equal to every probed value, is
+    /// [`Probed::Exact`] (a re-run's records but the conflicts). The others, and content keys,
+    /// are loaded whole ([`PgIngest::load_keys`]).
+    async fn probe_keys(&mut self, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
+        let mut found: Vec<Option<Probed>> = vec![None; probes.len()];
+        let mut readings = Vec::with_capacity(probes.len());
+        let mut position_of: foldhash::HashMap<(&str, NaiveDate, &str), usize> = foldhash::HashMap::default();
+        let mut load = Vec::new();
+        for (position, probe) in probes.iter().enumerate() {
+            match probe.key {
+                RecordKey::Reading { building_id, date, provider } => {
+                    let reading = (building_id.as_str(), *date, provider.as_str());
+                    readings.push(reading);
+                    position_of.insert(reading, position);
+                }
+                RecordKey::Content(_) => load.push(position),
+            }
+        }
+        let stretches = Stretch::split(&readings);
+        if !stretches.is_empty() {
+            let rows =
+                bind_stretches(PROBE_READINGS, &stretches).fetch_all(&mut *self.tx).await.map_err(store_error)?;
+            for row in &rows {
+                let building = unescape(row.try_get(1).map_err(store_error)?);
+                let date: NaiveDate = row.try_get(2).map_err(store_error)?;
+                let provider = unescape(row.try_get(3).map_err(store_error)?);
+                // A stretch also holds the stored days between the ones asked for: left out.
+                let Some(&position) = position_of.get(&(building.as_str(), date, provider.as_str())) else {
+                    continue;
+                };
+                let versions: i32 = row.try_get(4).map_err(store_error)?;
+                let only: [i64; 2] = [row.try_get(5).map_err(store_error)?, row.try_get(6).map_err(store_error)?];
+                if versions == 1 && probes[position].values.iter().all(|value| value.to_parts() == only) {
+                    found[position] = Some(Probed::Exact(row.try_get(0).map_err(store_error)?));
+                } else {
+                    load.push(position);
+                }
+            }
+        }
+        if !load.is_empty() {
+            let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
+            let position_of: HashMap<&RecordKey, usize> =
+                load.iter().map(|&position| (probes[position].key, position)).collect();
+            for key in self.load_keys(&keys).await? {
+                if let Some(&position) = position_of.get(&key.key) {
+                    found[position] = Some(Probed::Stored(Box::new(key)));
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn update_records(&mut self, updates: &[RecordUpdate]) -> Result<(), StoreError> {
