@@ -944,7 +944,7 @@ impl IngestTx for PgIngest {
     async fn probe_keys(&mut self, probes: &[KeyProbe<'_>]) -> Result<Vec<Option<Probed>>, StoreError> {
         let mut found: Vec<Option<Probed>> = vec![None; probes.len()];
         let mut readings = Vec::with_capacity(probes.len());
-        let mut position_of: foldhash::HashMap<(&str, NaiveDate, &str), usize> = foldhash::HashMap::default();
+        let mut position_of: foldhash::HashMap<Reading<'_>, usize> = foldhash::HashMap::default();
         let mut load = Vec::new();
         for (position, probe) in probes.iter().enumerate() {
             match probe.key {
