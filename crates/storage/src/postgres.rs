@@ -19,7 +19,7 @@ use emdp_app::ports::{
     BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
     RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
 };
-use emdp_domain::{Admission, Arrival};
+use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgExecutor, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgPool, Postgres, QueryBuilder, Row, Transaction};
@@ -969,8 +969,8 @@ impl IngestTx for PgIngest {
                     continue;
                 };
                 let versions: i32 = row.try_get(4).map_err(store_error)?;
-                let only: [i64; 2] = [row.try_get(5).map_err(store_error)?, row.try_get(6).map_err(store_error)?];
-                if versions == 1 && probes[position].values.iter().all(|value| value.to_parts() == only) {
+                let kept = [row.try_get(5).map_err(store_error)?, row.try_get(6).map_err(store_error)?];
+                if probes[position].repeats_only_version(versions.into(), ValueFingerprint::from_parts(kept)) {
                     found[position] = Some(Probed::Exact(row.try_get(0).map_err(store_error)?));
                 } else {
                     load.push(position);
@@ -979,13 +979,8 @@ impl IngestTx for PgIngest {
         }
         if !load.is_empty() {
             let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
-            let position_of: HashMap<&RecordKey, usize> =
-                load.iter().map(|&position| (probes[position].key, position)).collect();
-            for key in self.load_keys(&keys).await? {
-                if let Some(&position) = position_of.get(&key.key) {
-                    found[position] = Some(Probed::Stored(Box::new(key)));
-                }
-            }
+            let loaded = self.load_keys(&keys).await?;
+            rows::found_loaded(probes, &load, loaded, &mut found);
         }
         Ok(found)
     }

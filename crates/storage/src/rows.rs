@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
-    RecordFields, RecordId, RecordKey, RecordState, StoreError, StoredKey, StoredRecord, StoredVersion,
+    KeyProbe, Probed, RecordFields, RecordId, RecordKey, RecordState, StoreError, StoredKey, StoredRecord,
+    StoredVersion,
 };
 use emdp_domain::{Arrival, QualityStatus, ReasonSet, ValueFingerprint, Version};
 
@@ -28,6 +29,23 @@ pub fn key_columns(key: &RecordKey) -> KeyColumns<'_> {
         },
         RecordKey::Content(hash) => {
             KeyColumns { building_id: None, date: None, provider: None, content_key: Some(hash) }
+        }
+    }
+}
+
+/// Records the keys a probe loaded whole (`loaded`, for the probes at `positions`; a key not
+/// stored is not among them) in `found`, as [`Probed::Stored`].
+pub fn found_loaded(
+    probes: &[KeyProbe<'_>],
+    positions: &[usize],
+    loaded: Vec<StoredKey>,
+    found: &mut [Option<Probed>],
+) {
+    let position_of: HashMap<&RecordKey, usize> =
+        positions.iter().map(|&position| (probes[position].key, position)).collect();
+    for key in loaded {
+        if let Some(&position) = position_of.get(&key.key) {
+            found[position] = Some(Probed::Stored(Box::new(key)));
         }
     }
 }

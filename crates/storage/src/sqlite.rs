@@ -692,13 +692,7 @@ async fn probe_keys(conn: &mut SqliteConnection, probes: &[KeyProbe<'_>]) -> Res
     let load = sqlite_bulk::with_connection(conn, probes.len(), |db| probe_ranges(db, probes, &mut found)).await?;
     if !load.is_empty() {
         let keys: Vec<RecordKey> = load.iter().map(|&position| probes[position].key.clone()).collect();
-        let position_of: foldhash::HashMap<&RecordKey, usize> =
-            load.iter().map(|&position| (probes[position].key, position)).collect();
-        for key in load_keys(conn, &keys, Ranges::Skip).await? {
-            if let Some(&position) = position_of.get(&key.key) {
-                found[position] = Some(Probed::Stored(Box::new(key)));
-            }
-        }
+        rows::found_loaded(probes, &load, load_keys(conn, &keys, Ranges::Skip).await?, &mut found);
     }
     Ok(found)
 }
@@ -755,8 +749,8 @@ fn probe_ranges(
             let key = (row.get_ref(1)?.as_bytes()?, row.get_ref(2)?.as_bytes()?, row.get_ref(3)?.as_bytes()?);
             // The range may hold keys not asked for.
             let Some(&position) = position_of.get(&key) else { continue };
-            let (versions, only): (i64, [i64; 2]) = (row.get(4)?, [row.get(5)?, row.get(6)?]);
-            if versions == 1 && probes[position].values.iter().all(|v| v.to_parts() == only) {
+            let (versions, kept) = (row.get(4)?, ValueFingerprint::from_parts([row.get(5)?, row.get(6)?]));
+            if probes[position].repeats_only_version(versions, kept) {
                 found[position] = Some(Probed::Exact(row.get(0)?));
             } else {
                 load.push(position);

@@ -353,6 +353,33 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
     assert_eq!(b1.exact_duplicates, 1);
 }
 
+/// A probe reads a building's days as one stretch (PostgreSQL) or range (SQLite), which also
+/// holds stored days not asked for: those are left alone, the days asked for are found, and a
+/// day not stored in between is new.
+async fn probing_days_apart_leaves_the_stored_days_between_them(store: Arc<dyn RecordStore>) {
+    use emdp_domain::Admission;
+    ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,1,5,p\nB1,2025-01-02,2,5,p\nB1,2025-01-03,3,5,p\n")
+        .await;
+    let ingestor = ingestor(&store, ConflictPolicy::PreferValid);
+    let mut source = csv("B1,2025-01-03,3,5,p\nB1,2025-01-01,1,5,p\nB1,2025-01-05,5,5,p\n");
+    let rows = ingestor.classify_all(source.as_mut()).unwrap();
+    let batch = open_batch(&store, "apart.csv").await;
+    let chunk = ChunkWrite { batch, rows: &rows, stored_before: 0, probe_first: true, unseen: None };
+    let links = ingestor.write_chunk(chunk).await.unwrap();
+    let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
+    assert_eq!(admissions, [Admission::Exact, Admission::Exact, Admission::New]);
+    let after = all(&store).await;
+    assert_eq!(after.len(), 4);
+    for record in &after {
+        let day = record.state.fields.date.unwrap().day();
+        let expected = if day == 1 || day == 3 { 1 } else { 0 };
+        assert_eq!(record.exact_duplicates, expected, "day {day}");
+        if day == 1 || day == 3 {
+            assert!(links.iter().any(|l| l.record_id == record.id), "day {day} is linked to its record");
+        }
+    }
+}
+
 /// Rows for buildings `from..to` on one day, out of key order (B10 sorts before B9); more than
 /// PostgreSQL's small-batch limit, so that their new records are copied in.
 fn day_rows(from: usize, to: usize) -> String {
@@ -564,6 +591,7 @@ macro_rules! contract {
             case!(nul_bytes_are_stored_and_returned_exactly);
             case!(rows_out_of_key_order_link_to_their_own_records);
             case!(probing_stored_keys_first_gives_the_same_outcome);
+            case!(probing_days_apart_leaves_the_stored_days_between_them);
             case!(unseen_keys_are_inserted_and_linked);
             case!(unseen_keys_that_are_stored_take_the_usual_way);
             case!(concurrent_unseen_copies_do_not_duplicate);

@@ -210,6 +210,15 @@ pub struct KeyProbe<'a> {
     pub values: Vec<ValueFingerprint>,
 }
 
+impl KeyProbe<'_> {
+    /// Whether a stored record of this key with `versions` kept versions, the one it shows of
+    /// value `kept`, makes every probed row an exact duplicate ([`Probed::Exact`]): it has one
+    /// version, and every probed value is that one. Otherwise the key must be loaded whole.
+    pub fn repeats_only_version(&self, versions: i64, kept: ValueFingerprint) -> bool {
+        versions == 1 && self.values.iter().all(|value| *value == kept)
+    }
+}
+
 /// What [`IngestTx::probe_keys`] found of a stored key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probed {
@@ -466,4 +475,20 @@ pub trait RecordStore: Send + Sync {
 
     /// Deletes a curated record (its raw payloads stay). Returns false when there was none.
     async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_repeats_a_record_only_when_its_one_version_is_every_probed_value() {
+        let key = RecordKey::Content("k".to_owned());
+        let (a, b) = (ValueFingerprint::from_parts([1, 2]), ValueFingerprint::from_parts([1, 3]));
+        let probe = |values: Vec<ValueFingerprint>| KeyProbe { key: &key, values };
+        assert!(probe(vec![a]).repeats_only_version(1, a));
+        assert!(!probe(vec![a]).repeats_only_version(2, a), "several versions: load them");
+        assert!(!probe(vec![b]).repeats_only_version(1, a), "another value: a conflict");
+        assert!(!probe(vec![a, b]).repeats_only_version(1, a), "one of the rows differs");
+    }
 }
