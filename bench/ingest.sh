@@ -43,10 +43,18 @@ printf '%-24s %10s %12s %12s %10s  %s\n' run wall rows/s "peak RSS" "CPU-s" load
 TIMES="$OUT/ingest_time.txt"
 declare -A WALL
 
+# settle: the writes of the runs before on disk (the kernel's dirty pages, PostgreSQL's
+# checkpoint), so that no run pays for the write-back of the one before it.
+settle() {
+  sync
+  psql -q "$PG_URL" -c "CHECKPOINT" >/dev/null
+}
+
 # measure LABEL CMD...: runs CMD under /usr/bin/time, stdout to $OUT/<label>.out.
 measure() {
   local label="$1" before after
   shift
+  settle
   before=$(busy_ticks)
   /usr/bin/time -f '%e %M' -o "$TIMES" "$@" >"$OUT/ingest_${label// /_}.out"
   after=$(busy_ticks)
