@@ -234,6 +234,9 @@ impl Ingestor {
         // The whole input is read and put in key order first (see `key_order`); then the
         // reader sends a chunk and waits for the writer to take it before it goes on.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(1);
+        // Stored chunks' rows go back to the reader, which frees them on the thread that
+        // allocated them and fills the emptied vector again (see `key_order::next_chunk`).
+        let (give_back, given_back) = std::sync::mpsc::channel::<Vec<RawRow>>();
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
@@ -269,7 +272,13 @@ impl Ingestor {
             // As many rows in flight as one writer with chunks of `CHUNK_ROWS`.
             let size = CHUNK_ROWS / writers;
             loop {
-                let rows = key_order::next_chunk(&mut sorted, size)?;
+                let mut emptied = given_back.try_iter().map(|mut rows| {
+                    rows.clear();
+                    rows
+                });
+                let buffer = emptied.next().unwrap_or_else(|| Vec::with_capacity(size));
+                emptied.for_each(drop);
+                let rows = key_order::next_chunk(&mut sorted, size, buffer)?;
                 // The receiver may be gone after a store error; that error is reported instead.
                 if rows.is_empty() || chunks.send(rows).is_err() {
                     break;
@@ -303,6 +312,8 @@ impl Ingestor {
                     match links {
                         Ok(links) => {
                             settled.count(&rows, &links, &mut summary, progress);
+                            // Once the reader is done, the rows are simply dropped.
+                            let _ = give_back.send(rows);
                             if let Some(commit) = commits.front_mut().and_then(Option::take) {
                                 let _ = commit.send(());
                             }
@@ -433,18 +444,7 @@ impl Ingestor {
         let arrival = |row: &RawRow| Arrival { batch, line: row.line };
         let version = |row: &RawRow| Version { arrival: arrival(row), status: row.status, values: row.values };
 
-        // Group rows by key, in order of first appearance. Keys are hashed with foldhash,
-        // faster than the standard SipHash (7 % of this task's time in a re-run's profile)
-        // and still seeded per map, so that a request body cannot be made of colliding keys.
-        let mut group_of: foldhash::HashMap<&RecordKey, usize> = foldhash::HashMap::with_capacity(rows.len());
-        let mut groups: Vec<(&RecordKey, Vec<usize>)> = Vec::new();
-        for (index, row) in rows.iter().enumerate() {
-            let group = *group_of.entry(&row.key).or_insert_with(|| {
-                groups.push((&row.key, Vec::new()));
-                groups.len() - 1
-            });
-            groups[group].1.push(index);
-        }
+        let groups = Groups::of(rows);
 
         let mut stored: foldhash::HashMap<RecordKey, StoredKey> = foldhash::HashMap::default();
         let mut record_of = vec![0; groups.len()];
@@ -452,16 +452,15 @@ impl Ingestor {
         // Keys whose every row repeats a kept version: linked, and done with.
         let mut repeated = vec![false; groups.len()];
         if probe_first {
-            let probes: Vec<KeyProbe> = groups
-                .iter()
-                .map(|(key, members)| {
+            let probes: Vec<KeyProbe> = (0..groups.len())
+                .map(|group| {
                     let mut values: Vec<ValueFingerprint> = Vec::with_capacity(1);
-                    for &index in members {
+                    for &index in groups.members(group) {
                         if !values.contains(&rows[index].values) {
                             values.push(rows[index].values);
                         }
                     }
-                    KeyProbe { key, values }
+                    KeyProbe { key: groups.keys[group], values }
                 })
                 .collect();
             for (group, found) in tx.probe_keys(&probes).await?.into_iter().enumerate() {
@@ -469,7 +468,7 @@ impl Ingestor {
                     Some(Probed::Exact(id)) => {
                         record_of[group] = id;
                         repeated[group] = true;
-                        for &index in &groups[group].1 {
+                        for &index in groups.members(group) {
                             admissions[index] = Admission::Exact;
                         }
                     }
@@ -482,13 +481,15 @@ impl Ingestor {
         }
         let (mut existing, candidates): (Vec<usize>, Vec<usize>) = (0..groups.len())
             .filter(|&group| !repeated[group])
-            .partition(|&group| stored.contains_key(groups[group].0));
+            .partition(|&group| stored.contains_key(groups.keys[group]));
 
         // Assume the other keys are new: resolve within the chunk. Those no earlier chunk had
         // are most likely new indeed, the others may be stored: two lists of candidates.
         let (mut fresh, mut other) = (Candidates::default(), Candidates::default());
+        fresh.groups.reserve(candidates.len());
+        fresh.records.reserve(candidates.len());
         for &group in &candidates {
-            let (key, members) = &groups[group];
+            let (key, members) = (groups.keys[group], groups.members(group));
             let mut versions = KeyVersions::default();
             for &index in members {
                 admissions[index] = versions.admit(version(&rows[index]), self.policy);
@@ -502,7 +503,7 @@ impl Ingestor {
             let list = if unseen.is_some_and(|unseen| unseen[members[0]]) { &mut fresh } else { &mut other };
             list.groups.push(group);
             list.records.push(NewRecord {
-                key: (*key).clone(),
+                key: key.clone(),
                 state: state_of(&winning_row.fields, &winner, winning_row.reasons, &versions),
                 created_at: now,
             });
@@ -522,7 +523,7 @@ impl Ingestor {
         // Keys already stored: resolve the chunk's rows against their kept versions.
         if !existing.is_empty() {
             let keys: Vec<RecordKey> =
-                existing.iter().map(|&g| groups[g].0).filter(|key| !stored.contains_key(*key)).cloned().collect();
+                existing.iter().map(|&g| groups.keys[g]).filter(|key| !stored.contains_key(*key)).cloned().collect();
             if !keys.is_empty() {
                 stored.extend(tx.load_keys(&keys).await?.into_iter().map(|s| (s.key.clone(), s)));
             }
@@ -530,8 +531,8 @@ impl Ingestor {
             existing.sort_unstable();
             let mut updates = Vec::new();
             for &group in &existing {
-                let (key, members) = &groups[group];
-                let stored = stored.get(*key).ok_or_else(|| StoreError::Conflict(format!("key vanished: {key:?}")))?;
+                let (key, members) = (groups.keys[group], groups.members(group));
+                let stored = stored.get(key).ok_or_else(|| StoreError::Conflict(format!("key vanished: {key:?}")))?;
                 record_of[group] = stored.id;
                 let kept: Vec<Version> = stored.versions.iter().map(|v| v.version).collect();
                 let mut versions = KeyVersions::from_stored(kept, stored.state.winner, stored.state.pending)
@@ -553,17 +554,14 @@ impl Ingestor {
                     } else {
                         return Err(StoreError::Other(format!("record {}: winner not among its versions", stored.id)));
                     };
-                updates.push(RecordUpdate { id: stored.id, key: (*key).clone(), state, updated_at: now });
+                updates.push(RecordUpdate { id: stored.id, key: key.clone(), state, updated_at: now });
             }
             tx.update_records(&updates).await?;
         }
 
-        let mut links = vec![RawLink { record_id: 0, admission: Admission::New }; rows.len()];
-        for (group, (_, members)) in groups.iter().enumerate() {
-            for &index in members {
-                links[index] = RawLink { record_id: record_of[group], admission: admissions[index] };
-            }
-        }
+        let links: Vec<RawLink> = (groups.of_row.iter().zip(admissions))
+            .map(|(&group, admission)| RawLink { record_id: record_of[group], admission })
+            .collect();
         tx.insert_raw(batch, rows, &links).await?;
         Ok(links)
     }
@@ -715,6 +713,63 @@ impl Chunks {
     }
 }
 
+/// The rows of a chunk grouped by key, groups in order of first appearance and each group's
+/// rows in input order: three vectors for the whole chunk, where a vector per key cost an
+/// allocation for every one of a first run's keys.
+struct Groups<'a> {
+    /// Each group's key.
+    keys: Vec<&'a RecordKey>,
+    /// Each row's group.
+    of_row: Vec<usize>,
+    /// The rows, group after group: group `g`'s are `members[starts[g]..starts[g + 1]]`.
+    members: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+impl<'a> Groups<'a> {
+    /// Groups `rows`. Keys are hashed with foldhash, faster than the standard SipHash (7 % of
+    /// the writing task's time in a re-run's profile) and still seeded per map, so that a
+    /// request body cannot be made of colliding keys.
+    fn of(rows: &'a [RawRow]) -> Self {
+        let mut group_of: foldhash::HashMap<&RecordKey, usize> = foldhash::HashMap::with_capacity(rows.len());
+        let mut keys = Vec::new();
+        let of_row: Vec<usize> = rows
+            .iter()
+            .map(|row| {
+                *group_of.entry(&row.key).or_insert_with(|| {
+                    keys.push(&row.key);
+                    keys.len() - 1
+                })
+            })
+            .collect();
+        // A counting sort of the rows by group, stable.
+        let mut starts = vec![0; keys.len() + 1];
+        for &group in &of_row {
+            starts[group + 1] += 1;
+        }
+        for group in 0..keys.len() {
+            starts[group + 1] += starts[group];
+        }
+        let mut next = starts.clone();
+        let mut members = vec![0; rows.len()];
+        for (index, &group) in of_row.iter().enumerate() {
+            members[next[group]] = index;
+            next[group] += 1;
+        }
+        Groups { keys, of_row, members, starts }
+    }
+
+    /// How many keys.
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The rows of `group`, in input order.
+    fn members(&self, group: usize) -> &[usize] {
+        &self.members[self.starts[group]..self.starts[group + 1]]
+    }
+}
+
 /// New records to insert, each with the group of the chunk it stands for.
 #[derive(Default)]
 struct Candidates {
@@ -741,5 +796,29 @@ fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
         if admission == "exact" || admission == "conflicting" {
             metrics::counter!("emdp_duplicates_total", "kind" => admission).increment(count);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use key_order::tests::row;
+
+    #[test]
+    fn groups_hold_each_keys_rows_in_input_order() {
+        // Building 1's day 1 three times, between them days 2 and 3, and a keyless row.
+        let rows = [row(1, 1, 1), row(2, 1, 2), row(3, 1, 1), row(4, 0, 1), row(5, 1, 3), row(6, 1, 1)];
+        let groups = Groups::of(&rows);
+        assert_eq!(groups.len(), 4);
+        assert_eq!(groups.keys, [&rows[0].key, &rows[1].key, &rows[3].key, &rows[4].key]);
+        let members: Vec<&[usize]> = (0..groups.len()).map(|group| groups.members(group)).collect();
+        assert_eq!(members, [&[0, 2, 5][..], &[1], &[3], &[4]]);
+        assert_eq!(groups.of_row, [0, 1, 0, 2, 3, 0]);
+    }
+
+    #[test]
+    fn no_rows_no_groups() {
+        let groups = Groups::of(&[]);
+        assert_eq!((groups.len(), groups.of_row.len()), (0, 0));
     }
 }
