@@ -21,8 +21,9 @@ use crate::output::OutputFormat;
 /// each record classified in the curated store, duplicates linked, conflicts resolved by the
 /// policy. Safe to run again: rows already stored become exact duplicates.
 ///
-/// Into SQLite, a file of more than 50,000 rows is read whole and sorted by key before it is
-/// stored, through temporary files in TMPDIR (about 200 bytes a row, removed when done).
+/// A file of more than 50,000 rows is read whole and sorted by key before it is stored (into
+/// either database), through temporary files in TMPDIR (about 200 bytes a row, removed when
+/// done).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Files to ingest, one batch each; `-` reads standard input (then --format is required).
