@@ -28,9 +28,6 @@ use crate::ports::RawRow;
 /// large input does not hold more open files than a process may (1,024 by default).
 const MAX_RUNS: usize = 128;
 
-/// Rows added between two looks for buffers the spiller has written ([`KeyOrder::recycle`]).
-const RECYCLE_EVERY: usize = 1024;
-
 /// Buffer per run file, for writing and for reading during the merge.
 const RUN_BUFFER: usize = 64 << 10;
 
@@ -69,13 +66,17 @@ impl KeyOrder {
     }
 
     /// Adds a row (in input order), handing a full buffer to the thread that writes runs.
+    ///
+    /// The next buffer is taken once the full one is handed over: the spiller gives the one
+    /// before back before it takes a new one, so it is there to fill again. Looking for it
+    /// first found it still being written whenever the spiller lagged, and every run
+    /// then filled a fresh buffer of some 15 MB, faulting its pages in (the kernel zeroing
+    /// them was a tenth of a first ingest's CPU time before the first chunk, perf).
     pub fn push(&mut self, row: RawRow) -> Result<(), SortError> {
         if self.rows.len() == self.run_rows {
-            let empty = self.recycle().unwrap_or_else(|| Vec::with_capacity(self.run_rows.min(CHUNK_ROWS)));
-            let full = std::mem::replace(&mut self.rows, empty);
+            let full = std::mem::take(&mut self.rows);
             self.spill(full)?;
-        } else if self.rows.len().is_multiple_of(RECYCLE_EVERY) {
-            drop(self.recycle());
+            self.rows = self.recycle().unwrap_or_else(|| Vec::with_capacity(self.run_rows.min(CHUNK_ROWS)));
         }
         self.rows.push(row);
         Ok(())
@@ -145,7 +146,7 @@ impl Spiller {
     fn start() -> Result<Self, SortError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(0);
         // Unbounded, so that the spiller never waits on the reader, which may be waiting on
-        // it; the reader takes them back every few rows, so they do not pile up.
+        // it; the reader takes each back as it hands over the next, so they do not pile up.
         let (give_back, written) = std::sync::mpsc::channel::<Vec<RawRow>>();
         let thread = std::thread::Builder::new().name("emdp-sort".into()).spawn(move || {
             let mut runs = Vec::new();
