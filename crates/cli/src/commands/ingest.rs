@@ -112,8 +112,14 @@ impl IngestProgress for StoredRows {
 impl IngestProgress for Progress {
     fn read(&self, rows: u64) {
         if let Some(bar) = &self.bar {
+            // The style, length and position change before the bar is drawn again: drawn after
+            // the new length but before the reset, it showed the bytes read as rows stored
+            // ("41,596,198/1,000,000 rows stored").
             bar.set_style(rows_style());
-            bar.set_length(rows);
+            bar.update(|state| {
+                state.set_len(rows);
+                state.set_pos(0);
+            });
             bar.reset();
             self.rows.store(true, Ordering::Relaxed);
         }
@@ -167,8 +173,9 @@ fn spinner_style() -> ProgressStyle {
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
+/// Rows stored out of the input's, the rate in whole rows (`{per_sec}` alone shows four decimals).
 fn rows_style() -> ProgressStyle {
-    ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} rows stored {per_sec} ETA {eta}")
+    ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} rows stored {per_sec:0} ETA {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
@@ -231,4 +238,73 @@ pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) 
         }),
     };
     written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use indicatif::{ProgressDrawTarget, TermLike};
+
+    use super::*;
+
+    /// A terminal that keeps every line drawn on it.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<Vec<String>>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, line: &str) -> std::io::Result<()> {
+            self.write_str(line)
+        }
+        fn write_str(&self, text: &str) -> std::io::Result<()> {
+            if !text.trim().is_empty() {
+                self.0.lock().unwrap().push(text.to_owned());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_bar_turns_from_bytes_read_to_rows_stored_without_mixing_them() {
+        let screen = Screen::default();
+        // No rate limit: every frame is drawn.
+        let bar =
+            ProgressBar::with_draw_target(Some(41_596_198), ProgressDrawTarget::term_like(Box::new(screen.clone())))
+                .with_style(bar_style());
+        bar.set_position(41_596_198);
+        let progress = Progress { bar: Some(bar), rows: AtomicBool::new(false), stored: StoredRows::default() };
+        progress.read(1_000_000);
+        progress.stored(500_000);
+        let frames = screen.0.lock().unwrap().clone();
+        let rows: Vec<&String> = frames.iter().filter(|frame| frame.contains("rows stored")).collect();
+        assert!(!rows.is_empty(), "{frames:?}");
+        for frame in rows {
+            assert!(frame.contains("/1,000,000 rows stored"), "{frame}");
+            assert!(!frame.contains("41,596,198"), "bytes shown as rows: {frame}");
+            let rate = frame.split_whitespace().find(|word| word.ends_with("/s")).unwrap();
+            assert!(!rate.contains('.'), "a rate in whole rows: {frame}");
+        }
+        assert_eq!(progress.stored.get(), 500_000);
+    }
 }
