@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceFormat, SystemClock};
 use emdp_app::usecases::ingest::{IngestError, IngestProgress, IngestSummary, Ingestor};
 use emdp_domain::{ColumnNames, ConflictPolicy};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::commands::validate::{InputFormat, load_rules, print_table};
 use crate::db::DatabaseArgs;
@@ -153,7 +153,7 @@ fn open(
         let file = crate::input::open_file(path)?;
         let length = file.metadata().map(|m| m.len()).unwrap_or(0);
         match tty.then(|| ProgressBar::new(length).with_style(bar_style())) {
-            Some(bar) => (crate::input::buffered(path, bar.wrap_read(file))?, Some(bar)),
+            Some(bar) => (bytes_read(path, file, &bar, ProgressDrawTarget::stderr())?, Some(bar)),
             None => (crate::input::buffered(path, file)?, None),
         }
     };
@@ -161,6 +161,24 @@ fn open(
         emdp_formats::open_source(format, input, columns),
         Progress { bar, rows: AtomicBool::new(false), stored: StoredRows::default() },
     ))
+}
+
+/// `file`, buffered, its bytes counted on `bar`, drawn on `target`. The bar stays hidden while
+/// the first two bytes are read to tell a gzip file: its rate and ETA from two bytes were
+/// noise ("2 B/39.67 MiB 105.29 KiB/s ETA 7m").
+fn bytes_read(
+    path: &str,
+    file: impl std::io::Read + Send + 'static,
+    bar: &ProgressBar,
+    target: ProgressDrawTarget,
+) -> Result<Box<dyn std::io::BufRead + Send>, CliError> {
+    bar.set_draw_target(ProgressDrawTarget::hidden());
+    let input = crate::input::buffered(path, bar.wrap_read(file))?;
+    // The two bytes stay counted; the rate and ETA start afresh.
+    bar.reset_elapsed();
+    bar.reset_eta();
+    bar.set_draw_target(target);
+    Ok(input)
 }
 
 fn bar_style() -> ProgressStyle {
@@ -244,7 +262,7 @@ pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) 
 mod tests {
     use std::sync::Mutex;
 
-    use indicatif::{ProgressDrawTarget, TermLike};
+    use indicatif::TermLike;
 
     use super::*;
 
@@ -283,6 +301,22 @@ mod tests {
         fn flush(&self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_bar_shows_no_rate_from_the_two_bytes_read_to_tell_a_gzip_file() {
+        let screen = Screen::default();
+        let on_screen = || ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let file = "building_id,date,consumption,temperature,provider\n".repeat(4_000);
+        let length = file.len() as u64;
+        let bar = ProgressBar::with_draw_target(Some(length), on_screen()).with_style(bar_style());
+        let mut input = bytes_read("a.csv", std::io::Cursor::new(file), &bar, on_screen()).unwrap();
+        assert!(screen.0.lock().unwrap().is_empty(), "nothing drawn yet");
+        std::io::copy(&mut input, &mut std::io::sink()).unwrap();
+        let frames = screen.0.lock().unwrap().clone();
+        assert!(!frames.is_empty());
+        assert!(frames.iter().all(|frame| !frame.contains(" 2 B/")), "{frames:?}");
+        assert_eq!(bar.position(), length, "every byte counted");
     }
 
     #[test]
