@@ -142,6 +142,14 @@ fn records_get_and_history_show_a_record_and_every_payload() {
     assert!(text.contains("[winner]"), "{text}");
     let table = run_ok(&["records", "list", "--database-url", &url]);
     assert!(table.contains("B2") && table.contains("consumption_non_positive"), "{table}");
+    let shown = run_ok(&["records", "get", &id.to_string(), "--database-url", &url]);
+    let field = |name: &str| shown.lines().find_map(|line| line.strip_prefix(name).map(str::trim)).map(str::to_owned);
+    assert_eq!(field("consumption").as_deref(), Some("12"), "{shown}");
+    assert_eq!(field("versions").as_deref(), Some("2"), "{shown}");
+    assert_eq!(field("exact_duplicates").as_deref(), Some("1"), "{shown}");
+    assert_eq!(field("reasons").as_deref(), Some("-"), "{shown}");
+    let winner = format!("batch {} line 4", summary["batch_id"].as_str().unwrap());
+    assert_eq!(field("winner"), Some(winner), "{shown}");
 
     let missing = fails_with(2, &["records", "get", "999999", "--database-url", &url]);
     assert!(missing.contains("no record with id 999999"), "{missing}");

@@ -90,6 +90,30 @@ pub fn record_json(record: &StoredRecord) -> serde_json::Value {
     })
 }
 
+/// A record as one `field  value` line per field, for reading in a terminal (values as in
+/// [`record_json`], `-` where absent).
+fn record_text(record: &StoredRecord) -> String {
+    let (fields, state) = (&record.state.fields, &record.state);
+    let reasons: Vec<&str> = state.reasons.iter().map(|reason| reason.code()).collect();
+    let lines = [
+        ("id", record.id.to_string()),
+        ("building_id", cell(&fields.building_id)),
+        ("date", cell(&fields.date)),
+        ("consumption", cell(&fields.consumption)),
+        ("temperature", cell(&fields.temperature)),
+        ("provider", cell(&fields.provider)),
+        ("quality_status", state.status.to_string()),
+        ("reasons", if reasons.is_empty() { "-".to_owned() } else { reasons.join(",") }),
+        ("versions", state.versions.to_string()),
+        ("exact_duplicates", record.exact_duplicates.to_string()),
+        ("pending_review", if state.pending { "yes" } else { "no" }.to_owned()),
+        ("winner", format!("batch {} line {}", state.winner.batch, state.winner.line)),
+        ("created_at", record.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        ("updated_at", record.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    ];
+    lines.iter().map(|(name, value)| format!("{name:<18}{value}\n")).collect()
+}
+
 /// Runs `emdp records ...`.
 pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
@@ -145,10 +169,9 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     .with_store(|store| async move { store.get_record(id).await.map_err(CliError::Store) })
                     .await?;
                 let record = record.ok_or_else(|| CliError::Usage(format!("no record with id {}", args.id)))?;
-                let json = record_json(&record);
                 let text = match args.output {
-                    OutputFormat::Json => format!("{json}\n"),
-                    OutputFormat::Text => serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+                    OutputFormat::Json => format!("{}\n", record_json(&record)),
+                    OutputFormat::Text => record_text(&record),
                 };
                 write_out(&text)?;
             }
