@@ -9,7 +9,7 @@ use emdp_app::ports::{Clock, FixedClock, SystemClock};
 use emdp_app::usecases::ingest::Ingestor;
 use emdp_formats::MongoSource;
 
-use crate::commands::ingest::{PolicyArg, StoredRows, ingest_error, print_summary};
+use crate::commands::ingest::{PolicyArg, ingest_error, print_summary, read_with_progress};
 use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
@@ -53,18 +53,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         None => Arc::new(SystemClock),
     };
     let path = args.file.clone();
-    let input = if path == "-" {
-        crate::input::buffered(&path, std::io::stdin())?
-    } else {
-        crate::input::buffered(&path, crate::input::open_file(&path)?)?
-    };
+    // The same progress bar as `emdp ingest` on a terminal.
+    let (input, progress) = read_with_progress(&path)?;
     crate::db::block_on(args.database.with_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
-        let stored = StoredRows::default();
-        let summary = ingestor
-            .ingest(Box::new(MongoSource::new(input)), &source_name(&path), &stored)
-            .await
-            .map_err(|err| ingest_error(&path, err, stored.get()))?;
+        let result = ingestor.ingest(Box::new(MongoSource::new(input)), &source_name(&path), &progress).await;
+        progress.finish();
+        let summary = result.map_err(|err| ingest_error(&path, err, progress.stored_rows()))?;
         print_summary(&path, &summary, args.output)?;
         Ok(ExitCode::SUCCESS)
     }))

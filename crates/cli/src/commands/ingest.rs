@@ -82,7 +82,7 @@ impl From<PolicyArg> for ConflictPolicy {
 /// A progress bar on a terminal, nothing otherwise: bytes read, with rows stored beside them;
 /// when the whole input is read before anything is stored (stores written in key order),
 /// rows stored out of the input's, each with its rate and ETA.
-struct Progress {
+pub struct Progress {
     bar: Option<ProgressBar>,
     /// The bar counts rows stored rather than bytes read.
     rows: AtomicBool,
@@ -90,13 +90,27 @@ struct Progress {
     stored: StoredRows,
 }
 
-/// The rows of an input committed so far: what an error says was kept.
+impl Progress {
+    /// The rows committed so far: what an error says was kept.
+    pub fn stored_rows(&self) -> u64 {
+        self.stored.get()
+    }
+
+    /// Takes the bar off the terminal, before the summary or the error is printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The rows of an input committed so far.
 #[derive(Default)]
-pub struct StoredRows(AtomicU64);
+struct StoredRows(AtomicU64);
 
 impl StoredRows {
     /// The rows committed so far.
-    pub fn get(&self) -> u64 {
+    fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -144,6 +158,13 @@ fn open(
     columns: ColumnNames,
 ) -> Result<(Box<dyn RecordSource + Send>, Progress), CliError> {
     let format = crate::input::format_of(path, format)?;
+    let (input, progress) = read_with_progress(path)?;
+    Ok((emdp_formats::open_source(format, input, columns), progress))
+}
+
+/// The input at `path` (`-`: standard input), buffered and un-gzipped, and its progress for
+/// [`Ingestor::ingest`]: a bar when standard error is a terminal.
+pub fn read_with_progress(path: &str) -> Result<(Box<dyn std::io::BufRead + Send>, Progress), CliError> {
     let tty = std::io::stderr().is_terminal();
     // The bar counts the bytes of the file itself (compressed ones for a .gz), as its size does.
     let (input, bar) = if path == "-" {
@@ -157,10 +178,7 @@ fn open(
             None => (crate::input::buffered(path, file)?, None),
         }
     };
-    Ok((
-        emdp_formats::open_source(format, input, columns),
-        Progress { bar, rows: AtomicBool::new(false), stored: StoredRows::default() },
-    ))
+    Ok((input, Progress { bar, rows: AtomicBool::new(false), stored: StoredRows::default() }))
 }
 
 /// `file`, buffered, its bytes counted on `bar`, drawn on `target`. The bar stays hidden while
@@ -214,10 +232,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let (source, progress) = open(path, args.format.map(Into::into), columns.clone())?;
             let name = args.source.clone().unwrap_or_else(|| path.clone());
             let result = ingestor.ingest(source, &name, &progress).await;
-            if let Some(bar) = &progress.bar {
-                bar.finish_and_clear();
-            }
-            let summary = result.map_err(|err| ingest_error(path, err, progress.stored.get()))?;
+            progress.finish();
+            let summary = result.map_err(|err| ingest_error(path, err, progress.stored_rows()))?;
             print_summary(path, &summary, args.output)?;
         }
         Ok(ExitCode::SUCCESS)
@@ -339,6 +355,6 @@ mod tests {
             let rate = frame.split_whitespace().find(|word| word.ends_with("/s")).unwrap();
             assert!(!rate.contains('.'), "a rate in whole rows: {frame}");
         }
-        assert_eq!(progress.stored.get(), 500_000);
+        assert_eq!(progress.stored_rows(), 500_000);
     }
 }
