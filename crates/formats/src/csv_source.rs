@@ -224,7 +224,11 @@ impl<R: Read> CsvSource<R> {
             .map(|field| self.names.describe(field))
             .collect();
         if !missing.is_empty() {
-            return Err(SourceError::MissingColumns { columns: missing });
+            let separator = match titles.as_slice() {
+                [only] => [';', '\t', '|'].into_iter().find(|&c| only.contains(c)),
+                _ => None,
+            };
+            return Err(SourceError::MissingColumns { columns: missing, separator });
         }
         self.header_len = titles.len();
         self.header = Some(header);
@@ -466,6 +470,26 @@ mod tests {
         let err = rows(b"date,building_id,date,consumption,temperature,provider\n").unwrap_err();
         assert_eq!(err.to_string(), "line 1: column 'date' appears more than once in the header");
         assert!(matches!(rows(b""), Err(ReadError::Source(SourceError::Empty))));
+    }
+
+    #[test]
+    fn a_header_in_another_separator_says_so() {
+        let missing =
+            "line 1: header is missing required column(s): building_id, date, consumption, temperature, provider";
+        for (input, separator) in [
+            (&b"building_id;date;consumption;temperature;provider\nB1;2024-01-01;1,5;2;p\n"[..], "';'"),
+            (b"building_id\tdate\tconsumption\ttemperature\tprovider\n", "'\\t'"),
+            (b"building_id|date|consumption|temperature|provider\n", "'|'"),
+        ] {
+            let err = rows(input).unwrap_err().to_string();
+            let hint = format!(" (the header is one column separated by {separator}: emdp reads comma-separated CSV)");
+            assert_eq!(err, format!("{missing}{hint}"));
+        }
+        // A header of several columns, or of one without another separator: no guess.
+        let err = rows(b"building_id;date,kwh\n").unwrap_err().to_string();
+        assert!(!err.contains("separated by"), "{err}");
+        let err = rows(b"meter\n").unwrap_err().to_string();
+        assert!(!err.contains("separated by"), "{err}");
     }
 
     #[test]

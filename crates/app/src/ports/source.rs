@@ -85,10 +85,18 @@ pub enum SourceError {
     #[error("empty input: no header row")]
     Empty,
     /// The header row lacks required columns.
-    #[error("line 1: header is missing required column(s): {}", .columns.join(", "))]
+    #[error(
+        "line 1: header is missing required column(s): {}{}",
+        .columns.join(", "),
+        .separator.map(|s| format!(" (the header is one column separated by {s:?}: emdp reads comma-separated CSV)"))
+            .unwrap_or_default()
+    )]
     MissingColumns {
         /// The columns that are not there (with the field, for a mapped one: `kwh (consumption)`).
         columns: Vec<String>,
+        /// When the header is one column holding another separator (`;`, a tab, `|`), that
+        /// separator: a file exported with another delimiter, the likeliest cause.
+        separator: Option<char>,
     },
     /// A column appears twice in the header.
     #[error("line 1: column '{column}' appears more than once in the header")]
