@@ -87,13 +87,18 @@ pub struct Progress {
     /// The bar counts rows stored rather than bytes read.
     rows: AtomicBool,
     /// Rows committed so far, for the error if the database fails.
-    stored: StoredRows,
+    stored: AtomicU64,
 }
 
 impl Progress {
+    /// Progress on `bar`, if there is one.
+    fn new(bar: Option<ProgressBar>) -> Self {
+        Progress { bar, rows: AtomicBool::new(false), stored: AtomicU64::new(0) }
+    }
+
     /// The rows committed so far: what an error says was kept.
     pub fn stored_rows(&self) -> u64 {
-        self.stored.get()
+        self.stored.load(Ordering::Relaxed)
     }
 
     /// Takes the bar off the terminal, before the summary or the error is printed.
@@ -101,25 +106,6 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// The rows of an input committed so far.
-#[derive(Default)]
-struct StoredRows(AtomicU64);
-
-impl StoredRows {
-    /// The rows committed so far.
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl IngestProgress for StoredRows {
-    fn read(&self, _rows: u64) {}
-
-    fn stored(&self, rows: u64) {
-        self.0.store(rows, Ordering::Relaxed);
     }
 }
 
@@ -140,7 +126,7 @@ impl IngestProgress for Progress {
     }
 
     fn stored(&self, rows: u64) {
-        self.stored.stored(rows);
+        self.stored.store(rows, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             if self.rows.load(Ordering::Relaxed) {
                 bar.set_position(rows);
@@ -178,7 +164,7 @@ pub fn read_with_progress(path: &str) -> Result<(Box<dyn std::io::BufRead + Send
             None => (crate::input::buffered(path, file)?, None),
         }
     };
-    Ok((input, Progress { bar, rows: AtomicBool::new(false), stored: StoredRows::default() }))
+    Ok((input, Progress::new(bar)))
 }
 
 /// `file`, buffered, its bytes counted on `bar`, drawn on `target`. The bar stays hidden while
@@ -343,7 +329,7 @@ mod tests {
             ProgressBar::with_draw_target(Some(41_596_198), ProgressDrawTarget::term_like(Box::new(screen.clone())))
                 .with_style(bar_style());
         bar.set_position(41_596_198);
-        let progress = Progress { bar: Some(bar), rows: AtomicBool::new(false), stored: StoredRows::default() };
+        let progress = Progress::new(Some(bar));
         progress.read(1_000_000);
         progress.stored(500_000);
         let frames = screen.0.lock().unwrap().clone();
