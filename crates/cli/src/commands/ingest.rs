@@ -152,22 +152,23 @@ fn open(
 /// [`Ingestor::ingest`]: a bar when standard error is a terminal.
 pub fn read_with_progress(path: &str) -> Result<(Box<dyn std::io::BufRead + Send>, Progress), CliError> {
     let tty = std::io::stderr().is_terminal();
-    // The bar counts the bytes of the file itself (compressed ones for a .gz), as its size does.
-    let (input, bar) = if path == "-" {
-        let bar = tty.then(|| ProgressBar::new_spinner().with_style(spinner_style()));
-        (crate::input::buffered(path, std::io::stdin())?, bar)
+    // The bar counts the bytes of the file itself (compressed ones for a .gz), as its size
+    // does; standard input has no size, and a spinner counts its bytes.
+    let (reader, bar): (Box<dyn std::io::Read + Send>, _) = if path == "-" {
+        (Box::new(std::io::stdin()), tty.then(|| ProgressBar::new_spinner().with_style(spinner_style())))
     } else {
         let file = crate::input::open_file(path)?;
         let length = file.metadata().map(|m| m.len()).unwrap_or(0);
-        match tty.then(|| ProgressBar::new(length).with_style(bar_style())) {
-            Some(bar) => (bytes_read(path, file, &bar, ProgressDrawTarget::stderr())?, Some(bar)),
-            None => (crate::input::buffered(path, file)?, None),
-        }
+        (Box::new(file), tty.then(|| ProgressBar::new(length).with_style(bar_style())))
+    };
+    let input = match &bar {
+        Some(bar) => bytes_read(path, reader, bar, ProgressDrawTarget::stderr())?,
+        None => crate::input::buffered(path, reader)?,
     };
     Ok((input, Progress::new(bar)))
 }
 
-/// `file`, buffered, its bytes counted on `bar`, drawn on `target`. The bar stays hidden while
+/// `file` (or standard input), buffered, its bytes counted on `bar`, drawn on `target`. The bar stays hidden while
 /// the first two bytes are read to tell a gzip file: its rate and ETA from two bytes were
 /// noise ("2 B/39.67 MiB 105.29 KiB/s ETA 7m").
 fn bytes_read(
