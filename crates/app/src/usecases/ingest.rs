@@ -272,12 +272,7 @@ impl Ingestor {
             // As many rows in flight as one writer with chunks of `CHUNK_ROWS`.
             let size = CHUNK_ROWS / writers;
             loop {
-                let mut emptied = given_back.try_iter().map(|mut rows| {
-                    rows.clear();
-                    rows
-                });
-                let buffer = emptied.next().unwrap_or_else(|| Vec::with_capacity(size));
-                emptied.for_each(drop);
+                let buffer = key_order::emptied(&given_back).unwrap_or_else(|| Vec::with_capacity(size));
                 let rows = key_order::next_chunk(&mut sorted, size, buffer)?;
                 // The receiver may be gone after a store error; that error is reported instead.
                 if rows.is_empty() || chunks.send(rows).is_err() {

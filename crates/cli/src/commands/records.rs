@@ -94,7 +94,6 @@ pub fn record_json(record: &StoredRecord) -> serde_json::Value {
 /// [`record_json`], `-` where absent).
 fn record_text(record: &StoredRecord) -> String {
     let (fields, state) = (&record.state.fields, &record.state);
-    let reasons: Vec<&str> = state.reasons.iter().map(|reason| reason.code()).collect();
     let lines = [
         ("id", record.id.to_string()),
         ("building_id", cell(&fields.building_id)),
@@ -103,7 +102,7 @@ fn record_text(record: &StoredRecord) -> String {
         ("temperature", cell(&fields.temperature)),
         ("provider", cell(&fields.provider)),
         ("quality_status", state.status.to_string()),
-        ("reasons", if reasons.is_empty() { "-".to_owned() } else { reasons.join(",") }),
+        ("reasons", if state.reasons.is_empty() { "-".to_owned() } else { state.reasons.join(",") }),
         ("versions", state.versions.to_string()),
         ("exact_duplicates", record.exact_duplicates.to_string()),
         ("pending_review", if state.pending { "yes" } else { "no" }.to_owned()),

@@ -87,13 +87,7 @@ impl KeyOrder {
     /// another thread's heap) took half of its time, and it set the pace until the first
     /// chunk could be stored. Returns one of them for reuse.
     fn recycle(&mut self) -> Option<Vec<RawRow>> {
-        let spiller = self.spiller.as_ref()?;
-        let mut kept = None;
-        for mut written in spiller.written.try_iter() {
-            written.clear();
-            kept.get_or_insert(written);
-        }
-        kept
+        emptied(&self.spiller.as_ref()?.written)
     }
 
     /// Hands `rows` to the spiller, started on the first run.
@@ -129,6 +123,18 @@ impl KeyOrder {
         let runs = self.spiller.take().map(Spiller::finish).transpose()?.unwrap_or_default();
         Ok(Sorted::Merge(Merge::new(runs)?))
     }
+}
+
+/// The buffers handed back on `returned` so far, their rows dropped on this thread (the one
+/// that allocated them: freeing many small strings from another thread's heap is slow); one
+/// of them, emptied, to fill again.
+pub fn emptied(returned: &std::sync::mpsc::Receiver<Vec<RawRow>>) -> Option<Vec<RawRow>> {
+    let mut kept = None;
+    for mut rows in returned.try_iter() {
+        rows.clear();
+        kept.get_or_insert(rows);
+    }
+    kept
 }
 
 /// The thread that sorts full buffers and writes them as runs, while the reader parses and
