@@ -447,6 +447,20 @@ async fn unseen_keys_that_are_stored_take_the_usual_way(store: Arc<dyn RecordSto
     assert_linked(&store, &rows, &links).await;
 }
 
+/// A file ingested again is seen to be stored from its first chunk on (a sample of its keys
+/// is looked up first): its keys are probed, not copied in as new, refused and inserted the
+/// usual way, which drew ids for nothing. The next new record's id follows the last one.
+async fn a_rerun_draws_no_ids(store: Arc<dyn RecordStore>) {
+    let rows = day_rows(0, 600);
+    ingest(&store, ConflictPolicy::PreferValid, &rows).await;
+    let last = all(&store).await.iter().map(|r| r.id).max().unwrap();
+    let again = ingest(&store, ConflictPolicy::PreferValid, &rows).await;
+    assert_eq!((again.stored.inserted, again.stored.duplicates_skipped), (0, 600));
+    ingest(&store, ConflictPolicy::PreferValid, "B9999,2025-04-01,1,5,p\n").await;
+    let next = all(&store).await.iter().map(|r| r.id).max().unwrap();
+    assert_eq!(next, last + 1, "ids drawn by the re-run");
+}
+
 /// Two ingests copying in the same new keys at once: one waits for the other's commit, finds
 /// its keys stored and takes the usual way.
 async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) {
@@ -594,6 +608,7 @@ macro_rules! contract {
             case!(probing_days_apart_leaves_the_stored_days_between_them);
             case!(unseen_keys_are_inserted_and_linked);
             case!(unseen_keys_that_are_stored_take_the_usual_way);
+            case!(a_rerun_draws_no_ids);
             case!(concurrent_unseen_copies_do_not_duplicate);
             case!(large_lookups_find_exactly_the_keys_asked_for);
             case!(probes_answer_like_a_full_load);

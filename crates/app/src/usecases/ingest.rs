@@ -44,6 +44,10 @@ use crate::ports::{
 /// flight: two PostgreSQL writers with 50,000 rows each peaked at 320-323 MiB on a re-run.
 pub const CHUNK_ROWS: usize = 50_000;
 
+/// Keys of a large first chunk looked up before it is written, spread over it (see
+/// [`Ingestor::first_keys_stored`]); a chunk of at most this many rows is not sampled.
+const FIRST_CHUNK_SAMPLE: usize = 64;
+
 /// How many rows were stored, skipped or kept as conflicting versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct StoredCounts {
@@ -329,8 +333,15 @@ impl Ingestor {
                             }
                             let started_at = self.clock.now();
                             let new = NewBatch { source: name.to_owned(), format, header, started_at };
-                            match self.store.create_batch(&new).await {
-                                Ok(id) => *batch.insert(id),
+                            let opened = match self.store.create_batch(&new).await {
+                                Ok(id) => self.first_keys_stored(&rows).await.map(|stored| (id, stored)),
+                                Err(err) => Err(err),
+                            };
+                            match opened {
+                                Ok((id, stored)) => {
+                                    settled.probe_first = stored;
+                                    *batch.insert(id)
+                                }
                                 Err(err) => {
                                     failure = Some(err);
                                     continue;
@@ -349,11 +360,12 @@ impl Ingestor {
                     } else {
                         commits.push_back(Some(commit));
                     }
-                    // Unless the last chunk's keys were mostly stored (a file ingested again),
-                    // the keys no earlier chunk had are taken as new, the first chunks' too:
-                    // when one is stored after all, PostgreSQL refuses its copy at that key
-                    // and the chunk takes the usual way (1M-row first run: the first two
-                    // chunks took 0.7 s each through the staging table, 0.3-0.4 s copied).
+                    // Unless the last chunk's keys were mostly stored (a file ingested again;
+                    // before the first chunk commits, a sample of its keys tells), the keys no
+                    // earlier chunk had are taken as new: when one is stored after all,
+                    // PostgreSQL refuses its copy at that key and the chunk takes the usual
+                    // way (1M-row first run: the first two chunks took 0.7 s each through the
+                    // staging table, 0.3-0.4 s copied).
                     let unseen = Some(unseen).filter(|_| !settled.probe_first);
                     let (probe_first, stored_before) = (settled.probe_first, sent_rows as i64);
                     sent_rows += rows.len() as u64;
@@ -381,6 +393,25 @@ impl Ingestor {
             return Err(err.into());
         }
         read.map(|_| summary)
+    }
+
+    /// Whether most of a sample of the first chunk's keys are stored already: a file ingested
+    /// again, or an export overlapping one that was. Then the first chunks are written the way
+    /// the rest of such an ingest is ([`mostly_stored`]), their keys probed first. Taken as
+    /// new instead, a PostgreSQL re-run's first two chunks were copied in, refused at their
+    /// first key, and inserted again through the staging table, drawing ids twice for nothing.
+    async fn first_keys_stored(&self, rows: &[RawRow]) -> Result<bool, StoreError> {
+        if rows.len() <= FIRST_CHUNK_SAMPLE {
+            return Ok(false);
+        }
+        let mut keys: Vec<&RecordKey> =
+            rows.iter().step_by(rows.len().div_ceil(FIRST_CHUNK_SAMPLE)).map(|row| &row.key).collect();
+        keys.dedup();
+        let probes: Vec<KeyProbe> = keys.into_iter().map(|key| KeyProbe { key, values: Vec::new() }).collect();
+        // A transaction of its own, never committed: it only reads.
+        let mut tx = self.store.begin_ingest().await?;
+        let found = tx.probe_keys(&probes).await?;
+        Ok(found.iter().filter(|found| found.is_some()).count() * 2 > found.len())
     }
 
     /// Stores one chunk of classified rows in one transaction and says what became of each.
