@@ -1,6 +1,5 @@
 //! Request extractors whose failures are problem details, not axum's plain-text rejections.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -51,16 +50,17 @@ impl FromRequest<AppState> for Body {
     }
 }
 
-/// Query parameters, parsed one by one so that an error names its parameter.
-pub struct QueryParams(HashMap<String, String>);
+/// Query parameters, parsed one by one so that an error names its parameter. A parameter
+/// given more than once counts by its last value, except where a route reads every value
+/// ([`QueryParams::all`]).
+pub struct QueryParams(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)?;
-        Ok(QueryParams(pairs.into_iter().collect()))
+        Ok(QueryParams(serde_urlencoded_pairs(query)?))
     }
 }
 
@@ -73,9 +73,21 @@ fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError
 }
 
 impl QueryParams {
-    /// The raw value of a parameter.
+    /// The raw value of a parameter (its last, if repeated).
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a repeatable parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
+    }
+
+    /// The column (CSV) or key (JSON) each field is read from: the default names with each
+    /// `column=FIELD=NAME` applied, as `--column` does on the command line; a bad mapping is a
+    /// 400 naming `column`.
+    pub fn column_names(&self) -> Result<emdp_domain::ColumnNames, ApiError> {
+        emdp_domain::ColumnNames::parse(&self.all("column")).map_err(|err| ApiError::field("column", err.to_string()))
     }
 
     /// A parameter parsed with `parse`, or a 400 naming it.

@@ -23,6 +23,12 @@ async fn operations_and_docs(server: Server) {
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(spec["paths"]["/api/v1/records:validate"]["post"].is_object());
     assert_eq!(spec["paths"]["/energy-record"]["post"]["deprecated"], true);
+    for path in ["/api/v1/records", "/api/v1/records:validate"] {
+        let column = &spec["paths"][path]["post"]["parameters"][0];
+        assert_eq!((column["name"].as_str(), column["in"].as_str()), (Some("column"), Some("query")), "{column}");
+        assert_eq!((column["style"].as_str(), column["explode"].as_bool()), (Some("form"), Some(true)), "{column}");
+        assert_eq!(column["schema"]["items"]["type"], "string", "{column}");
+    }
     for page in ["/redoc", "/docs/"] {
         let html = server.client.get(server.url(page)).send().await.unwrap().text().await.unwrap();
         assert!(html.contains("<html") || html.contains("<!DOCTYPE"), "{page}");
@@ -75,6 +81,35 @@ async fn bulk_bodies(server: Server) {
         server.send(Method::POST, "/api/v1/records", "text/csv", "building_id,date\nB1,2025-01-01\n").await;
     assert_eq!(status, 400);
     assert!(problem["detail"].as_str().unwrap().contains("missing required column"), "{problem}");
+}
+
+/// `column=FIELD=NAME` (repeatable) reads a field from a column or key of another name, as
+/// `emdp ingest --column` does; a bad mapping is a 400 naming `column`, and stores nothing.
+async fn bodies_with_other_column_names(server: Server) {
+    let csv = "site,day,kwh,temperature,provider\nS1,2025-01-01,12.5,5,p\n";
+    let path = "/api/v1/records?column=building_id%3Dsite&column=date%3Dday&column=consumption%3Dkwh";
+    let (status, body) = server.send(Method::POST, path, "text/csv", csv).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((body["summary"]["valid"].as_i64(), body["summary"]["stored"]["inserted"].as_i64()), (Some(1), Some(1)));
+    let (_, read) = server.get(&format!("/api/v1/records/{}", body["records"][0]["id"])).await;
+    assert_eq!((read["building_id"].as_str(), read["consumption"].as_f64()), (Some("S1"), Some(12.5)), "{read}");
+
+    let record = json!({"site": "S2", "date": "2025-01-01", "consumption": 1, "temperature": 2, "provider": "p"});
+    let (status, verdict) = server.post_json("/api/v1/records:validate?column=building_id%3Dsite", record).await;
+    assert_eq!((status, verdict["quality_status"].as_str()), (200, Some("VALID")), "{verdict}");
+
+    for (query, reason) in [
+        ("column=kwh", "is not FIELD=NAME"),
+        ("column=energy%3Dkwh", "is not a field"),
+        ("column=consumption%3Dkwh&column=consumption%3Dmwh", "mapped twice"),
+        ("column=building_id%3Ddate", "would both be read from column 'date'"),
+    ] {
+        let (status, problem) = server.send(Method::POST, &format!("/api/v1/records?{query}"), "text/csv", csv).await;
+        assert_eq!((status, problem["field"].as_str()), (400, Some("column")), "{query}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(reason), "{query}: {problem}");
+    }
+    let (_, page) = server.get("/api/v1/records").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "nothing stored by the refused bodies");
 }
 
 async fn gzip_bodies(server: Server) {
@@ -386,6 +421,7 @@ macro_rules! suite {
             case!(operations_and_docs);
             case!(ingest_one_and_read_back);
             case!(bulk_bodies);
+            case!(bodies_with_other_column_names);
             case!(gzip_bodies);
             case!(validate_without_storing);
             case!(list_filters_and_pages);

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use emdp_app::ports::{RawRow, RecordFilter, RecordKey, RecordSource, SourceFormat, StoredKey};
 use emdp_app::usecases::ingest::IngestSummary;
 use emdp_app::usecases::records::{RecordPatch, edit_record};
-use emdp_domain::{Admission, QualityStatus};
-use emdp_formats::{CsvSource, JsonArraySource, NdjsonSource};
+use emdp_domain::{Admission, ColumnNames, QualityStatus};
+use emdp_formats::open_source;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -39,23 +39,23 @@ fn check_json(bytes: &[u8]) -> ApiResult<()> {
     }
 }
 
-/// A record source over a request body, chosen by its media type.
-pub fn body_source(body: &Body) -> ApiResult<(Box<dyn RecordSource + Send>, SourceFormat, bool)> {
-    let input = Cursor::new(body.bytes.clone());
-    match body.media_type.as_str() {
+/// A record source over a request body, chosen by its media type, reading each field from
+/// the column (CSV) or key (JSON) `columns` names.
+pub fn body_source(body: &Body, columns: ColumnNames) -> ApiResult<(Box<dyn RecordSource + Send>, SourceFormat, bool)> {
+    let (format, single) = match body.media_type.as_str() {
         "application/json" | "" => {
             check_json(&body.bytes)?;
-            let single = body.bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-            Ok((Box::new(JsonArraySource::new(input)), SourceFormat::Json, single))
+            (SourceFormat::Json, body.bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
         }
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
-            Ok((Box::new(NdjsonSource::new(input)), SourceFormat::Ndjson, false))
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => (SourceFormat::Ndjson, false),
+        "text/csv" => (SourceFormat::Csv, false),
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content type '{other}' is not accepted here: send application/json, application/x-ndjson or text/csv"
+            )));
         }
-        "text/csv" => Ok((Box::new(CsvSource::new(input)), SourceFormat::Csv, false)),
-        other => Err(ApiError::UnsupportedMediaType(format!(
-            "content type '{other}' is not accepted here: send application/json, application/x-ndjson or text/csv"
-        ))),
-    }
+    };
+    Ok((open_source(format, Box::new(Cursor::new(body.bytes.clone())), columns), format, single))
 }
 
 /// Reads a body into classified rows; a file-level problem (bad CSV header, broken JSON)
@@ -95,17 +95,23 @@ pub struct ValidationBatchDto {
 /// Permissive: any field may be missing or of the wrong type; that is a classification,
 /// not an error. Says whether each record duplicates a stored one.
 #[utoipa::path(post, path = "/api/v1/records:validate", tag = "records",
+    params(("column" = Option<Vec<String>>, Query, style = Form, explode,
+        description = "Read a field from a column (CSV) or key (JSON) of another name: `FIELD=NAME`, e.g. `consumption=kwh`; repeatable, as `emdp ingest --column`")),
     request_body(content = Object, description = "A record object or an array of record objects", content_type = "application/json"),
     responses(
         (status = 200, description = "The verdict (an object for an object, `{items, summary}` for an array)", body = ValidationDto),
-        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or a bad `column` mapping", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn validate(State(state): State<AppState>, body: Body) -> ApiResult<Json<serde_json::Value>> {
+pub async fn validate(
+    State(state): State<AppState>,
+    query: QueryParams,
+    body: Body,
+) -> ApiResult<Json<serde_json::Value>> {
     if !matches!(body.media_type.as_str(), "application/json" | "") {
         return Err(ApiError::UnsupportedMediaType("records:validate reads application/json".into()));
     }
-    let (mut source, _, single) = body_source(&body)?;
+    let (mut source, _, single) = body_source(&body, query.column_names()?)?;
     let rows = classify_body(&state, source.as_mut())?;
     let items = verdicts(&state, &rows).await?;
     if single && items.len() == 1 {
@@ -196,15 +202,21 @@ pub struct CreatedDto {
 /// Same semantics as `emdp ingest`: the raw payload is kept, the record classified,
 /// exact duplicates counted and linked, conflicts resolved by the policy. Idempotent.
 #[utoipa::path(post, path = "/api/v1/records", tag = "records",
+    params(("column" = Option<Vec<String>>, Query, style = Form, explode,
+        description = "Read a field from a column (CSV) or key (JSON) of another name: `FIELD=NAME`, e.g. `consumption=kwh`; repeatable, as `emdp ingest --column`")),
     request_body(content = Object, description = "A record object, an array, NDJSON (application/x-ndjson) or CSV (text/csv); optionally compressed with `Content-Encoding: gzip` (the body limit counts decompressed bytes)"),
     responses(
         (status = 201, description = "Stored: the record for an object, the batch summary for bulk bodies", body = CreatedDto),
-        (status = 400, description = "Malformed body, CSV header or gzip stream", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body, CSV header or gzip stream, or a bad `column` mapping", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type or content encoding", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let (mut source, format, single) = body_source(&body)?;
+pub async fn create(
+    State(state): State<AppState>,
+    query: QueryParams,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let (mut source, format, single) = body_source(&body, query.column_names()?)?;
     source.start().map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })?;
     let header = source.header().map(str::to_owned);
     let rows = classify_body(&state, source.as_mut())?;

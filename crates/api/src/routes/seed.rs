@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{RecordFilter, StoredRecord};
 use emdp_app::usecases::records::edit_record;
+use emdp_domain::ColumnNames;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -98,7 +99,7 @@ fn require_json(body: &Body) -> ApiResult<()> {
 #[deprecated = "use POST /api/v1/records"]
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(StatusCode, Json<LegacyRecord>)> {
     require_json(&body)?;
-    let (mut source, format, _) = body_source(&body)?;
+    let (mut source, format, _) = body_source(&body, ColumnNames::default())?;
     let rows = state
         .ingestor
         .classify_all(source.as_mut())
@@ -122,7 +123,7 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(Sta
 #[deprecated = "use POST /api/v1/records:validate"]
 pub async fn validate(State(state): State<AppState>, body: Body) -> ApiResult<Json<LegacyValidation>> {
     require_json(&body)?;
-    let (mut source, _, _) = body_source(&body)?;
+    let (mut source, _, _) = body_source(&body, ColumnNames::default())?;
     let rows = state
         .ingestor
         .classify_all(source.as_mut())
