@@ -134,11 +134,9 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
         let mut number = 0u64;
         loop {
             self.line.clear();
-            let read = self
-                .input
-                .read_until(b'\n', &mut self.line)
+            let read = read_line(&mut self.input, &mut self.line)
                 .map_err(|e| SourceError::Io { line: number + 1, message: e.to_string() })?;
-            if read == 0 {
+            if !read {
                 return Ok(());
             }
             number += 1;
@@ -146,12 +144,55 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
                 self.line.drain(..3);
             }
             let text = std::str::from_utf8(&self.line).map_err(|_| SourceError::InvalidUtf8 { line: number })?;
-            let text = text.trim_end_matches(['\n', '\r']);
             if text.trim().is_empty() {
                 continue;
             }
             visit_object(number, text, &self.names, &mut self.scratch, visit).map_err(ReadError::Visit)?;
         }
+    }
+}
+
+/// Reads one line into `line` without its end, which is `\n`, `\r\n` or a lone `\r` (classic
+/// Mac), counted as the CSV source counts them; false at the end of the input. JSON text
+/// holds neither byte outside whitespace, so no object is split. Reading up to `\n` only took a
+/// file with `\r` line ends as one line, held in memory whole.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut read = false;
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if buf.is_empty() {
+            return Ok(read);
+        }
+        read = true;
+        let Some(at) = memchr::memchr2(b'\n', b'\r', buf) else {
+            line.extend_from_slice(buf);
+            let len = buf.len();
+            input.consume(len);
+            continue;
+        };
+        line.extend_from_slice(&buf[..at]);
+        let carriage_return = buf[at] == b'\r';
+        input.consume(at + 1);
+        if carriage_return {
+            // Its `\n` may be in the next buffer.
+            loop {
+                match input.fill_buf() {
+                    Ok(next) => {
+                        if next.first() == Some(&b'\n') {
+                            input.consume(1);
+                        }
+                        break;
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        return Ok(true);
     }
 }
 
@@ -350,6 +391,22 @@ mod tests {
     fn ndjson_blank_lines_are_skipped_and_lines_counted() {
         let out = ndjson("\n{\"date\":\"2024-01-01\"}\n   \n{\"date\":\"2024-01-02\"}").unwrap();
         assert_eq!(out.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 4]);
+    }
+
+    #[test]
+    fn ndjson_lines_end_in_lf_crlf_or_a_lone_cr_at_any_buffer_boundary() {
+        let input = "{\"date\":\"2024-01-01\"}\r{\"date\":\"2024-01-02\"}\r\n\r{\"date\":\"2024-01-03\"}\n\n{}\r";
+        for capacity in [1, 2, 3, 7, 64] {
+            let reader = std::io::BufReader::with_capacity(capacity, input.as_bytes());
+            let out = collect(&mut NdjsonSource::new(reader)).unwrap();
+            let seen: Vec<(u64, &str)> = out.iter().map(|row| (row.0, row.2[1].as_str())).collect();
+            assert_eq!(
+                seen,
+                [(1, "2024-01-01"), (2, "2024-01-02"), (4, "2024-01-03"), (6, "<absent>")],
+                "buffer of {capacity}"
+            );
+            assert!(out.iter().all(|row| !row.3 && !row.1.contains(['\r', '\n'])), "buffer of {capacity}: {out:?}");
+        }
     }
 
     #[test]
