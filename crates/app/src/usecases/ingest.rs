@@ -333,8 +333,9 @@ impl Ingestor {
                             }
                             let started_at = self.clock.now();
                             let new = NewBatch { source: name.to_owned(), format, header, started_at };
-                            let opened = match self.store.create_batch(&new).await {
-                                Ok(id) => self.first_keys_stored(&rows).await.map(|stored| (id, stored)),
+                            // The sample first: when it fails, no batch is left open.
+                            let opened = match self.first_keys_stored(&rows).await {
+                                Ok(stored) => self.store.create_batch(&new).await.map(|id| (id, stored)),
                                 Err(err) => Err(err),
                             };
                             match opened {
