@@ -153,9 +153,10 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
 }
 
 /// Reads one line into `line` without its end, which is `\n`, `\r\n` or a lone `\r` (classic
-/// Mac), counted as the CSV source counts them; false at the end of the input. JSON text
-/// holds neither byte outside whitespace, so no object is split. Reading up to `\n` only took a
-/// file with `\r` line ends as one line, held in memory whole.
+/// Mac), counted as the CSV source counts them; false at the end of the input. Valid JSON
+/// holds either byte only as whitespace between tokens, never inside a string, so no object
+/// is split. Reading up to `\n` only took a file with `\r` line ends as one line, held in
+/// memory whole.
 fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut read = false;
     loop {
