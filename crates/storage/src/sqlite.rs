@@ -207,13 +207,16 @@ async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection,
     Ok(conn)
 }
 
+/// How long a statement waits for another connection's lock before "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(store_error)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(BUSY_TIMEOUT)
         .pragma("page_size", "16384")
         .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory")
@@ -222,6 +225,48 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .pragma("wal_autocheckpoint", "16384")
         // And the WAL file shrinks back to 64 MB once checkpointed, instead of keeping its peak.
         .pragma("journal_size_limit", "67108864"))
+}
+
+/// Opens the pool on `options`, trying again while other processes are creating the same new
+/// file.
+///
+/// A new file starts in rollback-journal mode, and the connection's `journal_mode = WAL`
+/// switches it with an exclusive lock. Two processes switching it at once can each hold a
+/// lock the other waits for, and SQLite then answers one of them "database is locked" at
+/// once rather than after the busy timeout: one of six `emdp migrate` started together on a
+/// new file failed so, 1-2 times in 600 on a loaded machine. Once the file is in WAL mode the
+/// pragma takes no such lock, so the next attempt goes through.
+async fn connect(options: &SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let connected = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    crate::sqlite_functions::register(handle.as_raw_handle().as_ptr())
+                        .map_err(|message| sqlx::Error::Configuration(message.into()))
+                })
+            })
+            .connect_with(options.clone())
+            .await;
+        match connected.map_err(store_error) {
+            Ok(pool) => return Ok(pool),
+            Err(StoreError::Conflict(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // SQLite's own message ("unable to open database file") names no file; a
+            // missing directory or a read-only mount is found from the path.
+            Err(StoreError::Unavailable(message)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot open the SQLite database {}: {message}",
+                    options.get_filename().display()
+                )));
+            }
+            Err(other) => return Err(other),
+        }
+    }
 }
 
 /// Applies pending migrations, safe against other processes doing the same.
@@ -261,27 +306,7 @@ impl SqliteStore {
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = options(url)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    let mut handle = conn.lock_handle().await?;
-                    crate::sqlite_functions::register(handle.as_raw_handle().as_ptr())
-                        .map_err(|message| sqlx::Error::Configuration(message.into()))
-                })
-            })
-            .connect_with(options.clone())
-            .await
-            .map_err(|err| match store_error(err) {
-                // SQLite's own message ("unable to open database file") names no file; a
-                // missing directory or a read-only mount is found from the path.
-                StoreError::Unavailable(message) => StoreError::Unavailable(format!(
-                    "cannot open the SQLite database {}: {message}",
-                    options.get_filename().display()
-                )),
-                other => other,
-            })?;
+        let pool = connect(&options).await?;
         migrate(&pool).await?;
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(batch_lookups(pool.clone(), queue));
