@@ -264,6 +264,30 @@ test('upload: a CSV is ingested with progress and its summary', async () => {
   await shot('upload');
 });
 
+test('upload: columns named otherwise are mapped, and a bad mapping is refused', async () => {
+  await open('/ui/upload');
+  const csv = ['site,day,kwh,temperature,provider', 'E2E-MAPPED,2025-03-01,120.5,8.1,provider_e2e'].join('\n');
+  await page.setInputFiles('#u-file', { name: 'mapped.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await page.click('summary:has-text("Columns named otherwise")');
+  await page.fill('#u-col-building_id', 'date');
+  await page.click('button:has-text("Upload")');
+  await page.waitForSelector('[data-testid="upload-result"] .error');
+  assert.match(await page.locator('[data-testid="upload-result"]').innerText(), /would both be read from column 'date'/);
+  // The browser logs the refused upload's 400 as a failed resource: expected here, once.
+  assert.equal(problems.filter((problem) => /status of 400/.test(problem)).length, 1);
+  problems = problems.filter((problem) => !/status of 400/.test(problem));
+  await page.fill('#u-col-building_id', 'site');
+  await page.fill('#u-col-date', 'day');
+  await page.fill('#u-col-consumption', 'kwh');
+  await page.click('button:has-text("Upload")');
+  await page.waitForSelector('[data-testid="summary"]');
+  assert.equal(await page.locator('[data-testid="summary"] dd[data-key="valid"]').innerText(), '1');
+  const stored = await api('/records?building_id=E2E-MAPPED');
+  assert.equal(stored.items.length, 1, 'the record is stored under its mapped building');
+  assert.equal(stored.items[0].consumption, 120.5);
+  await shot('upload-mapped');
+});
+
 test('alerts: a live alert arrives over the stream and is acknowledged', async () => {
   await open('/ui/alerts');
   const doc = await (await fetch(`${BASE}/openapi.json`)).json();

@@ -804,11 +804,22 @@ function uploadPage(main) {
   const input = h('input', { id: 'u-file', type: 'file', accept: '.csv,.ndjson,.jsonl,.json,text/csv,application/json' });
   const chosen = h('p', { class: 'muted', 'data-testid': 'chosen' }, 'No file chosen.');
   const zone = h('div', { class: 'drop' }, h('label', { for: 'u-file' }, h('strong', {}, 'Choose a file'), ' or drop it here'), input, chosen);
+  // The API's column=FIELD=NAME, for exports whose columns (or keys) are named otherwise; an
+  // empty box keeps the field's own name.
+  const FIELDS = ['building_id', 'date', 'consumption', 'temperature', 'provider'];
+  const columns = FIELDS.map((field) => h('input', { id: `u-col-${field}`, type: 'text', placeholder: field, autocomplete: 'off', spellcheck: 'false' }));
+  const mapping = h(
+    'details',
+    { class: 'mapping' },
+    h('summary', {}, 'Columns named otherwise'),
+    h('p', { class: 'muted' }, 'The column (CSV) or key (JSON) each field is read from, when the file does not use these names, as `emdp ingest --column` does.'),
+    h('div', { class: 'filters' }, FIELDS.map((field, i) => h('div', { class: 'field' }, h('label', { for: `u-col-${field}` }, field), columns[i]))),
+  );
   const send = h('button', { type: 'button', disabled: true }, 'Upload');
   const progress = h('progress', { max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress' });
   const progressText = h('p', { class: 'muted', role: 'status', 'data-testid': 'progress' });
   const result = h('div', { 'data-testid': 'upload-result' });
-  main.append(zone, h('div', { class: 'row' }, send), progress, progressText, result);
+  main.append(zone, mapping, h('div', { class: 'row' }, send), progress, progressText, result);
   let file = null;
   const pick = (f) => {
     file = f;
@@ -830,8 +841,14 @@ function uploadPage(main) {
     if (!file) return;
     const ext = (file.name.split('.').pop() || '').toLowerCase();
     const type = TYPES[ext] || (file.type === 'application/json' ? 'application/json' : 'text/csv');
+    const query = new URLSearchParams();
+    FIELDS.forEach((field, i) => {
+      const name = columns[i].value.trim();
+      if (name && name !== field) query.append('column', `${field}=${name}`);
+    });
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/v1/records');
+    const search = query.toString();
+    xhr.open('POST', search ? `/api/v1/records?${search}` : '/api/v1/records');
     for (const [name, value] of Object.entries(authHeaders({ 'Content-Type': type }))) xhr.setRequestHeader(name, value);
     progress.hidden = false;
     progress.value = 0;
