@@ -93,6 +93,12 @@ async fn bodies_with_other_column_names(server: Server) {
     assert_eq!((body["summary"]["valid"].as_i64(), body["summary"]["stored"]["inserted"].as_i64()), (Some(1), Some(1)));
     let (_, read) = server.get(&format!("/api/v1/records/{}", body["records"][0]["id"])).await;
     assert_eq!((read["building_id"].as_str(), read["consumption"].as_f64()), (Some("S1"), Some(12.5)), "{read}");
+    let (_, history) = server.get(&format!("/api/v1/records/{}/history", body["records"][0]["id"])).await;
+    let columns = "building_id=site, date=day, consumption=kwh, temperature=temperature, provider=provider";
+    assert_eq!(
+        (history[0]["header"].as_str(), history[0]["columns"].as_str()),
+        (Some("site,day,kwh,temperature,provider"), Some(columns))
+    );
 
     let record = json!({"site": "S2", "date": "2025-01-01", "consumption": 1, "temperature": 2, "provider": "p"});
     let (status, verdict) = server.post_json("/api/v1/records:validate?column=building_id%3Dsite", record).await;

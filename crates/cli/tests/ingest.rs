@@ -201,6 +201,11 @@ fn an_export_with_its_own_column_names_is_ingested_with_column() {
     assert_eq!((record["building_id"].as_str(), record["consumption"].as_f64()), (Some("B1"), Some(10.5)));
     let history = run_json(&["records", "history", "1", "--output", "json", "--database-url", &url]);
     assert_eq!(history[0]["header"], "meter;x,day,kwh,temperature,provider", "the export's own header is kept");
+    assert_eq!(
+        history[0]["columns"],
+        "building_id=meter;x, date=day, consumption=kwh, temperature=temperature, provider=provider",
+        "and the mapping it was read by"
+    );
     let stderr = fails_with(2, &["ingest", arg(&file), "--database-url", &url, "--column", "date"]);
     assert!(stderr.contains("--column: 'date' is not FIELD=NAME"), "{stderr}");
 }

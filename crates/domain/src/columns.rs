@@ -90,6 +90,11 @@ impl ColumnNames {
         Ok(columns)
     }
 
+    /// Whether every field is read under its own name (no mapping given).
+    pub fn is_default(&self) -> bool {
+        FieldName::ALL.into_iter().all(|field| self.name(field) == field.as_str())
+    }
+
     /// The column `field` is read from.
     pub fn name(&self, field: FieldName) -> &str {
         &self.names[field as usize]
@@ -132,6 +137,8 @@ mod tests {
         assert_eq!(columns.field_of("kwh"), None);
         assert_eq!(ColumnNames::parse::<&str>(&[]).unwrap(), columns);
         assert_eq!(columns.describe(FieldName::Date), "date");
+        assert!(columns.is_default());
+        assert!(!ColumnNames::parse(&["consumption=kwh"]).unwrap().is_default());
     }
 
     #[test]

@@ -246,6 +246,10 @@ impl<R: Read> RecordSource for CsvSource<R> {
         self.header.as_deref()
     }
 
+    fn columns(&self) -> Option<&ColumnNames> {
+        (!self.names.is_default()).then_some(&self.names)
+    }
+
     fn start(&mut self) -> Result<(), SourceError> {
         if self.header.is_none() {
             self.read_header()?;

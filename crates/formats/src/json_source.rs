@@ -130,6 +130,10 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
         None
     }
 
+    fn columns(&self) -> Option<&ColumnNames> {
+        (!self.names.is_default()).then_some(&self.names)
+    }
+
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
         let mut number = 0u64;
         loop {
@@ -290,6 +294,10 @@ impl<R: BufRead> RecordSource for JsonArraySource<R> {
 
     fn header(&self) -> Option<&str> {
         None
+    }
+
+    fn columns(&self) -> Option<&ColumnNames> {
+        (!self.names.is_default()).then_some(&self.names)
     }
 
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {

@@ -230,7 +230,7 @@ impl Writer {
             let source = format!("mqtt:{topic}");
             let mut backoff = Duration::from_millis(100);
             loop {
-                match self.ingestor.ingest_rows(&rows, &source, SourceFormat::Ndjson, None).await {
+                match self.ingestor.ingest_rows(&rows, &source, SourceFormat::Ndjson, None, None).await {
                     Ok((_, links)) => {
                         self.stats.records.fetch_add(rows.len() as u64, Ordering::Relaxed);
                         if let Some(alerts) = &self.alerts

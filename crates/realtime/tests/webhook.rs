@@ -63,7 +63,7 @@ async fn webhooks_are_signed_retried_and_every_attempt_is_recorded() {
         Ingestor::new(stores.records.clone(), Arc::new(RuleSet::default()), clock, ConflictPolicy::PreferValid);
     let message = br#"{"building_id":"B1","date":"2025-01-01","consumption":5000,"temperature":3,"provider":"acme"}"#;
     let rows = classify_message(&ingestor, message);
-    let (_, links) = ingestor.ingest_rows(&rows, "mqtt:test", SourceFormat::Ndjson, None).await.unwrap();
+    let (_, links) = ingestor.ingest_rows(&rows, "mqtt:test", SourceFormat::Ndjson, None, None).await.unwrap();
     let events = engine.on_ingested("mqtt:test", &rows, &links).await.unwrap();
     assert_eq!(events.len(), 1);
     let alert_id = events[0].alert.id;

@@ -1096,14 +1096,17 @@ impl IngestTx for PgIngest {
 
 /// Inserts a batch, in a transaction or on its own.
 async fn insert_batch<'e>(executor: impl PgExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
-    sqlx::query_scalar("INSERT INTO batches (source, format, header, started_at) VALUES ($1, $2, $3, $4) RETURNING id")
-        .bind(escape(&batch.source).into_owned())
-        .bind(batch.format.as_str())
-        .bind(escape_opt(batch.header.as_deref()))
-        .bind(batch.started_at)
-        .fetch_one(executor)
-        .await
-        .map_err(store_error)
+    sqlx::query_scalar(
+        "INSERT INTO batches (source, format, header, columns, started_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(escape(&batch.source).into_owned())
+    .bind(batch.format.as_str())
+    .bind(escape_opt(batch.header.as_deref()))
+    .bind(escape_opt(batch.columns.as_deref()))
+    .bind(batch.started_at)
+    .fetch_one(executor)
+    .await
+    .map_err(store_error)
 }
 
 /// Marks a batch finished with its summary and, when given, its rows stored; returns its rows
@@ -1152,6 +1155,7 @@ fn raw_version(row: &PgRow) -> Result<RawVersion, StoreError> {
         source: unescape(row.try_get(2).map_err(store_error)?),
         format: row.try_get(3).map_err(store_error)?,
         header: unescape_opt(row.try_get(4).map_err(store_error)?),
+        columns: unescape_opt(row.try_get(14).map_err(store_error)?),
         received_at: row.try_get(5).map_err(store_error)?,
         payload: unescape(row.try_get(6).map_err(store_error)?),
         parse_error: unescape_opt(row.try_get(7).map_err(store_error)?),
@@ -1243,7 +1247,7 @@ impl RecordStore for PostgresStore {
         let rows = sqlx::query(
             "SELECT x.batch_id, x.line, b.source, b.format, b.header, x.received_at, x.payload, x.parse_error, \
              x.admission, x.status, x.reasons, x.original_id, x.original_created_at, \
-             (r.winner_batch = x.batch_id AND r.winner_line = x.line) \
+             (r.winner_batch = x.batch_id AND r.winner_line = x.line), b.columns \
              FROM raw_records x JOIN batches b ON b.id = x.batch_id LEFT JOIN records r ON r.id = x.record_id \
              WHERE x.record_id = $1 ORDER BY x.batch_id, x.line",
         )

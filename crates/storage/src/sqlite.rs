@@ -469,14 +469,17 @@ impl IngestTx for SqliteIngest {
 
 /// Inserts a batch, in a transaction or on its own.
 async fn insert_batch<'e>(executor: impl SqliteExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
-    sqlx::query_scalar("INSERT INTO batches (source, format, header, started_at) VALUES (?, ?, ?, ?) RETURNING id")
-        .bind(&batch.source)
-        .bind(batch.format.as_str())
-        .bind(&batch.header)
-        .bind(millis(batch.started_at))
-        .fetch_one(executor)
-        .await
-        .map_err(store_error)
+    sqlx::query_scalar(
+        "INSERT INTO batches (source, format, header, columns, started_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&batch.source)
+    .bind(batch.format.as_str())
+    .bind(&batch.header)
+    .bind(&batch.columns)
+    .bind(millis(batch.started_at))
+    .fetch_one(executor)
+    .await
+    .map_err(store_error)
 }
 
 /// Marks a batch finished with its summary and, when given, its rows stored.
@@ -984,7 +987,7 @@ impl RecordStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT x.batch_id, x.line, b.source, b.format, b.header, x.received_at, x.payload, x.parse_error, \
              x.admission, x.status, x.reasons, x.original_id, x.original_created_at, \
-             (r.winner_batch = x.batch_id AND r.winner_line = x.line) \
+             (r.winner_batch = x.batch_id AND r.winner_line = x.line), b.columns \
              FROM raw_records x JOIN batches b ON b.id = x.batch_id LEFT JOIN records r ON r.id = x.record_id \
              WHERE x.record_id = ? ORDER BY x.batch_id, x.line",
         )
@@ -1001,6 +1004,7 @@ impl RecordStore for SqliteStore {
                     source: row.try_get(2).map_err(get)?,
                     format: row.try_get(3).map_err(get)?,
                     header: row.try_get(4).map_err(get)?,
+                    columns: row.try_get(14).map_err(get)?,
                     received_at: rows::from_millis(row.try_get(5).map_err(get)?),
                     payload: row.try_get(6).map_err(get)?,
                     parse_error: row.try_get(7).map_err(get)?,

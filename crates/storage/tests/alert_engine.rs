@@ -56,7 +56,7 @@ async fn a_silent_building_fires_a_stale_alert_that_resolves_when_data_returns()
         async move {
             let rows = ingestor.classify_all(reading(day).as_mut()).unwrap();
             let (_, links) =
-                ingestor.ingest_rows(&rows, "test", emdp_app::ports::SourceFormat::Csv, None).await.unwrap();
+                ingestor.ingest_rows(&rows, "test", emdp_app::ports::SourceFormat::Csv, None, None).await.unwrap();
             engine.on_ingested("test", &rows, &links).await.unwrap()
         }
     };

@@ -34,6 +34,7 @@ async fn open_batch(store: &Arc<dyn RecordStore>, source: &str) -> emdp_app::por
         source: source.into(),
         format: emdp_app::ports::SourceFormat::Csv,
         header: None,
+        columns: None,
         started_at: chrono::Utc::now(),
     };
     store.create_batch(&batch).await.unwrap()
@@ -231,8 +232,13 @@ async fn a_batch_opened_in_a_transaction_lives_and_dies_with_it(store: Arc<dyn R
     let link = RawLink { record_id: id, admission: emdp_domain::Admission::Exact };
     for (source, commit) in [("dropped.csv", false), ("kept.csv", true)] {
         let mut tx = store.begin_ingest().await.unwrap();
-        let new =
-            NewBatch { source: source.into(), format: SourceFormat::Csv, header: None, started_at: chrono::Utc::now() };
+        let new = NewBatch {
+            source: source.into(),
+            format: SourceFormat::Csv,
+            header: None,
+            columns: None,
+            started_at: chrono::Utc::now(),
+        };
         let batch = tx.create_batch(&new).await.unwrap();
         tx.insert_raw(batch, &rows, &[link]).await.unwrap();
         tx.finish_batch(batch, 1, &serde_json::json!({"total": 1})).await.unwrap();
@@ -305,8 +311,10 @@ async fn rows_out_of_key_order_link_to_their_own_records(store: Arc<dyn RecordSt
     let ingestor = ingestor(&store, ConflictPolicy::PreferValid);
     let mut source = csv(&rows);
     let classified = ingestor.classify_all(source.as_mut()).unwrap();
-    let (summary, links) =
-        ingestor.ingest_rows(&classified, "shuffled.csv", emdp_app::ports::SourceFormat::Csv, None).await.unwrap();
+    let (summary, links) = ingestor
+        .ingest_rows(&classified, "shuffled.csv", emdp_app::ports::SourceFormat::Csv, None, None)
+        .await
+        .unwrap();
     assert_eq!((summary.stored.inserted, summary.stored.conflicts), (45, 1));
     for (row, link) in classified.iter().zip(&links) {
         let record = store.get_record(link.record_id).await.unwrap().expect("linked record");
@@ -461,6 +469,25 @@ async fn a_rerun_draws_no_ids(store: Arc<dyn RecordStore>) {
     assert_eq!(next, last + 1, "ids drawn by the re-run");
 }
 
+/// A batch read by a column mapping keeps it beside its header, for its raw payloads to be
+/// read again; a batch read under the fields' own names keeps none.
+async fn a_batch_keeps_its_column_mapping(store: Arc<dyn RecordStore>) {
+    let names = emdp_domain::ColumnNames::parse(&["building_id=site", "consumption=kwh"]).unwrap();
+    let input = "site,date,kwh,temperature,provider\nS1,2025-01-01,10,5,p\n";
+    let source = Box::new(CsvSource::with_columns(std::io::Cursor::new(input.as_bytes().to_vec()), names.clone()));
+    ingestor(&store, ConflictPolicy::PreferValid).ingest(source, "mapped.csv", &()).await.unwrap();
+    ingest(&store, ConflictPolicy::PreferValid, "S2,2025-01-01,10,5,p\n").await;
+    let records = all(&store).await;
+    let history = |building: &str| {
+        let id = records.iter().find(|r| r.state.fields.building_id.as_deref() == Some(building)).unwrap().id;
+        store.record_history(id)
+    };
+    let mapped = history("S1").await.unwrap();
+    assert_eq!(mapped[0].columns, Some(names.to_string()));
+    assert_eq!(mapped[0].header.as_deref(), Some("site,date,kwh,temperature,provider"));
+    assert_eq!(history("S2").await.unwrap()[0].columns, None);
+}
+
 /// Two ingests copying in the same new keys at once: one waits for the other's commit, finds
 /// its keys stored and takes the usual way.
 async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) {
@@ -609,6 +636,7 @@ macro_rules! contract {
             case!(unseen_keys_are_inserted_and_linked);
             case!(unseen_keys_that_are_stored_take_the_usual_way);
             case!(a_rerun_draws_no_ids);
+            case!(a_batch_keeps_its_column_mapping);
             case!(concurrent_unseen_copies_do_not_duplicate);
             case!(large_lookups_find_exactly_the_keys_asked_for);
             case!(probes_answer_like_a_full_load);
@@ -677,7 +705,7 @@ async fn postgres_bodies_of_several_chunks_with_the_same_buildings_take_turns() 
     let ingestor = ingestor(&test.store, ConflictPolicy::PreferValid);
     let forward = ingestor.classify_all(csv(&(rows_of("A") + &rows_of("B"))).as_mut()).unwrap();
     let backward = ingestor.classify_all(csv(&(rows_of("B") + &rows_of("A"))).as_mut()).unwrap();
-    let body = |rows| ingestor.ingest_rows(rows, "api", emdp_app::ports::SourceFormat::Csv, None);
+    let body = |rows| ingestor.ingest_rows(rows, "api", emdp_app::ports::SourceFormat::Csv, None, None);
     let (one, other) = tokio::join!(body(&forward), body(&backward));
     let (one, other) = (one.expect("first body").0, other.expect("second body").0);
     let mut inserted = [one.stored.inserted, other.stored.inserted];

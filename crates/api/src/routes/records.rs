@@ -219,8 +219,9 @@ pub async fn create(
     let (mut source, format, single) = body_source(&body, query.column_names()?)?;
     source.start().map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })?;
     let header = source.header().map(str::to_owned);
+    let columns = source.columns().map(ToString::to_string);
     let rows = classify_body(&state, source.as_mut())?;
-    let (summary, links) = state.ingestor.ingest_rows(&rows, "api", format, header).await?;
+    let (summary, links) = state.ingestor.ingest_rows(&rows, "api", format, header, columns).await?;
     if let Err(err) = state.alerts.on_ingested("api", &rows, &links).await {
         tracing::warn!(error = %err, "alert evaluation failed");
     }

@@ -107,7 +107,7 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(Sta
     if rows.len() != 1 {
         return Err(ApiError::BadRequest { detail: "send exactly one record object".into(), field: None });
     }
-    let (_, links) = state.ingestor.ingest_rows(&rows, "api:legacy", format, None).await?;
+    let (_, links) = state.ingestor.ingest_rows(&rows, "api:legacy", format, None, None).await?;
     let record = state
         .store
         .get_record(links[0].record_id)

@@ -1,6 +1,6 @@
 //! Sources: where records come from (a CSV, NDJSON or JSON file, a request body, a message).
 
-use emdp_domain::RawRecord;
+use emdp_domain::{ColumnNames, RawRecord};
 
 /// The input formats emdp reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -143,6 +143,12 @@ pub trait RecordSource {
 
     /// The CSV header line as read, which is needed to interpret raw CSV payloads later.
     fn header(&self) -> Option<&str>;
+
+    /// The columns (or keys) the fields are read from, when they are not the fields' own
+    /// names (`--column`): kept with the batch, since reading its raw payloads again needs it.
+    fn columns(&self) -> Option<&ColumnNames> {
+        None
+    }
 
     /// Reads every row, calling `visit` for each; stops at the first error.
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError>;

@@ -252,6 +252,9 @@ pub struct NewBatch {
     pub format: SourceFormat,
     /// The CSV header, needed to read raw CSV payloads later.
     pub header: Option<String>,
+    /// The column mapping it was read by (`building_id=site, date=day, ...`), when the fields
+    /// were not read under their own names ([`RecordSource::columns`](crate::ports::RecordSource::columns)).
+    pub columns: Option<String>,
     /// When it started.
     pub started_at: DateTime<Utc>,
 }
@@ -386,6 +389,8 @@ pub struct RawVersion {
     pub format: String,
     /// The CSV header of the batch, to read a CSV payload.
     pub header: Option<String>,
+    /// The batch's column mapping, when its fields were not read under their own names.
+    pub columns: Option<String>,
     /// When it arrived.
     pub received_at: DateTime<Utc>,
     /// The payload exactly as received.

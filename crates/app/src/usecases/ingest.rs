@@ -244,6 +244,7 @@ impl Ingestor {
         let rules = Arc::clone(&self.rules);
         let clock = Arc::clone(&self.clock);
         let format = source.format();
+        let mut columns = source.columns().map(ToString::to_string);
         let writers = self.store.ingest_writers().max(1);
         let mut chunks =
             Chunks { sender, runtime: tokio::runtime::Handle::current(), header: None, last_group: None, read: None };
@@ -332,7 +333,8 @@ impl Ingestor {
                                 progress.read(read);
                             }
                             let started_at = self.clock.now();
-                            let new = NewBatch { source: name.to_owned(), format, header, started_at };
+                            let new =
+                                NewBatch { source: name.to_owned(), format, header, columns: columns.take(), started_at };
                             // The sample first: when it fails, no batch is left open.
                             let opened = match self.first_keys_stored(&rows).await {
                                 Ok(stored) => self.store.create_batch(&new).await.map(|id| (id, stored)),
@@ -630,18 +632,20 @@ impl Ingestor {
 
     /// Stores classified rows as one batch from `name`, in one transaction (the batch, its
     /// records and raw rows are stored together or not at all), and returns the summary and,
-    /// per row, the record it became part of and how.
+    /// per row, the record it became part of and how. `header` and `columns` are the source's
+    /// ([`RecordSource::header`], [`RecordSource::columns`]), kept with the batch.
     pub async fn ingest_rows(
         &self,
         rows: &[RawRow],
         name: &str,
         format: crate::ports::SourceFormat,
         header: Option<String>,
+        columns: Option<String>,
     ) -> Result<(IngestSummary, Vec<RawLink>), StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.store.begin_ingest().await?;
         let batch = tx
-            .create_batch(&NewBatch { source: name.to_owned(), format, header, started_at: self.clock.now() })
+            .create_batch(&NewBatch { source: name.to_owned(), format, header, columns, started_at: self.clock.now() })
             .await?;
         let mut summary = IngestSummary {
             quality: QualitySummary::default(),

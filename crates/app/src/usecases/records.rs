@@ -85,6 +85,7 @@ pub async fn edit_record(
             source: source.to_owned(),
             format: SourceFormat::Json,
             header: None,
+            columns: None,
             started_at: clock.now(),
         })
         .await?;
