@@ -25,6 +25,7 @@ use crate::state::AppState;
         routes::records::patch,
         routes::records::delete,
         routes::records::history,
+        routes::batches::list,
         routes::buildings::list,
         routes::buildings::series,
         routes::buildings::baseline,

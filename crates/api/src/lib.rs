@@ -27,7 +27,7 @@ pub use docs::ApiDoc;
 pub use error::{ApiError, Problem};
 pub use state::{ApiConfig, AppState, Services};
 
-use crate::routes::{alerts, buildings, meta, quality, records, seed};
+use crate::routes::{alerts, batches, buildings, meta, quality, records, seed};
 
 /// The whole application.
 #[allow(deprecated)] // The MVP's routes are deprecated for clients, not for us.
@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/records", post(records::create).get(records::list))
         .route("/records/{id}", get(records::get).patch(records::patch).delete(records::delete))
         .route("/records/{id}/history", get(records::history))
+        .route("/batches", get(batches::list))
         .route("/buildings", get(buildings::list))
         .route("/buildings/{id}/series", get(buildings::series))
         .route("/buildings/{id}/baseline", get(buildings::baseline))

@@ -118,6 +118,35 @@ async fn bodies_with_other_column_names(server: Server) {
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "nothing stored by the refused bodies");
 }
 
+/// `GET /api/v1/batches`: ingestions newest first, with their summaries; bad parameters are
+/// 400s naming them.
+async fn batches_are_listed(server: Server) {
+    server.send(Method::POST, "/api/v1/records", "text/csv", CSV).await;
+    server.post_json("/api/v1/records", json!({"building_id": "B9", "date": "2025-01-01"})).await;
+    let (status, page) = server.get("/api/v1/batches").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items[0]["id"].as_i64() > items[1]["id"].as_i64(), "newest first: {page}");
+    let csv = &items[1];
+    assert_eq!(
+        (csv["source"].as_str(), csv["format"].as_str(), csv["rows_stored"].as_i64()),
+        (Some("api"), Some("csv"), Some(4))
+    );
+    assert_eq!(csv["summary"]["total"], 4);
+    assert!(csv["finished_at"].is_string(), "{csv}");
+    let (_, page) = server.get("/api/v1/batches?limit=1").await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, older) = server.get(&format!("/api/v1/batches?limit=1&cursor={cursor}")).await;
+    assert_eq!(older["items"][0]["id"], csv["id"]);
+    let (_, open) = server.get("/api/v1/batches?unfinished=true").await;
+    assert_eq!(open["items"], json!([]), "every batch finished");
+    for (query, field) in [("limit=0", "limit"), ("unfinished=maybe", "unfinished"), ("cursor=x", "cursor")] {
+        let (status, problem) = server.get(&format!("/api/v1/batches?{query}")).await;
+        assert_eq!((status, problem["field"].as_str()), (400, Some(field)), "{query}: {problem}");
+    }
+}
+
 async fn gzip_bodies(server: Server) {
     let (status, body) = server.post_encoded("/api/v1/records", "text/csv", "gzip", gzip(CSV)).await;
     assert_eq!(status, 201, "{body}");
@@ -428,6 +457,7 @@ macro_rules! suite {
             case!(ingest_one_and_read_back);
             case!(bulk_bodies);
             case!(bodies_with_other_column_names);
+            case!(batches_are_listed);
             case!(gzip_bodies);
             case!(validate_without_storing);
             case!(list_filters_and_pages);

@@ -37,6 +37,8 @@ enum Command {
     ImportMongo(commands::import_mongo::Args),
     #[command(subcommand)]
     Records(commands::records::Command),
+    #[command(subcommand)]
+    Batches(commands::batches::Command),
     Report(commands::report::Args),
     #[command(subcommand)]
     Duplicates(commands::duplicates::Command),
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(args),
         Command::ImportMongo(args) => commands::import_mongo::run(args),
         Command::Records(command) => commands::records::run(command),
+        Command::Batches(command) => commands::batches::run(command),
         Command::Report(args) => commands::report::run(args),
         Command::Duplicates(command) => commands::duplicates::run(command),
         Command::Keys(command) => commands::keys::run(command),

@@ -206,6 +206,14 @@ fn an_export_with_its_own_column_names_is_ingested_with_column() {
         "building_id=meter;x, date=day, consumption=kwh, temperature=temperature, provider=provider",
         "and the mapping it was read by"
     );
+    let listed = run_ok(&["batches", "list", "--database-url", &url]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].split_whitespace().eq(["batch", "started", "finished", "rows", "stored", "format", "source"]));
+    assert!(
+        lines[1].trim_start().starts_with("1 ") && lines[1].ends_with(&format!("1  csv     {}", arg(&file))),
+        "{listed}"
+    );
     let stderr = fails_with(2, &["ingest", arg(&file), "--database-url", &url, "--column", "date"]);
     assert!(stderr.contains("--column: 'date' is not FIELD=NAME"), "{stderr}");
 }
@@ -514,6 +522,13 @@ async fn killed_ingest_resumes_to_a_clean_result(killed: emdp_testkit::TestStore
     let distinct: HashSet<&Reading> = keys.iter().collect();
     assert_eq!(distinct.len(), keys.len(), "one record per key");
     assert!(partial.iter().all(|r| r.state.versions >= 1));
+    // The batch cut short is listed as such, with the rows its committed chunks stored.
+    let unfinished = ["batches", "list", "--unfinished", "--output", "json", "--database-url", &killed.url];
+    let listed = run_json(&unfinished);
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
+    let cut = &listed["items"][0];
+    assert_eq!((cut["source"].as_str(), cut["finished_at"].is_null()), (Some(arg(&file)), true), "{cut}");
+    assert_eq!(cut["rows_stored"].as_u64(), Some(raw), "{cut}");
 
     // Re-running the same ingest completes it.
     let resumed = run_json(&args);

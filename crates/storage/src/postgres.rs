@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use emdp_app::ports::{
-    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
-    RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+    BatchFilter, BatchId, BatchInfo, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion,
+    RecordFields, RecordFilter, RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
 };
 use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use sqlx::migrate::Migrator;
@@ -1256,6 +1256,44 @@ impl RecordStore for PostgresStore {
         .await
         .map_err(store_error)?;
         rows.iter().map(raw_version).collect()
+    }
+
+    async fn list_batches(
+        &self,
+        filter: &BatchFilter,
+        before: Option<BatchId>,
+        limit: u32,
+    ) -> Result<Vec<BatchInfo>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT id, source, format, header, columns, started_at, finished_at, rows_stored, summary::text \
+             FROM batches WHERE 1 = 1",
+        );
+        if let Some(source) = &filter.source {
+            query.push(" AND source = ").push_bind(escape(source).into_owned());
+        }
+        if filter.unfinished {
+            query.push(" AND finished_at IS NULL");
+        }
+        if let Some(before) = before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(BatchInfo {
+                    id: row.try_get(0).map_err(store_error)?,
+                    source: unescape(row.try_get(1).map_err(store_error)?),
+                    format: row.try_get(2).map_err(store_error)?,
+                    header: unescape_opt(row.try_get(3).map_err(store_error)?),
+                    columns: unescape_opt(row.try_get(4).map_err(store_error)?),
+                    started_at: row.try_get(5).map_err(store_error)?,
+                    finished_at: row.try_get(6).map_err(store_error)?,
+                    rows_stored: row.try_get(7).map_err(store_error)?,
+                    summary: rows::batch_summary(row.try_get(8).map_err(store_error)?)?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError> {

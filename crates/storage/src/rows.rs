@@ -60,6 +60,13 @@ pub fn reasons(bits: i64) -> ReasonSet {
     ReasonSet::from_bits(bits as u16)
 }
 
+/// A batch's stored summary (JSON text), once it finished.
+pub fn batch_summary(text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|err| StoreError::Other(format!("a batch summary in the database is not JSON: {err}")))
+}
+
 /// Unix epoch milliseconds (SQLite's time columns) to a time.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
-    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion, RecordFields, RecordFilter,
-    RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+    BatchFilter, BatchId, BatchInfo, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion,
+    RecordFields, RecordFilter, RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
 };
 use emdp_domain::{Arrival, ValueFingerprint};
 use serde::Serialize;
@@ -1014,6 +1014,44 @@ impl RecordStore for SqliteStore {
                     original_id: row.try_get(11).map_err(get)?,
                     original_created_at: row.try_get::<Option<i64>, _>(12).map_err(get)?.map(rows::from_millis),
                     winner: row.try_get::<Option<bool>, _>(13).map_err(get)?.unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    async fn list_batches(
+        &self,
+        filter: &BatchFilter,
+        before: Option<BatchId>,
+        limit: u32,
+    ) -> Result<Vec<BatchInfo>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, source, format, header, columns, started_at, finished_at, rows_stored, summary \
+             FROM batches WHERE 1 = 1",
+        );
+        if let Some(source) = &filter.source {
+            query.push(" AND source = ").push_bind(source.clone());
+        }
+        if filter.unfinished {
+            query.push(" AND finished_at IS NULL");
+        }
+        if let Some(before) = before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(BatchInfo {
+                    id: row.try_get(0).map_err(store_error)?,
+                    source: row.try_get(1).map_err(store_error)?,
+                    format: row.try_get(2).map_err(store_error)?,
+                    header: row.try_get(3).map_err(store_error)?,
+                    columns: row.try_get(4).map_err(store_error)?,
+                    started_at: rows::from_millis(row.try_get(5).map_err(store_error)?),
+                    finished_at: row.try_get::<Option<i64>, _>(6).map_err(store_error)?.map(rows::from_millis),
+                    rows_stored: row.try_get(7).map_err(store_error)?,
+                    summary: rows::batch_summary(row.try_get(8).map_err(store_error)?)?,
                 })
             })
             .collect()

@@ -488,6 +488,37 @@ async fn a_batch_keeps_its_column_mapping(store: Arc<dyn RecordStore>) {
     assert_eq!(history("S2").await.unwrap()[0].columns, None);
 }
 
+/// Batches are listed newest first, with what each holds; a batch never finished (a crash
+/// between its chunks) is listed as such, without a summary.
+async fn batches_are_listed_newest_first(store: Arc<dyn RecordStore>) {
+    use emdp_app::ports::BatchFilter;
+    let first = ingest(&store, ConflictPolicy::PreferValid, MIXED).await;
+    let cut = open_batch(&store, "cut.csv").await;
+    let last = ingest(&store, ConflictPolicy::PreferValid, "B9,2025-01-01,1,5,p\n").await;
+    let all_batches = store.list_batches(&BatchFilter::default(), None, 10).await.unwrap();
+    let ids: Vec<String> = all_batches.iter().map(|b| b.id.to_string()).collect();
+    assert_eq!(ids, [last.batch_id.clone(), cut.to_string(), first.batch_id.clone()]);
+    let done = &all_batches[2];
+    assert_eq!((done.source.as_str(), done.format.as_str(), done.rows_stored), ("test.csv", "csv", 5));
+    assert_eq!(done.header.as_deref(), Some(HEADER.trim_end()));
+    assert!(done.finished_at.is_some_and(|finished| finished >= done.started_at));
+    let summary = done.summary.as_ref().expect("a finished batch's summary");
+    assert_eq!((summary["total"].as_i64(), summary["stored"]["inserted"].as_i64()), (Some(5), Some(3)));
+
+    let unfinished = BatchFilter { unfinished: true, ..BatchFilter::default() };
+    let open = store.list_batches(&unfinished, None, 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].id, open[0].source.as_str(), open[0].finished_at, &open[0].summary),
+        (cut, "cut.csv", None, &None)
+    );
+    let from_file = BatchFilter { source: Some("test.csv".into()), ..BatchFilter::default() };
+    assert_eq!(store.list_batches(&from_file, None, 10).await.unwrap().len(), 2);
+    // Keyset pages: the ids below the last one seen.
+    let page = store.list_batches(&BatchFilter::default(), Some(all_batches[0].id), 1).await.unwrap();
+    assert_eq!(page.iter().map(|b| b.id).collect::<Vec<_>>(), [cut]);
+}
+
 /// Two ingests copying in the same new keys at once: one waits for the other's commit, finds
 /// its keys stored and takes the usual way.
 async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) {
@@ -637,6 +668,7 @@ macro_rules! contract {
             case!(unseen_keys_that_are_stored_take_the_usual_way);
             case!(a_rerun_draws_no_ids);
             case!(a_batch_keeps_its_column_mapping);
+            case!(batches_are_listed_newest_first);
             case!(concurrent_unseen_copies_do_not_duplicate);
             case!(large_lookups_find_exactly_the_keys_asked_for);
             case!(probes_answer_like_a_full_load);

@@ -26,7 +26,7 @@ pub use quality::{
 };
 pub use source::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 pub use store::{
-    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, PoolUsage, Probed, RawLink, RawRow, RawVersion, RecordFields,
-    RecordFilter, RecordId, RecordKey, RecordState, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
-    StoredVersion,
+    BatchFilter, BatchId, BatchInfo, IngestTx, KeyProbe, NewBatch, NewRecord, PoolUsage, Probed, RawLink, RawRow,
+    RawVersion, RecordFields, RecordFilter, RecordId, RecordKey, RecordState, RecordStore, RecordUpdate, StoreError,
+    StoredKey, StoredRecord, StoredVersion,
 };

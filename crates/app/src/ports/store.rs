@@ -359,6 +359,40 @@ pub struct RecordFilter {
     pub to: Option<NaiveDate>,
 }
 
+/// Which batches to list. Every filter is optional; all given ones must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchFilter {
+    /// Only batches from this source (a file name, `api`, `mqtt:<topic>`, ...).
+    pub source: Option<String>,
+    /// Only batches never finished: still being written, or cut short by a crash or a kill
+    /// (running the same ingest again completes what they hold).
+    pub unfinished: bool,
+}
+
+/// One ingestion (a file, a request body, a batch of MQTT messages) as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchInfo {
+    /// Its id.
+    pub id: BatchId,
+    /// Where the data came from.
+    pub source: String,
+    /// Its format.
+    pub format: String,
+    /// The CSV header.
+    pub header: Option<String>,
+    /// The column mapping it was read by, when a field was mapped.
+    pub columns: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished; `None` while it is written, or when it was cut short.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Rows stored so far (all of them once finished).
+    pub rows_stored: i64,
+    /// The ingest summary (counts per status, duplicates, reasons, what was stored), once
+    /// finished.
+    pub summary: Option<serde_json::Value>,
+}
+
 /// A curated record as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
@@ -477,6 +511,15 @@ pub trait RecordStore: Send + Sync {
 
     /// Every raw payload behind a record, in arrival order.
     async fn record_history(&self, id: RecordId) -> Result<Vec<RawVersion>, StoreError>;
+
+    /// Up to `limit` batches matching `filter`, newest first, with ids below `before` (keyset
+    /// pagination).
+    async fn list_batches(
+        &self,
+        filter: &BatchFilter,
+        before: Option<BatchId>,
+        limit: u32,
+    ) -> Result<Vec<BatchInfo>, StoreError>;
 
     /// Deletes a curated record (its raw payloads stay). Returns false when there was none.
     async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError>;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod batches;
 pub mod config;
 pub mod duplicates;
 pub mod generate;
