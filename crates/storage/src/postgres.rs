@@ -1268,16 +1268,8 @@ impl RecordStore for PostgresStore {
             "SELECT id, source, format, header, columns, started_at, finished_at, rows_stored, summary::text \
              FROM batches WHERE 1 = 1",
         );
-        if let Some(source) = &filter.source {
-            query.push(" AND source = ").push_bind(escape(source).into_owned());
-        }
-        if filter.unfinished {
-            query.push(" AND finished_at IS NULL");
-        }
-        if let Some(before) = before {
-            query.push(" AND id < ").push_bind(before);
-        }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        let source = filter.source.as_deref().map(|source| escape(source).into_owned());
+        rows::push_batch_filter(&mut query, source, filter.unfinished, before, limit);
         let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
         rows.iter()
             .map(|row| {

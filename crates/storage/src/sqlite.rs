@@ -1029,16 +1029,7 @@ impl RecordStore for SqliteStore {
             "SELECT id, source, format, header, columns, started_at, finished_at, rows_stored, summary \
              FROM batches WHERE 1 = 1",
         );
-        if let Some(source) = &filter.source {
-            query.push(" AND source = ").push_bind(source.clone());
-        }
-        if filter.unfinished {
-            query.push(" AND finished_at IS NULL");
-        }
-        if let Some(before) = before {
-            query.push(" AND id < ").push_bind(before);
-        }
-        query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+        rows::push_batch_filter(&mut query, filter.source.clone(), filter.unfinished, before, limit);
         let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
         rows.iter()
             .map(|row| {
