@@ -261,6 +261,13 @@ test('upload: a CSV is ingested with progress and its summary', async () => {
   assert.match(await page.locator('[data-testid="progress"]').innerText(), /Done: \d+ bytes/);
   const stored = await api('/records?building_id=E2E-UPLOAD');
   assert.equal(stored.items.length, 4, 'the records are stored');
+  // The upload's batch heads the recent batches, with its rows.
+  const batch = (await api('/batches?limit=1')).items[0];
+  const firstRow = page.locator('[data-testid="batch-table"] tbody tr').first();
+  await firstRow.locator(`td[data-col="id"]:text-is("${batch.id}")`).waitFor();
+  assert.equal(await firstRow.locator('td[data-col="source"]').innerText(), 'api');
+  assert.equal(await firstRow.locator('td[data-col="rows"]').innerText(), '4');
+  assert.match(await firstRow.locator('td[data-col="finished"]').innerText(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
   await shot('upload');
 });
 

@@ -819,7 +819,10 @@ function uploadPage(main) {
   const progress = h('progress', { max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress' });
   const progressText = h('p', { class: 'muted', role: 'status', 'data-testid': 'progress' });
   const result = h('div', { 'data-testid': 'upload-result' });
-  main.append(zone, mapping, h('div', { class: 'row' }, send), progress, progressText, result);
+  const recent = h('div', { 'data-testid': 'batches' });
+  main.append(zone, mapping, h('div', { class: 'row' }, send), progress, progressText, result, recent);
+  const showBatches = () => batchesPanel().then((panel) => recent.replaceChildren(panel));
+  showBatches();
   let file = null;
   const pick = (f) => {
     file = f;
@@ -875,6 +878,7 @@ function uploadPage(main) {
       progressText.textContent = `Done: ${fmtInt(file.size)} bytes ingested.`;
       const body = JSON.parse(xhr.responseText);
       result.replaceChildren(uploadSummary(body.summary || summaryOfOne(body)));
+      showBatches();
     });
     xhr.addEventListener('error', () => {
       send.disabled = false;
@@ -883,6 +887,31 @@ function uploadPage(main) {
     });
     xhr.send(file);
   });
+}
+
+// The latest ingestions (`GET /api/v1/batches`), whoever sent them: uploads, `emdp ingest`,
+// MQTT. A batch without an end was cut short or is being written.
+async function batchesPanel() {
+  const time = (value) => String(value || '').replace('T', ' ').slice(0, 19);
+  try {
+    const page = await api(`/batches${query({ limit: 10 })}`);
+    return section(
+      'Recent batches',
+      table(
+        [
+          { label: 'Batch', key: 'id', num: true, cell: (b) => String(b.id) },
+          { label: 'Source', key: 'source', cell: (b) => b.source },
+          { label: 'Started', key: 'started', cell: (b) => time(b.started_at) },
+          { label: 'Finished', key: 'finished', cell: (b) => (b.finished_at ? time(b.finished_at) : 'unfinished') },
+          { label: 'Rows stored', key: 'rows', num: true, cell: (b) => fmtInt(b.rows_stored) },
+        ],
+        page.items,
+        { caption: 'Uploads, `emdp ingest` runs and MQTT; one without an end was cut short or is being written.', testid: 'batch-table' },
+      ),
+    );
+  } catch (err) {
+    return errorBox(err);
+  }
 }
 
 function summaryOfOne(record) {
