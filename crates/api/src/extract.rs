@@ -50,6 +50,11 @@ impl FromRequest<AppState> for Body {
     }
 }
 
+/// The largest page of a list route.
+pub const MAX_LIMIT: u32 = 1000;
+/// The page size of a list route when `limit` is absent.
+pub const DEFAULT_LIMIT: u32 = 100;
+
 /// Query parameters, parsed one by one so that an error names its parameter. A parameter
 /// given more than once counts by its last value, except where a route reads every value
 /// ([`QueryParams::all`]).
@@ -81,6 +86,16 @@ impl QueryParams {
     /// Every value of a repeatable parameter, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
+    }
+
+    /// The `limit` of a page of a list route: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent,
+    /// else a 400 naming `limit`.
+    pub fn page_limit(&self) -> Result<u32, ApiError> {
+        let limit = self.get::<u32>("limit", "a whole number from 1 to 1000")?.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::field("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {limit}")));
+        }
+        Ok(limit)
     }
 
     /// The column (CSV) or key (JSON) each field is read from: the default names with each

@@ -207,10 +207,7 @@ pub async fn list_alerts(State(state): State<AppState>, query: QueryParams) -> A
         building: query.raw("building").map(str::to_owned),
         rule_id: query.get("rule", "a rule id")?,
     };
-    let limit: u32 = query.get("limit", "a number from 1 to 1000")?.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", "a number from 1 to 1000"));
-    }
+    let limit = query.page_limit()?;
     let before: Option<i64> = query.get("cursor", "a cursor from next_cursor")?;
     let items = state.alerts.store().list_alerts(&filter, before, limit).await?;
     let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|a| a.id.to_string())).flatten();

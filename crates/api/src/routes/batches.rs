@@ -7,9 +7,8 @@ use emdp_app::ports::{BatchFilter, BatchInfo};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::QueryParams;
-use crate::routes::records::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::state::AppState;
 
 /// One ingestion.
@@ -79,10 +78,7 @@ pub async fn list(State(state): State<AppState>, query: QueryParams) -> ApiResul
         source: query.raw("source").map(str::to_owned),
         unfinished: query.get("unfinished", "true or false")?.unwrap_or(false),
     };
-    let limit = query.get::<u32>("limit", "a whole number from 1 to 1000")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {limit}")));
-    }
+    let limit = query.page_limit()?;
     let before = query.get::<i64>("cursor", "a cursor returned as next_cursor")?;
     let batches = state.store.list_batches(&filter, before, limit).await?;
     let next_cursor = (batches.len() == limit as usize).then(|| batches.last().map(|b| b.id.to_string())).flatten();

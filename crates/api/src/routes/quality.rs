@@ -130,10 +130,7 @@ pub async fn gaps(State(state): State<AppState>, query: QueryParams) -> ApiResul
     responses((status = 200, description = "A page of conflict groups", body = Object)))]
 pub async fn duplicates(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<GroupPage>> {
     let filter = duplicate_filter(&query)?;
-    let limit = query.get::<u32>("limit", "a whole number from 1 to 1000")?.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", format!("limit must be from 1 to 1000, got {limit}")));
-    }
+    let limit = query.page_limit()?;
     let after = query.get("cursor", "a cursor returned as next_after")?;
     Ok(Json(list_groups(state.duplicates.as_ref(), &filter, after, limit).await?))
 }

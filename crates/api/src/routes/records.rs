@@ -19,11 +19,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, QueryParams, record_id};
 use crate::state::AppState;
 
-/// The largest page of records.
-pub const MAX_LIMIT: u32 = 1000;
-/// The page size when `limit` is absent.
-pub const DEFAULT_LIMIT: u32 = 100;
-
 /// Checks that a JSON body is syntactically valid and an object or an array, so that a
 /// broken document is a 400 rather than a classification.
 fn check_json(bytes: &[u8]) -> ApiResult<()> {
@@ -289,10 +284,7 @@ pub fn record_filter(query: &QueryParams) -> ApiResult<RecordFilter> {
     ))]
 pub async fn list(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<PageDto>> {
     let filter = record_filter(&query)?;
-    let limit = query.get::<u32>("limit", "a whole number from 1 to 1000")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {limit}")));
-    }
+    let limit = query.page_limit()?;
     let after = query.get::<i64>("cursor", "a cursor returned as next_cursor")?;
     let records = state.store.list_records(&filter, after, limit).await?;
     let next_cursor = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.to_string())).flatten();

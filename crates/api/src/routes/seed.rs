@@ -150,10 +150,7 @@ const MAX_OFFSET: u32 = 100_000;
     responses((status = 200, description = "Records", body = Vec<LegacyRecord>)))]
 #[deprecated = "use GET /api/v1/records (cursor pagination)"]
 pub async fn list(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<Vec<LegacyRecord>>> {
-    let limit = query.get::<u32>("limit", "a whole number from 1 to 1000")?.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", format!("limit must be from 1 to 1000, got {limit}")));
-    }
+    let limit = query.page_limit()?;
     let skip = query.get::<u32>("skip", "a whole number")?.unwrap_or(0);
     if skip.saturating_add(limit) > MAX_OFFSET {
         return Err(ApiError::field(
