@@ -90,9 +90,10 @@ impl ColumnNames {
         Ok(columns)
     }
 
-    /// Whether every field is read under its own name (no mapping given).
-    pub fn is_default(&self) -> bool {
-        FieldName::ALL.into_iter().all(|field| self.name(field) == field.as_str())
+    /// These names when some field is read under another name than its own (a mapping was
+    /// given, which a batch keeps), `None` when every field is read under its own.
+    pub fn mapped(&self) -> Option<&Self> {
+        FieldName::ALL.into_iter().any(|field| self.name(field) != field.as_str()).then_some(self)
     }
 
     /// The column `field` is read from.
@@ -137,8 +138,9 @@ mod tests {
         assert_eq!(columns.field_of("kwh"), None);
         assert_eq!(ColumnNames::parse::<&str>(&[]).unwrap(), columns);
         assert_eq!(columns.describe(FieldName::Date), "date");
-        assert!(columns.is_default());
-        assert!(!ColumnNames::parse(&["consumption=kwh"]).unwrap().is_default());
+        assert_eq!(columns.mapped(), None);
+        let mapped = ColumnNames::parse(&["consumption=kwh"]).unwrap();
+        assert_eq!(mapped.mapped(), Some(&mapped));
     }
 
     #[test]

@@ -247,7 +247,7 @@ impl<R: Read> RecordSource for CsvSource<R> {
     }
 
     fn columns(&self) -> Option<&ColumnNames> {
-        (!self.names.is_default()).then_some(&self.names)
+        self.names.mapped()
     }
 
     fn start(&mut self) -> Result<(), SourceError> {

@@ -131,7 +131,7 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
     }
 
     fn columns(&self) -> Option<&ColumnNames> {
-        (!self.names.is_default()).then_some(&self.names)
+        self.names.mapped()
     }
 
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
@@ -164,11 +164,7 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
 fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut read = false;
     loop {
-        let buf = match input.fill_buf() {
-            Ok(buf) => buf,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
+        let buf = fill(input)?;
         if buf.is_empty() {
             return Ok(read);
         }
@@ -182,23 +178,23 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bo
         line.extend_from_slice(&buf[..at]);
         let carriage_return = buf[at] == b'\r';
         input.consume(at + 1);
-        if carriage_return {
-            // Its `\n` may be in the next buffer.
-            loop {
-                match input.fill_buf() {
-                    Ok(next) => {
-                        if next.first() == Some(&b'\n') {
-                            input.consume(1);
-                        }
-                        break;
-                    }
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(err) => return Err(err),
-                }
-            }
+        // A `\r`'s `\n` may be in the next buffer.
+        if carriage_return && fill(input)?.first() == Some(&b'\n') {
+            input.consume(1);
         }
         return Ok(true);
     }
+}
+
+/// `input`'s buffer, filled; a read interrupted by a signal is tried again, as `read_until`
+/// does.
+fn fill(input: &mut impl BufRead) -> std::io::Result<&[u8]> {
+    while let Err(err) = input.fill_buf() {
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    input.fill_buf()
 }
 
 /// A JSON document holding an array of objects (or one object), read element by element
@@ -297,7 +293,7 @@ impl<R: BufRead> RecordSource for JsonArraySource<R> {
     }
 
     fn columns(&self) -> Option<&ColumnNames> {
-        (!self.names.is_default()).then_some(&self.names)
+        self.names.mapped()
     }
 
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
