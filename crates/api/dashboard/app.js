@@ -63,6 +63,9 @@ function table(columns, rows, { caption, testid } = {}) {
   );
 }
 
+// An API time (RFC 3339) to the second, as the tables show it: `2025-03-01 08:15:00`.
+const fmtTime = (value) => String(value || '').replace('T', ' ').slice(0, 19);
+
 function section(title, ...children) {
   return h('section', { class: 'panel' }, h('h2', {}, title), ...children);
 }
@@ -683,7 +686,7 @@ function groupCard(group, reload) {
     table(
       [
         { label: 'Batch · line', key: 'version', cell: (v) => `${v.batch_id} · ${v.line}` },
-        { label: 'Received', key: 'received', cell: (v) => (v.received_at || '').replace('T', ' ').slice(0, 19) },
+        { label: 'Received', key: 'received', cell: (v) => fmtTime(v.received_at) },
         { label: 'Consumption', key: 'consumption', num: true, cell: (v) => fmtNum(v.consumption, 3) },
         { label: 'Temp. °C', key: 'temperature', num: true, cell: (v) => fmtNum(v.temperature, 1) },
         { label: 'Status', key: 'status', cell: (v) => [badge(v.status), v.reasons && v.reasons.length ? [' ', reasonCodes(v.reasons)] : null] },
@@ -729,7 +732,7 @@ async function alertsPage(main, live) {
           { label: 'Rule', key: 'rule', cell: (a) => a.rule_name || a.rule || a.rule_id || '—' },
           { label: 'Building', key: 'building', cell: (a) => buildingLink(a.building || a.building_id) },
           { label: 'Message', key: 'message', cell: (a) => a.message || a.subject || '—' },
-          { label: 'Since', key: 'since', cell: (a) => String(a.fired_at || a.started_at || a.created_at || '—').replace('T', ' ').slice(0, 19) },
+          { label: 'Since', key: 'since', cell: (a) => fmtTime(a.fired_at || a.started_at || a.created_at || '—') },
           {
             label: 'Acknowledge',
             key: 'ack',
@@ -892,7 +895,6 @@ function uploadPage(main) {
 // The latest ingestions (`GET /api/v1/batches`), whoever sent them: uploads, `emdp ingest`,
 // MQTT. A batch without an end was cut short or is being written.
 async function batchesPanel() {
-  const time = (value) => String(value || '').replace('T', ' ').slice(0, 19);
   try {
     const page = await api(`/batches${query({ limit: 10 })}`);
     return section(
@@ -901,8 +903,8 @@ async function batchesPanel() {
         [
           { label: 'Batch', key: 'id', num: true, cell: (b) => String(b.id) },
           { label: 'Source', key: 'source', cell: (b) => b.source },
-          { label: 'Started', key: 'started', cell: (b) => time(b.started_at) },
-          { label: 'Finished', key: 'finished', cell: (b) => (b.finished_at ? time(b.finished_at) : 'unfinished') },
+          { label: 'Started', key: 'started', cell: (b) => fmtTime(b.started_at) },
+          { label: 'Finished', key: 'finished', cell: (b) => (b.finished_at ? fmtTime(b.finished_at) : 'unfinished') },
           { label: 'Rows stored', key: 'rows', num: true, cell: (b) => fmtInt(b.rows_stored) },
         ],
         page.items,
