@@ -46,11 +46,20 @@ macro_rules! asset {
     };
 }
 
-/// The files under `/assets/`: name, content type, bytes.
+/// The files under `/assets/`: name, content type, bytes. `app.js` routes between the pages,
+/// one ES module each under `pages/`; `ui.js` holds what they share.
 const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("app.js", JS),
     asset!("api.js", JS),
     asset!("charts.js", JS),
+    asset!("keypanel.js", JS),
+    asset!("ui.js", JS),
+    asset!("pages/alerts.js", JS),
+    asset!("pages/building.js", JS),
+    asset!("pages/buildings.js", JS),
+    asset!("pages/duplicates.js", JS),
+    asset!("pages/overview.js", JS),
+    asset!("pages/upload.js", JS),
     asset!("style.css", CSS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("vendor/uPlot.iife.min.js", JS),
@@ -162,12 +171,19 @@ mod tests {
 
     #[tokio::test]
     async fn pages_and_assets_are_served_with_the_policy() {
-        for path in ["/", "/ui/buildings", "/ui/buildings/B1", "/assets/app.js", "/assets/vendor/uPlot.iife.min.js"] {
+        for path in [
+            "/",
+            "/ui/buildings",
+            "/ui/buildings/B1",
+            "/assets/app.js",
+            "/assets/pages/overview.js",
+            "/assets/vendor/uPlot.iife.min.js",
+        ] {
             let response = get_path(path).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert_eq!(response.headers()[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY, "{path}");
         }
-        let response = get_path("/assets/charts.js").await;
+        let response = get_path("/assets/pages/building.js").await;
         assert_eq!(response.headers()[header::CONTENT_TYPE], JS);
         let response = get_path("/assets/style.css").await;
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
