@@ -168,10 +168,3 @@ export function streamEvents(path, onEvent, onState = () => {}, retryMs = 3000) 
     controller.abort();
   };
 }
-
-// Formatting.
-export const fmtInt = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString('en-US'));
-export const fmtPct = (x, digits = 1) =>
-  x === null || x === undefined || Number.isNaN(x) ? '—' : `${(x * 100).toFixed(digits)}\u00a0%`;
-export const fmtNum = (x, digits = 2) =>
-  x === null || x === undefined || Number.isNaN(x) ? '—' : Number(x).toLocaleString('en-US', { maximumFractionDigits: digits });

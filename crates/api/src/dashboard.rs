@@ -33,20 +33,38 @@ pub const CONTENT_SECURITY_POLICY: &str =
 
 const INDEX_HTML: &str = include_str!("../dashboard/index.html");
 
-/// The files under `/assets/`: name, content type, bytes.
+/// The content type of scripts (ES modules must be served as JavaScript).
+const JS: &str = "text/javascript; charset=utf-8";
+/// The content type of style sheets.
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One entry of [`ASSETS`]: `asset!(name, content type)` is the file `dashboard/{name}`, served
+/// as `/assets/{name}`, so a file's name and path are written once.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        ($name, $content_type, include_bytes!(concat!("../dashboard/", $name)))
+    };
+}
+
+/// The files under `/assets/`: name, content type, bytes. `app.js` routes between the pages,
+/// one ES module each under `pages/`; `ui.js` holds what they share.
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/api.js")),
-    ("charts.js", "text/javascript; charset=utf-8", include_bytes!("../dashboard/charts.js")),
-    ("style.css", "text/css; charset=utf-8", include_bytes!("../dashboard/style.css")),
-    (
-        "vendor/uPlot.iife.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../dashboard/vendor/uPlot.iife.min.js"),
-    ),
-    ("vendor/uPlot.min.css", "text/css; charset=utf-8", include_bytes!("../dashboard/vendor/uPlot.min.css")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../dashboard/favicon.svg")),
-    ("vendor/LICENSE", "text/plain; charset=utf-8", include_bytes!("../dashboard/vendor/LICENSE")),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("charts.js", JS),
+    asset!("keypanel.js", JS),
+    asset!("ui.js", JS),
+    asset!("pages/alerts.js", JS),
+    asset!("pages/building.js", JS),
+    asset!("pages/buildings.js", JS),
+    asset!("pages/duplicates.js", JS),
+    asset!("pages/overview.js", JS),
+    asset!("pages/upload.js", JS),
+    asset!("style.css", CSS),
+    asset!("favicon.svg", "image/svg+xml"),
+    asset!("vendor/uPlot.iife.min.js", JS),
+    asset!("vendor/uPlot.min.css", CSS),
+    asset!("vendor/LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// The dashboard's routes (no state needed).
@@ -153,11 +171,20 @@ mod tests {
 
     #[tokio::test]
     async fn pages_and_assets_are_served_with_the_policy() {
-        for path in ["/", "/ui/buildings", "/ui/buildings/B1", "/assets/app.js", "/assets/vendor/uPlot.iife.min.js"] {
+        for path in [
+            "/",
+            "/ui/buildings",
+            "/ui/buildings/B1",
+            "/assets/app.js",
+            "/assets/pages/overview.js",
+            "/assets/vendor/uPlot.iife.min.js",
+        ] {
             let response = get_path(path).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert_eq!(response.headers()[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY, "{path}");
         }
+        let response = get_path("/assets/pages/building.js").await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JS);
         let response = get_path("/assets/style.css").await;
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
         let response = get_path("/assets/nope.js").await;
@@ -173,6 +200,33 @@ mod tests {
         {
             let text = std::str::from_utf8(bytes).unwrap();
             assert!(!text.contains("http://") && !text.contains("https://"), "{name} names an external host");
+        }
+    }
+
+    /// The names under `/assets/` of the files below `dir` (`prefix` names `dir` itself).
+    fn files_below(dir: &std::path::Path, prefix: &str, names: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("{prefix}{}", entry.file_name().to_str().unwrap());
+            if entry.file_type().unwrap().is_dir() {
+                files_below(&entry.path(), &format!("{name}/"), names);
+            } else {
+                names.push(name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_dashboard_file_is_an_asset_and_every_script_is_javascript() {
+        let mut files = Vec::new();
+        files_below(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard"), "", &mut files);
+        files.retain(|name| name != "index.html");
+        files.sort();
+        let mut assets: Vec<String> = ASSETS.iter().map(|(name, _, _)| (*name).to_owned()).collect();
+        assets.sort();
+        assert_eq!(assets, files, "the asset list is every file of crates/api/dashboard/ but index.html");
+        for (name, content_type, _) in ASSETS.iter().filter(|(name, _, _)| name.ends_with(".js")) {
+            assert_eq!(*content_type, JS, "{name}");
         }
     }
 }
