@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
-/// Every reason code, in the order the README lists them.
+/// Every reason code, in the order docs/src/quality-rules.md lists them.
 pub const REASON_CODES: [&str; 14] = [
     "missing_building_id",
     "missing_date",
