@@ -45,22 +45,30 @@ impl std::fmt::Display for QualityStatus {
 }
 
 macro_rules! reasons {
-    ($($variant:ident => $code:literal, $missing:literal;)*) => {
+    ($($variant:ident = $bit:literal => $code:literal, $missing:literal;)*) => {
         /// One rule a record violates, with a stable machine-readable code.
+        ///
+        /// Each reason's number is its bit in [`ReasonSet::bits`], which the stores keep in a
+        /// bitmask column of every record; its code is stored and shown as text. **Both are
+        /// stored, hence append-only**: never renumber, reorder, rename or remove a reason; a
+        /// new reason takes the next free number at the end of the table. The compiler rejects
+        /// a number used twice (the enum's discriminants) and a gap or an out-of-order number
+        /// (a constant check below), and a test pins every reason's number and code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u8)]
         pub enum Reason {
             $(
-                #[doc = concat!("`", $code, "`")]
-                $variant,
+                #[doc = concat!("`", $code, "` (bit ", stringify!($bit), ")")]
+                $variant = $bit,
             )*
         }
 
         impl Reason {
-            /// Every reason, in code order of declaration (the order reports use).
+            /// Every reason, in bit order: `Reason::ALL[i]` is the reason whose bit is `i` (the
+            /// order reports use).
             pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
 
-            /// The stable code, e.g. `temperature_out_of_range`.
+            /// The stable code, e.g. `temperature_out_of_range` (stored: see [`Reason`]).
             pub fn code(self) -> &'static str {
                 match self {
                     $(Reason::$variant => $code,)*
@@ -78,26 +86,42 @@ macro_rules! reasons {
     };
 }
 
+// Bit numbers are stored: append-only (see [`Reason`]).
 reasons! {
-    MissingBuildingId => "missing_building_id", true;
-    MissingDate => "missing_date", true;
-    MissingConsumption => "missing_consumption", true;
-    MissingTemperature => "missing_temperature", true;
-    MissingProvider => "missing_provider", true;
-    UnparsableDate => "unparsable_date", false;
-    UnparsableConsumption => "unparsable_consumption", false;
-    UnparsableTemperature => "unparsable_temperature", false;
-    ConsumptionNonPositive => "consumption_non_positive", false;
-    ConsumptionTooHigh => "consumption_too_high", false;
-    TemperatureOutOfRange => "temperature_out_of_range", false;
-    DateInFuture => "date_in_future", false;
-    InvalidIdentifier => "invalid_identifier", false;
-    MalformedRow => "malformed_row", false;
+    MissingBuildingId = 0 => "missing_building_id", true;
+    MissingDate = 1 => "missing_date", true;
+    MissingConsumption = 2 => "missing_consumption", true;
+    MissingTemperature = 3 => "missing_temperature", true;
+    MissingProvider = 4 => "missing_provider", true;
+    UnparsableDate = 5 => "unparsable_date", false;
+    UnparsableConsumption = 6 => "unparsable_consumption", false;
+    UnparsableTemperature = 7 => "unparsable_temperature", false;
+    ConsumptionNonPositive = 8 => "consumption_non_positive", false;
+    ConsumptionTooHigh = 9 => "consumption_too_high", false;
+    TemperatureOutOfRange = 10 => "temperature_out_of_range", false;
+    DateInFuture = 11 => "date_in_future", false;
+    InvalidIdentifier = 12 => "invalid_identifier", false;
+    MalformedRow = 13 => "malformed_row", false;
 }
+
+/// The table's numbers run 0, 1, 2, ... in table order: no gap, nothing out of order (a
+/// duplicate number is already a compile error, as a duplicate discriminant).
+const _: () = {
+    let mut i = 0;
+    while i < Reason::ALL.len() {
+        assert!(Reason::ALL[i] as usize == i, "reason bit numbers must run 0, 1, 2, ... in table order");
+        i += 1;
+    }
+};
 
 impl Reason {
     /// How many reasons there are.
     pub const COUNT: usize = Reason::ALL.len();
+
+    /// The reason's bit in [`ReasonSet::bits`] (stored: see [`Reason`]).
+    pub fn bit(self) -> u8 {
+        self as u8
+    }
 
     /// Finds a reason by its code.
     pub fn from_code(code: &str) -> Option<Reason> {
@@ -153,12 +177,12 @@ impl ReasonSet {
 
     /// Adds a reason.
     pub fn insert(&mut self, reason: Reason) {
-        self.0 |= 1 << reason as u8;
+        self.0 |= 1 << reason.bit();
     }
 
     /// Whether the set holds `reason`.
     pub fn contains(self, reason: Reason) -> bool {
-        self.0 & (1 << reason as u8) != 0
+        self.0 & (1 << reason.bit()) != 0
     }
 
     /// Whether no rule was violated.
@@ -171,7 +195,7 @@ impl ReasonSet {
         self.0.count_ones() as usize
     }
 
-    /// The reasons, in declaration order.
+    /// The reasons, in bit order.
     pub fn iter(self) -> impl Iterator<Item = Reason> {
         Reason::ALL.iter().copied().filter(move |reason| self.contains(*reason))
     }
@@ -398,6 +422,39 @@ mod tests {
         let raw = row("B1", "2025-01-01", "1", "58", "p");
         assert_eq!(assess(&crate::ParsedRecord::parse(&raw, &rules), &rules, today()).status, QualityStatus::Valid);
         assert_eq!(check(raw).status, QualityStatus::Inconsistent);
+    }
+
+    /// Every reason's bit number and code, as stored in databases (a bitmask column and the
+    /// codes' text). Never edit a row: add new reasons at the end.
+    const STORED: [(Reason, u8, &str); 14] = [
+        (Reason::MissingBuildingId, 0, "missing_building_id"),
+        (Reason::MissingDate, 1, "missing_date"),
+        (Reason::MissingConsumption, 2, "missing_consumption"),
+        (Reason::MissingTemperature, 3, "missing_temperature"),
+        (Reason::MissingProvider, 4, "missing_provider"),
+        (Reason::UnparsableDate, 5, "unparsable_date"),
+        (Reason::UnparsableConsumption, 6, "unparsable_consumption"),
+        (Reason::UnparsableTemperature, 7, "unparsable_temperature"),
+        (Reason::ConsumptionNonPositive, 8, "consumption_non_positive"),
+        (Reason::ConsumptionTooHigh, 9, "consumption_too_high"),
+        (Reason::TemperatureOutOfRange, 10, "temperature_out_of_range"),
+        (Reason::DateInFuture, 11, "date_in_future"),
+        (Reason::InvalidIdentifier, 12, "invalid_identifier"),
+        (Reason::MalformedRow, 13, "malformed_row"),
+    ];
+
+    #[test]
+    fn reason_bits_and_codes_are_pinned() {
+        const RULE: &str = "reason bit numbers and codes are stored in databases and are append-only: \
+                            never change or reuse one; give a new reason the next number";
+        assert_eq!(Reason::ALL.len(), STORED.len(), "a reason was added or removed: pin it here ({RULE})");
+        for (index, (reason, bit, code)) in STORED.into_iter().enumerate() {
+            assert_eq!(reason.bit(), bit, "{reason:?} changed its bit ({RULE})");
+            assert_eq!(reason.code(), code, "{reason:?} changed its code ({RULE})");
+            assert_eq!(Reason::ALL[index], reason, "Reason::ALL is in bit order");
+            assert_eq!(Reason::from_code(code), Some(reason));
+            assert_eq!(ReasonSet::from_bits(1 << bit).iter().collect::<Vec<_>>(), [reason]);
+        }
     }
 
     #[test]
