@@ -11,6 +11,8 @@ pub mod date;
 pub mod duplicates;
 pub mod field;
 pub mod identifier;
+#[cfg(test)]
+mod names;
 pub mod number;
 pub mod quality;
 pub mod record;

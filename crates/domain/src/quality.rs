@@ -8,8 +8,23 @@ use crate::record::ParsedRecord;
 use crate::rules::RuleSet;
 
 /// The quality of a record, computed by [`assess`]; never accepted from input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE", ascii_case_insensitive)]
 pub enum QualityStatus {
     /// Every field present, parsable and within the rules.
     Valid,
@@ -25,22 +40,12 @@ impl QualityStatus {
 
     /// The upper-case name used in output and storage (`VALID`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "VALID",
-            Self::Incomplete => "INCOMPLETE",
-            Self::Inconsistent => "INCONSISTENT",
-        }
+        self.into()
     }
 
     /// Parses the upper-case name, case-insensitively.
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str().eq_ignore_ascii_case(text))
-    }
-}
-
-impl std::fmt::Display for QualityStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        text.parse().ok()
     }
 }
 
@@ -54,11 +59,14 @@ macro_rules! reasons {
         /// new reason takes the next free number at the end of the table. The compiler rejects
         /// a number used twice (the enum's discriminants) and a gap or an out-of-order number
         /// (a constant check below), and a test pins every reason's number and code.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::Display, strum::EnumString,
+        )]
         #[repr(u8)]
         pub enum Reason {
             $(
                 #[doc = concat!("`", $code, "` (bit ", stringify!($bit), ")")]
+                #[strum(serialize = $code)]
                 $variant = $bit,
             )*
         }
@@ -67,13 +75,6 @@ macro_rules! reasons {
             /// Every reason, in bit order: `Reason::ALL[i]` is the reason whose bit is `i` (the
             /// order reports use).
             pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
-
-            /// The stable code, e.g. `temperature_out_of_range` (stored: see [`Reason`]).
-            pub fn code(self) -> &'static str {
-                match self {
-                    $(Reason::$variant => $code,)*
-                }
-            }
 
             /// Whether this reason makes a record INCOMPLETE (a missing field) rather than
             /// INCONSISTENT.
@@ -123,9 +124,14 @@ impl Reason {
         self as u8
     }
 
-    /// Finds a reason by its code.
+    /// The stable code, e.g. `temperature_out_of_range` (stored: see [`Reason`]).
+    pub fn code(self) -> &'static str {
+        self.into()
+    }
+
+    /// Finds a reason by its code (exactly).
     pub fn from_code(code: &str) -> Option<Reason> {
-        Reason::ALL.iter().copied().find(|reason| reason.code() == code)
+        code.parse().ok()
     }
 
     /// A sentence for people, with the thresholds of `rules` filled in.
@@ -155,12 +161,6 @@ impl Reason {
                 "the row is malformed (more fields than the header, or not a JSON object)".to_owned()
             }
         }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
     }
 }
 
@@ -452,7 +452,7 @@ mod tests {
             assert_eq!(reason.bit(), bit, "{reason:?} changed its bit ({RULE})");
             assert_eq!(reason.code(), code, "{reason:?} changed its code ({RULE})");
             assert_eq!(Reason::ALL[index], reason, "Reason::ALL is in bit order");
-            assert_eq!(Reason::from_code(code), Some(reason));
+            assert_eq!((Reason::from_code(code), reason.to_string()), (Some(reason), code.to_owned()));
             assert_eq!(ReasonSet::from_bits(1 << bit).iter().collect::<Vec<_>>(), [reason]);
         }
     }
@@ -470,9 +470,15 @@ mod tests {
 
     #[test]
     fn status_names() {
+        crate::names::assert_names(&[
+            (QualityStatus::Valid, "VALID"),
+            (QualityStatus::Incomplete, "INCOMPLETE"),
+            (QualityStatus::Inconsistent, "INCONSISTENT"),
+        ]);
         for status in QualityStatus::ALL {
             assert_eq!(QualityStatus::parse(&status.as_str().to_lowercase()), Some(status));
+            assert_eq!(status.to_string(), status.as_str());
         }
-        assert_eq!(serde_json::to_string(&QualityStatus::Inconsistent).unwrap(), "\"INCONSISTENT\"");
+        assert_eq!(QualityStatus::parse(" VALID"), None, "not trimmed");
     }
 }
