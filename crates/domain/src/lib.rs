@@ -5,6 +5,7 @@
 //! [`RawRecord`] (borrowed text exactly as a reader found it), is parsed once by
 //! [`ParsedRecord::parse`], and is classified by [`assess`] against a [`RuleSet`].
 
+pub mod alerts;
 pub mod analysis;
 pub mod columns;
 pub mod date;
