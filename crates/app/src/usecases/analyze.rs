@@ -3,23 +3,11 @@
 //! 90 % fractional savings uncertainty, weather-normalized annual consumption, and baselines
 //! for every building at once.
 //!
-//! The math lives in [`emdp_domain::analysis`]; this module fetches the daily observations
+//! The math lives in [`emdp_domain::analysis`] (level shifts in
+//! [`emdp_domain::analysis::level_shift`]); this module fetches the daily observations
 //! through the [`AnalyticsStore`] port, resolves periods (a missing bound defaults to the
 //! building's data), and turns every way a request can fail into an [`AnalyzeError`] (never a
 //! panic).
-//!
-//! **Level shifts** (a lasting change of consumption, e.g. a retrofit or a meter swap) are
-//! detected with Bayesian online change-point detection (Adams & MacKay 2007) from the `augurs`
-//! crate (`NormalGammaDetector`, hazard 1/250 days) on the day-by-day series of residuals
-//! against the baseline model (consumption itself when no temperature model qualifies), after
-//! robust standardization (median, 1.4826·MAD) and clipping to ±4 so single spikes weigh
-//! little. The candidate change points are then screened: segments shorter than
-//! [`LevelShiftOptions::min_segment_days`] are merged into their closer neighbour, and a
-//! change is kept only when the medians either side differ by at least
-//! [`LevelShiftOptions::min_relative_change`] of mean consumption and by at least
-//! [`LevelShiftOptions::min_noise_multiple`] times the day-to-day noise (1.4826·MAD of first
-//! differences / √2). The weakest change is removed first, and the screen repeats until every
-//! remaining change passes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,8 +16,8 @@ use std::time::Instant;
 use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
 use emdp_domain::analysis::{
     AnalysisError, Anomaly, AnomalyMethod, AnomalyOptions, BaselineConfig, BaselineModel, DEFAULT_CONFIDENCE,
-    DailyObservation, DatePeriod, ModelType, SavingsReport, avoided_energy_use, baseline::MIN_OBSERVATIONS,
-    detect_anomalies,
+    DailyObservation, DatePeriod, LEVEL_SHIFT_METHOD, LevelShift, LevelShiftOptions, ModelType, SavingsReport,
+    avoided_energy_use, baseline::MIN_OBSERVATIONS, detect_anomalies, detect_level_shifts,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -199,40 +187,6 @@ pub struct BaselineReport {
     pub actual_total: f64,
     /// The model's prediction for the same days, kWh.
     pub predicted_total: f64,
-}
-
-/// A lasting change of consumption level.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LevelShift {
-    /// The first day at the new level.
-    pub date: NaiveDate,
-    /// Median of the analysed series (residual or consumption) before the shift, kWh/day.
-    pub before: f64,
-    /// Median after the shift, kWh/day.
-    pub after: f64,
-    /// `after - before`, kWh/day.
-    pub change: f64,
-    /// The change as a fraction of mean daily consumption.
-    pub relative_change: f64,
-}
-
-/// Settings of the level-shift screen (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LevelShiftOptions {
-    /// Expected days between change points (BOCPD hazard 1/λ). Default 250.
-    pub hazard_lambda: f64,
-    /// Shortest segment kept, days. Default 14.
-    pub min_segment_days: usize,
-    /// Smallest change kept, as a fraction of mean daily consumption. Default 0.10.
-    pub min_relative_change: f64,
-    /// Smallest change kept, in multiples of the day-to-day noise. Default 1.5.
-    pub min_noise_multiple: f64,
-}
-
-impl Default for LevelShiftOptions {
-    fn default() -> Self {
-        Self { hazard_lambda: 250.0, min_segment_days: 14, min_relative_change: 0.10, min_noise_multiple: 1.5 }
-    }
 }
 
 /// Anomalous days and level shifts of a building over a period.
@@ -645,7 +599,7 @@ impl Analyzer {
             threshold: self.anomaly.threshold,
             window_days: self.anomaly.window_days,
             anomalies: report.anomalies,
-            level_shift_method: "bocpd",
+            level_shift_method: LEVEL_SHIFT_METHOD,
             level_shifts: detect_level_shifts(observations, residual_model, &self.shifts),
         }
     }
@@ -753,118 +707,6 @@ fn previous_key(granularity: Granularity, start: NaiveDate) -> Option<NaiveDate>
             NaiveDate::from_isoywd_opt(week.year() - 1, week.week(), Weekday::Mon)
         }
     }
-}
-
-/// Median of a copy of `values` (0 when empty).
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// Lasting level changes in a building's daily series (see the module docs): the series is
-/// the residual against `model` when given, else consumption. Never panics; returns nothing
-/// when the series is too short, constant or not finite.
-pub fn detect_level_shifts(
-    observations: &[DailyObservation],
-    model: Option<&BaselineModel>,
-    options: &LevelShiftOptions,
-) -> Vec<LevelShift> {
-    let mut sorted = observations.to_vec();
-    sorted.sort_by_key(|o| o.date);
-    let min_segment = options.min_segment_days.max(2);
-    let n = sorted.len();
-    if n < 2 * min_segment || sorted.iter().any(|o| !o.consumption.is_finite() || !o.temperature.is_finite()) {
-        return Vec::new();
-    }
-    let series: Vec<f64> = match model {
-        Some(m) => sorted.iter().map(|o| o.consumption - m.predict(o.temperature)).collect(),
-        None => sorted.iter().map(|o| o.consumption).collect(),
-    };
-    let mean_consumption = sorted.iter().map(|o| o.consumption).sum::<f64>() / n as f64;
-    let center = median(&series);
-    let mad = median(&series.iter().map(|x| (x - center).abs()).collect::<Vec<_>>()) * 1.4826;
-    let diffs: Vec<f64> = series.windows(2).map(|w| w[1] - w[0]).collect();
-    let diff_center = median(&diffs);
-    let noise =
-        median(&diffs.iter().map(|d| (d - diff_center).abs()).collect::<Vec<_>>()) * 1.4826 / std::f64::consts::SQRT_2;
-    let scale = if mad > 0.0 { mad } else { noise };
-    if !(scale > 0.0 && scale.is_finite()) {
-        return Vec::new();
-    }
-    let standardized: Vec<f64> = series.iter().map(|x| ((x - center) / scale).clamp(-4.0, 4.0)).collect();
-    let candidates = std::panic::catch_unwind(|| {
-        use augurs::changepoint::Detector;
-        let prior = augurs::changepoint::dist::NormalGamma::new_unchecked(0.0, 1.0, 1.0, 1.0);
-        let mut detector = augurs::changepoint::NormalGammaDetector::normal_gamma(options.hazard_lambda, prior);
-        detector.detect_changepoints(&standardized)
-    })
-    .unwrap_or_default();
-    // The detector reports the index before each change (and 0): a segment starts after it.
-    let mut bounds: Vec<usize> = candidates.iter().map(|&c| c + 1).filter(|&b| b > 0 && b < n).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-
-    let segment_median = |bounds: &[usize], i: usize| {
-        let start = if i == 0 { 0 } else { bounds[i - 1] };
-        let end = bounds.get(i).copied().unwrap_or(n);
-        median(&series[start..end])
-    };
-    // Merge segments shorter than the minimum into their closer neighbour.
-    loop {
-        let lengths: Vec<usize> = (0..=bounds.len())
-            .map(|i| bounds.get(i).copied().unwrap_or(n) - if i == 0 { 0 } else { bounds[i - 1] })
-            .collect();
-        let Some((short, _)) = lengths.iter().enumerate().filter(|(_, l)| **l < min_segment).min_by_key(|(_, l)| **l)
-        else {
-            break;
-        };
-        if bounds.is_empty() {
-            break;
-        }
-        let remove = if short == 0 {
-            0
-        } else if short == bounds.len() {
-            short - 1
-        } else {
-            let own = segment_median(&bounds, short);
-            let left = (segment_median(&bounds, short - 1) - own).abs();
-            let right = (segment_median(&bounds, short + 1) - own).abs();
-            if left <= right { short - 1 } else { short }
-        };
-        bounds.remove(remove);
-    }
-    // Drop the weakest change until every remaining one is large enough.
-    let min_change = (options.min_relative_change * mean_consumption.abs()).max(options.min_noise_multiple * noise);
-    loop {
-        let weakest = (0..bounds.len())
-            .map(|i| (i, (segment_median(&bounds, i + 1) - segment_median(&bounds, i)).abs()))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match weakest {
-            Some((i, change)) if change < min_change => {
-                bounds.remove(i);
-            }
-            _ => break,
-        }
-    }
-    (0..bounds.len())
-        .map(|i| {
-            let before = segment_median(&bounds, i);
-            let after = segment_median(&bounds, i + 1);
-            let change = after - before;
-            LevelShift {
-                date: sorted[bounds[i]].date,
-                before,
-                after,
-                change,
-                relative_change: if mean_consumption != 0.0 { change / mean_consumption } else { 0.0 },
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
