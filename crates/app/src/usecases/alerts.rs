@@ -393,7 +393,7 @@ impl AlertEngine {
             loop {
                 interval.tick().await;
                 if let Err(err) = engine.check_stale().await {
-                    tracing_like_warn(&format!("staleness check failed: {err}"));
+                    tracing::warn!(error = %err, "staleness check failed");
                 }
             }
         })
@@ -495,9 +495,4 @@ fn not_found(err: StoreError) -> AlertError {
         StoreError::NotFound => AlertError::NotFound,
         other => AlertError::Store(other),
     }
-}
-
-/// The app crate has no logging dependency: report on standard error.
-fn tracing_like_warn(message: &str) {
-    eprintln!("emdp: warning: {message}");
 }
