@@ -22,8 +22,9 @@ pub struct DuplicateKey<'a> {
 }
 
 /// How a row relates to earlier rows with the same key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum DuplicateKind {
     /// Same key and the same consumption and temperature as an earlier row.

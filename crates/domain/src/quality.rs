@@ -8,22 +8,9 @@ use crate::record::ParsedRecord;
 use crate::rules::RuleSet;
 
 /// The quality of a record, computed by [`assess`]; never accepted from input.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::Display,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE", ascii_case_insensitive)]
 pub enum QualityStatus {
     /// Every field present, parsable and within the rules.
@@ -59,10 +46,10 @@ macro_rules! reasons {
         /// new reason takes the next free number at the end of the table. The compiler rejects
         /// a number used twice (the enum's discriminants) and a gap or an out-of-order number
         /// (a constant check below), and a test pins every reason's number and code.
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::Display, strum::EnumString,
-        )]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive()]
         #[repr(u8)]
+        #[derive(strum::IntoStaticStr, strum::Display, strum::EnumString)]
         pub enum Reason {
             $(
                 #[doc = concat!("`", $code, "` (bit ", stringify!($bit), ")")]

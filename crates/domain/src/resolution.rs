@@ -10,10 +10,9 @@ use crate::duplicates::{DuplicateKind, ValueFingerprint};
 use crate::quality::QualityStatus;
 
 /// How a conflict between versions of one key is resolved.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum ConflictPolicy {
     /// A VALID version wins; among several (or none) the latest arrival wins.
@@ -64,8 +63,9 @@ pub struct Version {
 }
 
 /// What happened to an incoming version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum Admission {
     /// The first version of its key: a new record.

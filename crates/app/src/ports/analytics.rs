@@ -33,8 +33,9 @@ pub struct BuildingSummary {
 }
 
 /// The periods a series is aggregated over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
 #[strum(ascii_case_insensitive)]
 pub enum Granularity {
     /// Calendar days (also parsed from `daily`).

@@ -51,8 +51,9 @@ const FEB_29_SLOT: usize = 59;
 const DEGENERATE: f64 = 1e-10;
 
 /// Which candidate form a [`BaselineModel`] takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum ModelType {
     /// Constant consumption per day.
