@@ -24,6 +24,8 @@ pub struct DuplicateKey<'a> {
 /// How a row relates to earlier rows with the same key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DuplicateKind {
     /// Same key and the same consumption and temperature as an earlier row.
     Exact,
@@ -34,10 +36,7 @@ pub enum DuplicateKind {
 impl DuplicateKind {
     /// `exact` or `conflicting`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DuplicateKind::Exact => "exact",
-            DuplicateKind::Conflicting => "conflicting",
-        }
+        self.into()
     }
 }
 
@@ -274,6 +273,11 @@ mod tests {
     fn observe(index: &mut DuplicateIndex, fields: [&'static str; 5]) -> Option<DuplicateKind> {
         let record = parsed(fields);
         index.observe(&record.key.unwrap(), record.values)
+    }
+
+    #[test]
+    fn kind_names_are_pinned() {
+        crate::names::assert_names(&[(DuplicateKind::Exact, "exact"), (DuplicateKind::Conflicting, "conflicting")]);
     }
 
     #[test]

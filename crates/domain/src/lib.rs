@@ -5,12 +5,15 @@
 //! [`RawRecord`] (borrowed text exactly as a reader found it), is parsed once by
 //! [`ParsedRecord::parse`], and is classified by [`assess`] against a [`RuleSet`].
 
+pub mod alerts;
 pub mod analysis;
 pub mod columns;
 pub mod date;
 pub mod duplicates;
 pub mod field;
 pub mod identifier;
+#[cfg(test)]
+mod names;
 pub mod number;
 pub mod quality;
 pub mod record;

@@ -10,6 +10,8 @@ use crate::rules::RuleSet;
 /// The quality of a record, computed by [`assess`]; never accepted from input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE", ascii_case_insensitive)]
 pub enum QualityStatus {
     /// Every field present, parsable and within the rules.
     Valid,
@@ -25,47 +27,41 @@ impl QualityStatus {
 
     /// The upper-case name used in output and storage (`VALID`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Valid => "VALID",
-            Self::Incomplete => "INCOMPLETE",
-            Self::Inconsistent => "INCONSISTENT",
-        }
+        self.into()
     }
 
     /// Parses the upper-case name, case-insensitively.
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str().eq_ignore_ascii_case(text))
-    }
-}
-
-impl std::fmt::Display for QualityStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        text.parse().ok()
     }
 }
 
 macro_rules! reasons {
-    ($($variant:ident => $code:literal, $missing:literal;)*) => {
+    ($($variant:ident = $bit:literal => $code:literal, $missing:literal;)*) => {
         /// One rule a record violates, with a stable machine-readable code.
+        ///
+        /// Each reason's number is its bit in [`ReasonSet::bits`], which the stores keep in a
+        /// bitmask column of every record; its code is stored and shown as text. **Both are
+        /// stored, hence append-only**: never renumber, reorder, rename or remove a reason; a
+        /// new reason takes the next free number at the end of the table. The compiler rejects
+        /// a number used twice (the enum's discriminants) and a gap or an out-of-order number
+        /// (a constant check below), and a test pins every reason's number and code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive()]
         #[repr(u8)]
+        #[derive(strum::IntoStaticStr, strum::Display, strum::EnumString)]
         pub enum Reason {
             $(
-                #[doc = concat!("`", $code, "`")]
-                $variant,
+                #[doc = concat!("`", $code, "` (bit ", stringify!($bit), ")")]
+                #[strum(serialize = $code)]
+                $variant = $bit,
             )*
         }
 
         impl Reason {
-            /// Every reason, in code order of declaration (the order reports use).
+            /// Every reason, in bit order: `Reason::ALL[i]` is the reason whose bit is `i` (the
+            /// order reports use).
             pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
-
-            /// The stable code, e.g. `temperature_out_of_range`.
-            pub fn code(self) -> &'static str {
-                match self {
-                    $(Reason::$variant => $code,)*
-                }
-            }
 
             /// Whether this reason makes a record INCOMPLETE (a missing field) rather than
             /// INCONSISTENT.
@@ -78,30 +74,51 @@ macro_rules! reasons {
     };
 }
 
+// Bit numbers are stored: append-only (see [`Reason`]).
 reasons! {
-    MissingBuildingId => "missing_building_id", true;
-    MissingDate => "missing_date", true;
-    MissingConsumption => "missing_consumption", true;
-    MissingTemperature => "missing_temperature", true;
-    MissingProvider => "missing_provider", true;
-    UnparsableDate => "unparsable_date", false;
-    UnparsableConsumption => "unparsable_consumption", false;
-    UnparsableTemperature => "unparsable_temperature", false;
-    ConsumptionNonPositive => "consumption_non_positive", false;
-    ConsumptionTooHigh => "consumption_too_high", false;
-    TemperatureOutOfRange => "temperature_out_of_range", false;
-    DateInFuture => "date_in_future", false;
-    InvalidIdentifier => "invalid_identifier", false;
-    MalformedRow => "malformed_row", false;
+    MissingBuildingId = 0 => "missing_building_id", true;
+    MissingDate = 1 => "missing_date", true;
+    MissingConsumption = 2 => "missing_consumption", true;
+    MissingTemperature = 3 => "missing_temperature", true;
+    MissingProvider = 4 => "missing_provider", true;
+    UnparsableDate = 5 => "unparsable_date", false;
+    UnparsableConsumption = 6 => "unparsable_consumption", false;
+    UnparsableTemperature = 7 => "unparsable_temperature", false;
+    ConsumptionNonPositive = 8 => "consumption_non_positive", false;
+    ConsumptionTooHigh = 9 => "consumption_too_high", false;
+    TemperatureOutOfRange = 10 => "temperature_out_of_range", false;
+    DateInFuture = 11 => "date_in_future", false;
+    InvalidIdentifier = 12 => "invalid_identifier", false;
+    MalformedRow = 13 => "malformed_row", false;
 }
+
+/// The table's numbers run 0, 1, 2, ... in table order: no gap, nothing out of order (a
+/// duplicate number is already a compile error, as a duplicate discriminant).
+const _: () = {
+    let mut i = 0;
+    while i < Reason::ALL.len() {
+        assert!(Reason::ALL[i] as usize == i, "reason bit numbers must run 0, 1, 2, ... in table order");
+        i += 1;
+    }
+};
 
 impl Reason {
     /// How many reasons there are.
     pub const COUNT: usize = Reason::ALL.len();
 
-    /// Finds a reason by its code.
+    /// The reason's bit in [`ReasonSet::bits`] (stored: see [`Reason`]).
+    pub fn bit(self) -> u8 {
+        self as u8
+    }
+
+    /// The stable code, e.g. `temperature_out_of_range` (stored: see [`Reason`]).
+    pub fn code(self) -> &'static str {
+        self.into()
+    }
+
+    /// Finds a reason by its code (exactly).
     pub fn from_code(code: &str) -> Option<Reason> {
-        Reason::ALL.iter().copied().find(|reason| reason.code() == code)
+        code.parse().ok()
     }
 
     /// A sentence for people, with the thresholds of `rules` filled in.
@@ -134,12 +151,6 @@ impl Reason {
     }
 }
 
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
 /// A set of [`Reason`]s, as a bit set: no allocation per record.
 /// Serialized as its bits (for the ingest's temporary sort files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -153,12 +164,12 @@ impl ReasonSet {
 
     /// Adds a reason.
     pub fn insert(&mut self, reason: Reason) {
-        self.0 |= 1 << reason as u8;
+        self.0 |= 1 << reason.bit();
     }
 
     /// Whether the set holds `reason`.
     pub fn contains(self, reason: Reason) -> bool {
-        self.0 & (1 << reason as u8) != 0
+        self.0 & (1 << reason.bit()) != 0
     }
 
     /// Whether no rule was violated.
@@ -171,7 +182,7 @@ impl ReasonSet {
         self.0.count_ones() as usize
     }
 
-    /// The reasons, in declaration order.
+    /// The reasons, in bit order.
     pub fn iter(self) -> impl Iterator<Item = Reason> {
         Reason::ALL.iter().copied().filter(move |reason| self.contains(*reason))
     }
@@ -400,6 +411,39 @@ mod tests {
         assert_eq!(check(raw).status, QualityStatus::Inconsistent);
     }
 
+    /// Every reason's bit number and code, as stored in databases (a bitmask column and the
+    /// codes' text). Never edit a row: add new reasons at the end.
+    const STORED: [(Reason, u8, &str); 14] = [
+        (Reason::MissingBuildingId, 0, "missing_building_id"),
+        (Reason::MissingDate, 1, "missing_date"),
+        (Reason::MissingConsumption, 2, "missing_consumption"),
+        (Reason::MissingTemperature, 3, "missing_temperature"),
+        (Reason::MissingProvider, 4, "missing_provider"),
+        (Reason::UnparsableDate, 5, "unparsable_date"),
+        (Reason::UnparsableConsumption, 6, "unparsable_consumption"),
+        (Reason::UnparsableTemperature, 7, "unparsable_temperature"),
+        (Reason::ConsumptionNonPositive, 8, "consumption_non_positive"),
+        (Reason::ConsumptionTooHigh, 9, "consumption_too_high"),
+        (Reason::TemperatureOutOfRange, 10, "temperature_out_of_range"),
+        (Reason::DateInFuture, 11, "date_in_future"),
+        (Reason::InvalidIdentifier, 12, "invalid_identifier"),
+        (Reason::MalformedRow, 13, "malformed_row"),
+    ];
+
+    #[test]
+    fn reason_bits_and_codes_are_pinned() {
+        const RULE: &str = "reason bit numbers and codes are stored in databases and are append-only: \
+                            never change or reuse one; give a new reason the next number";
+        assert_eq!(Reason::ALL.len(), STORED.len(), "a reason was added or removed: pin it here ({RULE})");
+        for (index, (reason, bit, code)) in STORED.into_iter().enumerate() {
+            assert_eq!(reason.bit(), bit, "{reason:?} changed its bit ({RULE})");
+            assert_eq!(reason.code(), code, "{reason:?} changed its code ({RULE})");
+            assert_eq!(Reason::ALL[index], reason, "Reason::ALL is in bit order");
+            assert_eq!((Reason::from_code(code), reason.to_string()), (Some(reason), code.to_owned()));
+            assert_eq!(ReasonSet::from_bits(1 << bit).iter().collect::<Vec<_>>(), [reason]);
+        }
+    }
+
     #[test]
     fn reason_codes_round_trip_and_bits_are_stable() {
         for reason in Reason::ALL {
@@ -413,9 +457,15 @@ mod tests {
 
     #[test]
     fn status_names() {
+        crate::names::assert_names(&[
+            (QualityStatus::Valid, "VALID"),
+            (QualityStatus::Incomplete, "INCOMPLETE"),
+            (QualityStatus::Inconsistent, "INCONSISTENT"),
+        ]);
         for status in QualityStatus::ALL {
             assert_eq!(QualityStatus::parse(&status.as_str().to_lowercase()), Some(status));
+            assert_eq!(status.to_string(), status.as_str());
         }
-        assert_eq!(serde_json::to_string(&QualityStatus::Inconsistent).unwrap(), "\"INCONSISTENT\"");
+        assert_eq!(QualityStatus::parse(" VALID"), None, "not trimmed");
     }
 }

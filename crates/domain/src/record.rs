@@ -9,7 +9,8 @@ use crate::rules::RuleSet;
 use crate::{parse_decimal, parse_iso_date};
 
 /// The five fields of a record, in their canonical order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 pub enum FieldName {
     /// `building_id`
     BuildingId,
@@ -30,19 +31,12 @@ impl FieldName {
 
     /// The field's name in files and JSON.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BuildingId => "building_id",
-            Self::Date => "date",
-            Self::Consumption => "consumption",
-            Self::Temperature => "temperature",
-            Self::Provider => "provider",
-        }
+        self.into()
     }
 
     /// Matches a column header or JSON key: trimmed and case-insensitive.
     pub fn from_header(header: &str) -> Option<Self> {
-        let header = header.trim();
-        Self::ALL.into_iter().find(|field| field.as_str().eq_ignore_ascii_case(header))
+        header.trim().parse().ok()
     }
 }
 
@@ -186,5 +180,14 @@ mod tests {
         assert_eq!(FieldName::from_header(" Building_ID "), Some(FieldName::BuildingId));
         assert_eq!(FieldName::from_header("CONSUMPTION"), Some(FieldName::Consumption));
         assert_eq!(FieldName::from_header("kwh"), None);
+    }
+
+    #[test]
+    fn field_names_are_pinned() {
+        let names = ["building_id", "date", "consumption", "temperature", "provider"];
+        for (field, name) in FieldName::ALL.into_iter().zip(names) {
+            assert_eq!(field.as_str(), name, "{field:?}: column names are part of every file format");
+            assert_eq!(FieldName::from_header(name), Some(field));
+        }
     }
 }

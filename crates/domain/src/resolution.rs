@@ -12,6 +12,8 @@ use crate::quality::QualityStatus;
 /// How a conflict between versions of one key is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum ConflictPolicy {
     /// A VALID version wins; among several (or none) the latest arrival wins.
     #[default]
@@ -31,17 +33,12 @@ impl ConflictPolicy {
 
     /// The policy's name (`prefer_valid`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PreferValid => "prefer_valid",
-            Self::KeepFirst => "keep_first",
-            Self::KeepLatest => "keep_latest",
-            Self::Manual => "manual",
-        }
+        self.into()
     }
 
-    /// Parses a policy name.
+    /// Parses a policy name (trimmed).
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|policy| policy.as_str() == text.trim())
+        text.trim().parse().ok()
     }
 }
 
@@ -68,6 +65,8 @@ pub struct Version {
 /// What happened to an incoming version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum Admission {
     /// The first version of its key: a new record.
     New,
@@ -80,21 +79,14 @@ pub enum Admission {
 }
 
 impl Admission {
-    /// The name used in storage and output (`new`, `exact`, `conflicting`).
+    /// The name used in storage and output (`new`, `exact`, `conflicting`, `edit`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Admission::New => "new",
-            Admission::Exact => "exact",
-            Admission::Conflicting => "conflicting",
-            Admission::Edit => "edit",
-        }
+        self.into()
     }
 
-    /// Parses [`Admission::as_str`].
+    /// Parses [`Admission::as_str`] (exactly).
     pub fn parse(text: &str) -> Option<Self> {
-        [Admission::New, Admission::Exact, Admission::Conflicting, Admission::Edit]
-            .into_iter()
-            .find(|a| a.as_str() == text)
+        text.parse().ok()
     }
 
     /// The duplicate kind this admission means, if any.
@@ -269,6 +261,25 @@ mod tests {
         assert_eq!(key.winner().unwrap().arrival.line, 2);
         assert!(KeyVersions::from_stored(versions, Arrival { batch: 7, line: 7 }, false).is_none());
         assert!(KeyVersions::from_stored(Vec::new(), Arrival { batch: 1, line: 1 }, false).is_none());
+    }
+
+    #[test]
+    fn names_are_pinned() {
+        crate::names::assert_names(&[
+            (ConflictPolicy::PreferValid, "prefer_valid"),
+            (ConflictPolicy::KeepFirst, "keep_first"),
+            (ConflictPolicy::KeepLatest, "keep_latest"),
+            (ConflictPolicy::Manual, "manual"),
+        ]);
+        crate::names::assert_names(&[
+            (Admission::New, "new"),
+            (Admission::Exact, "exact"),
+            (Admission::Conflicting, "conflicting"),
+            (Admission::Edit, "edit"),
+        ]);
+        assert_eq!(ConflictPolicy::parse(" keep_first\n"), Some(ConflictPolicy::KeepFirst));
+        assert_eq!(ConflictPolicy::parse("Keep_First"), None, "case-sensitive");
+        assert_eq!(Admission::parse(" new"), None, "read back from the store exactly");
     }
 
     #[test]

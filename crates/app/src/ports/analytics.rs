@@ -35,33 +35,31 @@ pub struct BuildingSummary {
 /// The periods a series is aggregated over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
+#[strum(ascii_case_insensitive)]
 pub enum Granularity {
-    /// Calendar days.
+    /// Calendar days (also parsed from `daily`).
+    #[strum(to_string = "day", serialize = "daily")]
     Day,
-    /// ISO 8601 weeks (Monday to Sunday; a week is labelled by its Monday).
+    /// ISO 8601 weeks (Monday to Sunday; a week is labelled by its Monday; also parsed from
+    /// `weekly`).
+    #[strum(to_string = "week", serialize = "weekly")]
     Week,
-    /// Calendar months (labelled by their first day).
+    /// Calendar months (labelled by their first day; also parsed from `monthly`).
+    #[strum(to_string = "month", serialize = "monthly")]
     Month,
 }
 
 impl Granularity {
     /// `day`, `week` or `month`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Granularity::Day => "day",
-            Granularity::Week => "week",
-            Granularity::Month => "month",
-        }
+        self.into()
     }
 
-    /// Parses `day`, `week` or `month` (case-insensitive).
+    /// Parses `day`, `week` or `month` (or `daily`, `weekly`, `monthly`; trimmed,
+    /// case-insensitive).
     pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "day" | "daily" => Some(Granularity::Day),
-            "week" | "weekly" => Some(Granularity::Week),
-            "month" | "monthly" => Some(Granularity::Month),
-            _ => None,
-        }
+        text.trim().parse().ok()
     }
 
     /// The first day of the period holding `date`.
@@ -158,6 +156,20 @@ pub trait AnalyticsStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn granularity_names_are_pinned() {
+        for (granularity, name, alias) in [
+            (Granularity::Day, "day", "daily"),
+            (Granularity::Week, "week", "weekly"),
+            (Granularity::Month, "month", "monthly"),
+        ] {
+            assert_eq!(granularity.as_str(), name, "sent over the API: never change it");
+            assert_eq!(serde_json::to_value(granularity).unwrap(), name, "serde and strum agree");
+            assert_eq!(Granularity::parse(alias), Some(granularity));
+            assert_eq!(Granularity::parse(&format!(" {} ", name.to_uppercase())), Some(granularity));
+        }
+    }
 
     #[test]
     fn period_starts() {

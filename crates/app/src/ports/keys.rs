@@ -1,18 +1,20 @@
 //! API keys: who may call the HTTP API, with which role. Only a SHA-256 hash of each key is
 //! stored; the key itself is shown once, when it is created.
 
-use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use strum::VariantArray;
 
 use crate::ports::StoreError;
 
 /// What a key may do. Each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     /// Reads (GET).
     Reader,
@@ -25,30 +27,21 @@ pub enum Role {
 impl Role {
     /// The role's name as stored and shown (`reader`, `ingester`, `admin`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Ingester => "ingester",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
 impl FromStr for Role {
     type Err = String;
 
+    /// Parses a role's name, trimmed and case-insensitively.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "reader" => Ok(Role::Reader),
-            "ingester" => Ok(Role::Ingester),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role '{other}': expected reader, ingester or admin")),
-        }
+        let name = text.trim().to_ascii_lowercase();
+        Role::VARIANTS
+            .iter()
+            .copied()
+            .find(|role| role.as_str() == name)
+            .ok_or_else(|| format!("unknown role '{name}': expected reader, ingester or admin"))
     }
 }
 
@@ -105,4 +98,20 @@ pub trait KeyStore: Send + Sync {
     async fn touch_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Whether any key (revoked or not) exists: auth is on by default when one does.
     async fn any_key(&self) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_pinned() {
+        for (role, name) in [(Role::Reader, "reader"), (Role::Ingester, "ingester"), (Role::Admin, "admin")] {
+            assert_eq!(role.as_str(), name, "stored with every key: never change it");
+            assert_eq!(role.to_string(), name);
+            assert_eq!(serde_json::to_value(role).unwrap(), name, "serde and strum agree");
+            assert_eq!(format!(" {} ", name.to_uppercase()).parse::<Role>(), Ok(role));
+        }
+        assert_eq!("Root ".parse::<Role>(), Err("unknown role 'root': expected reader, ingester or admin".to_owned()));
+    }
 }

@@ -5,10 +5,13 @@ use emdp_domain::{ColumnNames, RawRecord};
 /// The input formats emdp reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum SourceFormat {
     /// CSV with a header row (RFC 4180).
     Csv,
-    /// One JSON object per line.
+    /// One JSON object per line (file extension `.ndjson` or `.jsonl`).
+    #[strum(to_string = "ndjson", serialize = "jsonl")]
     Ndjson,
     /// A JSON array of objects (or a single object).
     Json,
@@ -17,22 +20,13 @@ pub enum SourceFormat {
 impl SourceFormat {
     /// The format's name as used by `--format`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SourceFormat::Csv => "csv",
-            SourceFormat::Ndjson => "ndjson",
-            SourceFormat::Json => "json",
-        }
+        self.into()
     }
 
-    /// Guesses the format from a file name's extension (`.csv`, `.ndjson`/`.jsonl`, `.json`).
+    /// Guesses the format from a file name's extension (`.csv`, `.ndjson`/`.jsonl`, `.json`;
+    /// case-insensitive).
     pub fn from_path(path: &str) -> Option<Self> {
-        let extension = path.rsplit_once('.')?.1.to_ascii_lowercase();
-        match extension.as_str() {
-            "csv" => Some(SourceFormat::Csv),
-            "ndjson" | "jsonl" => Some(SourceFormat::Ndjson),
-            "json" => Some(SourceFormat::Json),
-            _ => None,
-        }
+        path.rsplit_once('.')?.1.parse().ok()
     }
 }
 
@@ -157,6 +151,16 @@ pub trait RecordSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_names_are_pinned() {
+        for (format, name) in
+            [(SourceFormat::Csv, "csv"), (SourceFormat::Ndjson, "ndjson"), (SourceFormat::Json, "json")]
+        {
+            assert_eq!(format.as_str(), name, "stored as batch formats: never change it");
+            assert_eq!(serde_json::to_value(format).unwrap(), name, "serde and strum agree");
+        }
+    }
 
     #[test]
     fn format_from_extension() {

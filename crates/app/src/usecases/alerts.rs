@@ -83,46 +83,9 @@ struct Observation {
     details: serde_json::Value,
 }
 
-/// Checks a rule before it is stored.
+/// Checks a rule before it is stored ([`RuleSpec::validate`]).
 pub fn validate_spec(spec: &RuleSpec) -> Result<(), AlertError> {
-    let invalid = |text: &str| Err(AlertError::Invalid(text.to_owned()));
-    if spec.name.trim().is_empty() {
-        return invalid("name must not be empty");
-    }
-    match &spec.kind {
-        RuleKind::Threshold { above, below, .. } => {
-            if above.is_none() && below.is_none() {
-                return invalid("a threshold rule needs 'above' or 'below'");
-            }
-            if above.iter().chain(below).any(|v| !v.is_finite()) {
-                return invalid("thresholds must be finite numbers");
-            }
-        }
-        RuleKind::Anomaly { z, .. } if !(z.is_finite() && *z > 0.0) => return invalid("'z' must be positive"),
-        RuleKind::ValidShare { min_percent, window, .. } => {
-            if !(0.0..=100.0).contains(min_percent) {
-                return invalid("'min_percent' must be between 0 and 100");
-            }
-            if *window == 0 || *window > 1_000_000 {
-                return invalid("'window' must be between 1 and 1000000");
-            }
-        }
-        RuleKind::Stale { max_silence_seconds, .. } if *max_silence_seconds == 0 => {
-            return invalid("'max_silence_seconds' must be positive");
-        }
-        RuleKind::Status { status, reason, .. } => {
-            if status.is_none() && reason.is_none() {
-                return invalid("a status rule needs 'status' or 'reason'");
-            }
-            if let Some(status) = status
-                && QualityStatus::parse(status).is_none()
-            {
-                return invalid("'status' must be VALID, INCOMPLETE or INCONSISTENT");
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    spec.validate().map_err(|err| AlertError::Invalid(err.to_string()))
 }
 
 impl AlertEngine {
@@ -327,8 +290,7 @@ impl AlertEngine {
                         }
                         let valid = entry.iter().filter(|v| **v).count();
                         let share = 100.0 * valid as f64 / entry.len() as f64;
-                        let scope_name = serde_json::to_value(scope).ok().and_then(|v| v.as_str().map(str::to_owned));
-                        let scope_name = scope_name.unwrap_or_default();
+                        let scope_name = scope.as_str();
                         observations.push(Observation {
                             rule: index,
                             subject: format!("{scope_name}:{key}"),
@@ -431,7 +393,7 @@ impl AlertEngine {
             loop {
                 interval.tick().await;
                 if let Err(err) = engine.check_stale().await {
-                    tracing_like_warn(&format!("staleness check failed: {err}"));
+                    tracing::warn!(error = %err, "staleness check failed");
                 }
             }
         })
@@ -533,9 +495,4 @@ fn not_found(err: StoreError) -> AlertError {
         StoreError::NotFound => AlertError::NotFound,
         other => AlertError::Store(other),
     }
-}
-
-/// The app crate has no logging dependency: report on standard error.
-fn tracing_like_warn(message: &str) {
-    eprintln!("emdp: warning: {message}");
 }

@@ -53,6 +53,8 @@ const DEGENERATE: f64 = 1e-10;
 /// Which candidate form a [`BaselineModel`] takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ModelType {
     /// Constant consumption per day.
     InterceptOnly,
@@ -78,12 +80,7 @@ impl ModelType {
     /// The serialized name: `intercept_only`, `heating_only`, `cooling_only` or
     /// `heating_cooling`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InterceptOnly => "intercept_only",
-            Self::HeatingOnly => "heating_only",
-            Self::CoolingOnly => "cooling_only",
-            Self::HeatingCooling => "heating_cooling",
-        }
+        self.into()
     }
 }
 
@@ -615,6 +612,16 @@ mod tests {
 
     fn assert_close(actual: f64, expected: f64, tolerance: f64, what: &str) {
         assert!((actual - expected).abs() <= tolerance, "{what}: {actual} not within {tolerance} of {expected}");
+    }
+
+    #[test]
+    fn model_type_names_are_pinned() {
+        crate::names::assert_names(&[
+            (ModelType::InterceptOnly, "intercept_only"),
+            (ModelType::HeatingOnly, "heating_only"),
+            (ModelType::CoolingOnly, "cooling_only"),
+            (ModelType::HeatingCooling, "heating_cooling"),
+        ]);
     }
 
     #[test]

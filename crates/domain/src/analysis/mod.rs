@@ -1,5 +1,6 @@
 //! Time-series analysis of daily energy readings: degree days, the CalTRACK 2 daily baseline
-//! model, avoided energy use with ASHRAE Guideline 14 uncertainty, and anomaly detection.
+//! model, avoided energy use with ASHRAE Guideline 14 uncertainty, anomaly detection and level
+//! shifts.
 //!
 //! Units are those of the readings: consumption in kWh per day, temperature as the daily mean
 //! in °C, degree days in °C·day. Everything is pure arithmetic over slices of
@@ -8,12 +9,14 @@
 //!
 //! The usual flow is [`BaselineModel::fit`] over a pre-intervention period, then
 //! [`avoided_energy_use`] over the reporting period, [`BaselineModel::normal_year`] for
-//! weather-normalized consumption, and [`detect_anomalies`] to list unusual days.
+//! weather-normalized consumption, [`detect_anomalies`] to list unusual days and
+//! [`detect_level_shifts`] to find lasting changes of level.
 
 pub mod anomaly;
 pub mod baseline;
 pub mod degree_days;
 pub mod distribution;
+pub mod level_shift;
 pub mod metrics;
 pub mod savings;
 
@@ -24,6 +27,7 @@ pub use anomaly::{
 pub use baseline::{BaselineConfig, BaselineModel, ModelType, ModelWarning, NormalYear};
 pub use degree_days::{DEFAULT_COOLING_BASE_C, DEFAULT_HEATING_BASE_C, cooling_degree_days, heating_degree_days};
 pub use distribution::{normal_quantile, student_t_cdf, student_t_quantile};
+pub use level_shift::{LEVEL_SHIFT_METHOD, LevelShift, LevelShiftOptions, detect_level_shifts};
 pub use metrics::{FitMetrics, Guideline14Thresholds, Guideline14Verdict, daily_lag1_autocorrelation, fit_metrics};
 pub use savings::{DEFAULT_CONFIDENCE, DailySavings, SavingsReport, SavingsUncertainty, avoided_energy_use};
 

@@ -1,8 +1,16 @@
 //! Use-case tests on an in-memory store with synthetic data of known parameters.
 
-use super::*;
-use crate::ports::BuildingObservations;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use chrono::{Days, NaiveDate};
+use emdp_domain::analysis::{AnalysisError, AnomalyMethod, DailyObservation, DatePeriod, ModelType};
+
+use super::*;
+use crate::ports::{
+    AnalyticsStore, BuildingObservations, BuildingSummary, Granularity, SeriesPoint, SeriesQuery, StoreError,
+};
 
 /// Deterministic pseudo-random numbers (SplitMix64).
 struct Rng(u64);
@@ -238,32 +246,6 @@ async fn anomalies_flag_injected_spikes_and_a_level_shift() {
     let expected = day(2023, 1, 1) + Days::new(400);
     assert!((shift.date - expected).num_days().abs() <= 3, "{shift:?}");
     assert!((shift.change - 40.0).abs() < 8.0, "{shift:?}");
-}
-
-#[test]
-fn no_level_shift_in_stationary_data() {
-    for seed in 0..5 {
-        let data = synthetic(730, 5.0, 100 + seed, |_, t| heating_cooling(t));
-        let model = BaselineModel::fit(&data, None, &BaselineConfig::default()).unwrap();
-        let shifts = detect_level_shifts(&data, Some(&model), &LevelShiftOptions::default());
-        assert!(shifts.is_empty(), "seed {seed}: {shifts:?}");
-    }
-    assert!(detect_level_shifts(&[], None, &LevelShiftOptions::default()).is_empty());
-}
-
-#[test]
-fn level_shift_without_a_model() {
-    let data: Vec<_> = (0..200u64)
-        .map(|i| DailyObservation {
-            date: day(2024, 1, 1) + Days::new(i),
-            consumption: if i < 120 { 50.0 } else { 35.0 } + (i % 3) as f64,
-            temperature: 10.0,
-        })
-        .collect();
-    let shifts = detect_level_shifts(&data, None, &LevelShiftOptions::default());
-    assert_eq!(shifts.len(), 1, "{shifts:?}");
-    assert_eq!(shifts[0].date, day(2024, 1, 1) + Days::new(120));
-    assert!((shifts[0].change + 15.0).abs() < 1.5, "{shifts:?}");
 }
 
 #[tokio::test]
