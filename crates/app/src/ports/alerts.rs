@@ -9,6 +9,7 @@ use crate::ports::StoreError;
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// For information.
@@ -179,6 +180,7 @@ pub struct AlertRule {
 
 /// Whether an alert's condition still holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// The condition holds.
@@ -208,6 +210,7 @@ impl AlertState {
 
 /// An alert raised by a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// Its id.
     pub id: i64,
@@ -318,6 +321,7 @@ pub struct AlertFilter {
 
 /// One attempt to deliver an alert event to a webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryAttempt {
     /// The event delivered.
     pub event_seq: i64,

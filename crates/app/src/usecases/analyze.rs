@@ -121,6 +121,7 @@ impl PeriodRequest {
 
 /// Degree-day bases of a series, °C.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DegreeDayBases {
     /// Heating base (default 18 °C).
     pub heating: f64,
@@ -139,6 +140,7 @@ impl Default for DegreeDayBases {
 
 /// One period of a series next to the same period one year earlier.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesRow {
     /// The period's figures.
     #[serde(flatten)]
@@ -154,6 +156,7 @@ pub struct SeriesRow {
 
 /// Totals of a period and of the same period one year earlier.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct YearOverYear {
     /// The period one year earlier.
     pub previous_period: DatePeriod,
@@ -173,6 +176,7 @@ pub struct YearOverYear {
 
 /// A building's series over a period, with year-over-year comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesReport {
     /// The building.
     pub building_id: String,
@@ -190,6 +194,7 @@ pub struct SeriesReport {
 
 /// A fitted baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BaselineReport {
     /// The building.
     pub building_id: String,
@@ -203,6 +208,7 @@ pub struct BaselineReport {
 
 /// A lasting change of consumption level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LevelShift {
     /// The first day at the new level.
     pub date: NaiveDate,
@@ -237,6 +243,7 @@ impl Default for LevelShiftOptions {
 
 /// Anomalous days and level shifts of a building over a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnomalyAnalysis {
     /// The building.
     pub building_id: String,
@@ -260,6 +267,7 @@ pub struct AnomalyAnalysis {
 
 /// Avoided energy use in a reporting period against a baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavingsAnalysis {
     /// The building.
     pub building_id: String,
