@@ -52,7 +52,6 @@ pub struct RuleDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RulesDto {
     /// The thresholds.
-    #[schema(value_type = Object)]
     pub thresholds: RuleSet,
     /// Every rule.
     pub rules: Vec<RuleDto>,
