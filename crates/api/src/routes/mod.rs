@@ -210,6 +210,16 @@ mod tests {
     }
 
     #[test]
+    fn schema_names_are_unique() {
+        let mut seen: HashMap<String, RefOr<Schema>> = HashMap::new();
+        for (name, schema) in registry().schemas {
+            if let Some(other) = seen.insert(name.clone(), schema.clone()) {
+                assert!(other == schema, "two types are documented as the schema '{name}'");
+            }
+        }
+    }
+
+    #[test]
     fn roles_are_declared_with_the_routes() {
         let access = registry().access;
         assert_eq!(access.get(&Method::GET, "/api/v1/records"), Some(READER));

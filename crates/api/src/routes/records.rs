@@ -182,7 +182,7 @@ pub struct IngestedDto {
 
 /// The result of ingesting a bulk body.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BatchDto {
+pub struct IngestedBatchDto {
     /// The batch summary: counts per status, duplicates, reasons, what was stored.
     pub summary: IngestSummary,
     /// Each record's outcome, in body order.
@@ -207,7 +207,7 @@ pub enum IngestAnswer {
     /// One record object, stored.
     One(CreatedDto),
     /// An array, NDJSON or CSV, stored.
-    Batch(BatchDto),
+    Batch(IngestedBatchDto),
 }
 
 /// Ingest one record, a JSON array, NDJSON or CSV.
@@ -261,7 +261,7 @@ pub async fn create(
             reasons: row.reasons.iter().map(|r| r.code()).collect(),
         })
         .collect();
-    Ok((StatusCode::CREATED, Json(IngestAnswer::Batch(BatchDto { summary, records }))))
+    Ok((StatusCode::CREATED, Json(IngestAnswer::Batch(IngestedBatchDto { summary, records }))))
 }
 
 /// A page of records.

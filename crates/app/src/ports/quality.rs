@@ -218,6 +218,8 @@ pub struct Flatline {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupCounts<K> {
     /// The group (`None`: the field is missing).
+    // Both groupings (providers, days) are strings on the wire.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub key: Option<K>,
     /// Its counts.
     #[serde(flatten)]
