@@ -4,7 +4,7 @@
 //! loads anything from another host.
 
 use axum::Router;
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use utoipa::OpenApi;
@@ -43,12 +43,12 @@ impl utoipa::Modify for Contract {
         let registry = routes::registry();
         let mut entries = registry.paths;
         for (_, item, access) in &mut entries {
-            for operation in routes::operations_mut(item) {
+            for (method, operation) in routes::operations_mut(item) {
                 operation.security = Some(vec![match access {
                     Access::Public => SecurityRequirement::default(),
                     Access::Needs(role) => SecurityRequirement::new("api_key", [role.to_string()]),
                 }]);
-                document_statuses(operation, *access);
+                document_statuses(operation, &method, *access);
             }
         }
         openapi.paths = routes::paths(&entries);
@@ -67,9 +67,9 @@ impl utoipa::Modify for Contract {
 /// Documents, on one operation, the problem responses the layers around its handler can
 /// answer (a more specific description given by the handler is kept): 400 for a malformed
 /// query or body, 413 and 415 for a body, 404 for a path naming nothing, and for a guarded
-/// operation 401 (no valid key), 403 (a role too low), 429 (rate limit) and 503 (timeout or
-/// database unavailable).
-fn document_statuses(operation: &mut utoipa::openapi::path::Operation, access: Access) {
+/// operation 401 (no valid key), 403 (a role too low), 429 (rate limit), 503 (timeout or
+/// database unavailable) and, when it writes, 409 (a concurrent writer won).
+fn document_statuses(operation: &mut utoipa::openapi::path::Operation, method: &Method, access: Access) {
     use utoipa::openapi::Type;
     use utoipa::openapi::path::ParameterIn;
     let located = |location: ParameterIn| {
@@ -100,6 +100,9 @@ fn document_statuses(operation: &mut utoipa::openapi::path::Operation, access: A
         let limited = "The rate limit is exhausted: retry after `Retry-After` seconds";
         problems.push((429, problem(limited, Some(("retry-after", Type::Integer)))));
         problems.push((503, problem("The request timed out, or the database is unavailable", None)));
+        if !method.is_safe() {
+            problems.push((409, problem("A concurrent update won: retry", None)));
+        }
     }
     for (status, response) in problems {
         operation.responses.responses.entry(status.to_string()).or_insert_with(|| response.into());

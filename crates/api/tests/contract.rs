@@ -125,6 +125,9 @@ fn every_operation_documents_the_problems_it_can_answer() {
             let mut expected: Vec<&str> = Vec::new();
             if !public {
                 expected.extend(["401", "429", "503"]);
+                if method != "get" {
+                    expected.push("409");
+                }
             }
             if body {
                 expected.extend(["400", "413", "415"]);

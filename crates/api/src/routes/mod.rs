@@ -126,9 +126,9 @@ pub fn registry() -> Registry {
         Registry { router: Router::new(), paths: Vec::new(), schemas: Vec::new(), access: AccessTable::default() };
     for (access, (schemas, paths, method_router)) in operations() {
         registry.schemas.extend(schemas);
-        for (path, item) in paths.paths {
+        for (path, mut item) in paths.paths {
             let route = axum_route(&path);
-            for method in methods(&item) {
+            for (method, _) in operations_mut(&mut item) {
                 registry.access.insert(method, &route, access);
             }
             registry.router = registry.router.route(&route, method_router.clone());
@@ -165,37 +165,20 @@ pub fn axum_route(path: &str) -> String {
         .join("/")
 }
 
-/// The methods of a path item's operations.
-pub fn methods(item: &PathItem) -> Vec<Method> {
+/// The operations of a path item, with their methods.
+pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (Method, &mut utoipa::openapi::path::Operation)> {
     [
-        (&item.get, Method::GET),
-        (&item.put, Method::PUT),
-        (&item.post, Method::POST),
-        (&item.delete, Method::DELETE),
-        (&item.options, Method::OPTIONS),
-        (&item.head, Method::HEAD),
-        (&item.patch, Method::PATCH),
-        (&item.trace, Method::TRACE),
+        (Method::GET, &mut item.get),
+        (Method::PUT, &mut item.put),
+        (Method::POST, &mut item.post),
+        (Method::DELETE, &mut item.delete),
+        (Method::OPTIONS, &mut item.options),
+        (Method::HEAD, &mut item.head),
+        (Method::PATCH, &mut item.patch),
+        (Method::TRACE, &mut item.trace),
     ]
     .into_iter()
-    .filter_map(|(operation, method)| operation.is_some().then_some(method))
-    .collect()
-}
-
-/// The operations of a path item.
-pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-    [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
-    ]
-    .into_iter()
-    .filter_map(Option::as_mut)
+    .filter_map(|(method, operation)| operation.as_mut().map(|operation| (method, operation)))
 }
 
 #[cfg(test)]
