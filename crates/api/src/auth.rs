@@ -1,13 +1,12 @@
 //! The guard in front of every route: request timeout, a cap on concurrent requests, API-key
 //! authentication with roles, and per-key (or per-IP) token-bucket rate limiting.
 //!
-//! - **Public** (no key, no rate limit, no concurrency cap): `/health`, `/api/v1/health`,
-//!   `/api/v1/ready`, `/docs*`, `/redoc*`, `/openapi.json`, and `/metrics` unless configured
-//!   otherwise.
-//! - **Roles** (see [`required_role`]): `reader` may GET; `ingester` may also validate and
-//!   ingest (`POST /api/v1/records`, `/api/v1/records:validate`, the MVP's POST routes);
-//!   `admin` may do everything else (PATCH, DELETE, duplicate resolution, alert rules, keys).
-//!   Any route not listed needs `admin` for writes, so a new write route is closed by default.
+//! - **Who may call a route is declared with the route**, in [`crate::routes::registry`]:
+//!   public (no key, no rate limit, no concurrency cap: health and readiness), or a least role:
+//!   `reader` for reads, `ingester` to validate and ingest, `admin` for everything else (PATCH,
+//!   DELETE, duplicate resolution, alert rules). The documentation pages and the dashboard's
+//!   files are outside the guard; `/metrics` is public or `admin` as configured. A request that
+//!   matches no declared operation needs a key of any role (it is answered 404 or 405).
 //! - A missing, unknown or revoked key is 401 with `WWW-Authenticate: Bearer`; a key whose role
 //!   is too low is 403. The key itself is never logged.
 //! - The rate limit applies per key, or per client IP for requests without a valid key; a
@@ -18,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,35 +26,8 @@ use emdp_app::usecases::keys::{KeyError, Principal};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::routes::{Access, AccessTable};
 use crate::state::{AppState, GuardConfig};
-
-/// The POST routes an `ingester` may call.
-const INGEST_ROUTES: [&str; 4] =
-    ["/api/v1/records", "/api/v1/records:validate", "/energy-record", "/energy-record:validate"];
-
-/// Whether `path` is served without a key.
-pub fn is_public(path: &str, metrics_public: bool) -> bool {
-    matches!(path, "/health" | "/api/v1/health" | "/api/v1/ready" | "/openapi.json")
-        || (metrics_public && path == "/metrics")
-        || path == "/docs"
-        || path.starts_with("/docs/")
-        || path == "/redoc"
-        || path.starts_with("/redoc/")
-}
-
-/// The least role that may call `method` on `path`.
-pub fn required_role(method: &Method, path: &str) -> Role {
-    if path.starts_with("/api/v1/keys") || path == "/metrics" {
-        return Role::Admin;
-    }
-    match *method {
-        Method::GET | Method::HEAD | Method::OPTIONS => Role::Reader,
-        Method::POST if INGEST_ROUTES.contains(&path) => Role::Ingester,
-        // Computing savings is a read that takes its parameters in a body.
-        Method::POST if path.starts_with("/api/v1/buildings/") && path.ends_with("/savings") => Role::Reader,
-        _ => Role::Admin,
-    }
-}
 
 /// Whom a rate-limit bucket belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,15 +90,29 @@ pub struct Guard {
     config: GuardConfig,
     limiter: Arc<RateLimiter>,
     slots: Option<Arc<Semaphore>>,
+    access: Arc<AccessTable>,
 }
 
 impl Guard {
-    /// The guard for `state`, with its settings.
-    pub fn new(state: AppState) -> Self {
+    /// The guard for `state`, with its settings, letting each route be called as `access`
+    /// declares (and `/metrics` as configured).
+    pub fn new(state: AppState, mut access: AccessTable) -> Self {
         let config = state.config.guard.clone();
+        let metrics = if config.metrics_public { Access::Public } else { Access::Needs(Role::Admin) };
+        access.insert(Method::GET, "/metrics", metrics);
         let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.burst));
         let slots = (config.max_concurrent > 0).then(|| Arc::new(Semaphore::new(config.max_concurrent)));
-        Guard { state, config, limiter, slots }
+        Guard { state, config, limiter, slots, access: Arc::new(access) }
+    }
+
+    /// Who may make `request`: as declared for its route; a key of any role where no
+    /// operation is declared (the answer is then 404 or 405).
+    fn access(&self, request: &Request) -> Access {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|route| self.access.get(request.method(), route.as_str()))
+            .unwrap_or(Access::Needs(Role::Reader))
     }
 }
 
@@ -158,10 +144,10 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
 }
 
 async fn check_and_run(guard: Guard, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    if is_public(&path, guard.config.metrics_public) {
-        return next.run(request).await;
-    }
+    let required = match guard.access(&request) {
+        Access::Public => return next.run(request).await,
+        Access::Needs(role) => role,
+    };
     let _slot = match &guard.slots {
         Some(slots) => match Arc::clone(slots).acquire_owned().await {
             Ok(permit) => Some(permit),
@@ -206,14 +192,13 @@ async fn check_and_run(guard: Guard, mut request: Request, next: Next) -> Respon
             Some(Err(detail)) => return ApiError::Unauthorized(detail.into()).into_response(),
             Some(Ok(principal)) => principal,
         };
-        let required = required_role(request.method(), &path);
         if principal.role < required {
             return ApiError::Forbidden(format!(
                 "the key '{}' has role {}; {} {} needs {}",
                 principal.name,
                 principal.role,
                 request.method(),
-                path,
+                request.uri().path(),
                 required
             ))
             .into_response();
@@ -237,17 +222,6 @@ mod tests {
         assert_eq!(limiter.take(ip), Err(1));
         assert_eq!(limiter.take(Bucket::Key(1)), Ok(()));
         assert_eq!(RateLimiter::new(0.0, 0).take(ip), Ok(()));
-    }
-
-    #[test]
-    fn roles_by_method_and_route() {
-        assert_eq!(required_role(&Method::GET, "/api/v1/records"), Role::Reader);
-        assert_eq!(required_role(&Method::POST, "/api/v1/records"), Role::Ingester);
-        assert_eq!(required_role(&Method::POST, "/energy-record:validate"), Role::Ingester);
-        assert_eq!(required_role(&Method::DELETE, "/api/v1/records/1"), Role::Admin);
-        assert_eq!(required_role(&Method::POST, "/api/v1/duplicates/1:resolve"), Role::Admin);
-        assert_eq!(required_role(&Method::GET, "/api/v1/keys"), Role::Admin);
-        assert!(is_public("/docs/index.html", false) && is_public("/metrics", true) && !is_public("/metrics", false));
     }
 
     #[test]

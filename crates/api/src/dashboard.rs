@@ -19,12 +19,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use emdp_app::ports::RecordBreakdown;
+use chrono::NaiveDate;
+use emdp_app::ports::{Freshness, GroupCounts, QualityFilter, RecordBreakdown, RecordCounts, RowCounts};
 use emdp_app::usecases::report::StatusShares;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::QueryParams;
-use crate::routes::quality::{quality_filter, report_settings};
+use crate::extract::{Params, Scope};
+use crate::routes::quality::{BatchParam, ReportParams, quality_filter};
 use crate::state::AppState;
 
 /// The policy sent with every dashboard file.
@@ -86,48 +89,89 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// freshness (index seeks per building) instead of the completeness query, which computes
 /// every building's gaps and is the report's dearest part.
 #[utoipa::path(get, path = "/api/v1/quality/overview", tag = "quality",
-    params(
-        ("building_id" = Option<String>, Query, description = "Only this building"),
-        ("provider" = Option<String>, Query, description = "Only this provider"),
-        ("from" = Option<String>, Query, description = "Only days on or after"),
-        ("to" = Option<String>, Query, description = "Only days on or before"),
-        ("batch" = Option<i64>, Query, description = "Only this ingestion batch"),
-        ("today" = Option<String>, Query, description = "The day staleness is measured from (default: today)"),
-        ("stale_days" = Option<u32>, Query, description = "Days without a VALID record before a building is stale (default 3)"),
-    ),
-    responses((status = 200, description = "The overview's figures", body = Object)))]
-pub async fn overview(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let filter = quality_filter(&query)?;
-    let (today, thresholds) = report_settings(&state, &query)?;
+    params(Scope, BatchParam, ReportParams),
+    responses((status = 200, description = "The overview's figures", body = Overview)))]
+pub async fn overview(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(batch): Params<BatchParam>,
+    Params(settings): Params<ReportParams>,
+) -> ApiResult<Json<Overview>> {
+    let filter = quality_filter(scope, batch);
+    let (today, thresholds) = settings.resolve(state.clock.as_ref());
     let stale_days = thresholds.stale_days;
     let store = state.quality.as_ref();
     let per_building =
         filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();
     let buildings = async {
         if per_building {
-            let freshness = store.freshness(filter.building_id.as_deref(), today, stale_days).await?;
-            Ok::<_, ApiError>((freshness.buildings, freshness.stale))
+            Ok::<_, ApiError>(store.freshness(filter.building_id.as_deref(), today, stale_days).await?)
         } else {
             let totals = store.completeness(&filter, today, stale_days).await?.totals;
-            Ok((totals.buildings, totals.stale))
+            Ok(Freshness { buildings: totals.buildings, stale: totals.stale })
         }
     };
-    let (record_breakdown, rows, (buildings, stale)) = tokio::try_join!(
+    let (record_breakdown, rows, totals) = tokio::try_join!(
         async { Ok::<_, ApiError>(store.record_breakdown(&filter).await?) },
         async { Ok::<_, ApiError>(store.row_counts(&filter).await?) },
         buildings,
     )?;
     let RecordBreakdown { counts: records, providers, days } = record_breakdown;
-    Ok(Json(serde_json::json!({
-        "filter": filter,
-        "today": today,
-        "thresholds": { "stale_days": stale_days },
-        "shares": StatusShares::of(&records.status),
-        "records": records,
-        "rows": rows,
-        "completeness": { "totals": { "buildings": buildings, "stale": stale } },
-        "breakdowns": { "providers": providers, "days": days },
-    })))
+    Ok(Json(Overview {
+        filter,
+        today,
+        thresholds: OverviewThresholds { stale_days },
+        shares: StatusShares::of(&records.status),
+        records,
+        rows,
+        completeness: OverviewCompleteness { totals },
+        breakdowns: OverviewBreakdowns { providers, days },
+    }))
+}
+
+/// What the overview page shows: the quality report's figures without its per-building rows,
+/// gaps and flatlines (same names and shapes as in the report).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    /// The filter applied.
+    pub filter: QualityFilter,
+    /// The day staleness is measured from.
+    pub today: NaiveDate,
+    /// The staleness threshold.
+    pub thresholds: OverviewThresholds,
+    /// Shares of the curated records per status.
+    pub shares: StatusShares,
+    /// Counts of the curated records.
+    pub records: RecordCounts,
+    /// Counts of the received rows.
+    pub rows: RowCounts,
+    /// How many buildings there are and how many are stale.
+    pub completeness: OverviewCompleteness,
+    /// Counts per provider and per day.
+    pub breakdowns: OverviewBreakdowns,
+}
+
+/// The overview's threshold.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewThresholds {
+    /// Days without a VALID record before a building is stale.
+    pub stale_days: u32,
+}
+
+/// The overview's completeness: totals only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewCompleteness {
+    /// Buildings, and stale buildings.
+    pub totals: Freshness,
+}
+
+/// The overview's breakdowns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewBreakdowns {
+    /// Curated records per provider.
+    pub providers: Vec<GroupCounts<String>>,
+    /// Curated records per day.
+    pub days: Vec<GroupCounts<NaiveDate>>,
 }
 
 fn secured(mut response: Response) -> Response {

@@ -6,6 +6,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use axum::http::request::Parts;
 use bytes::Bytes;
+use chrono::NaiveDate;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -134,4 +136,89 @@ impl QueryParams {
 /// Parses a record id from the path; an id that is not a number names no record (404).
 pub fn record_id(text: &str) -> Result<i64, ApiError> {
     text.parse().map_err(|_| ApiError::NotFound(format!("no record with id '{text}'")))
+}
+
+/// Query parameters read into a typed value, each one parsed with an error naming it.
+pub trait FromQuery: Sized {
+    /// Reads the value's parameters from `query`.
+    fn from_query(query: &QueryParams) -> Result<Self, ApiError>;
+}
+
+/// An extractor of typed query parameters: `Params(scope): Params<Scope>`. The type derives
+/// `IntoParams` too, so the parameters a route reads and those it documents are one list.
+pub struct Params<T>(pub T);
+
+impl<T: FromQuery, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let query = QueryParams::from_request_parts(parts, state).await?;
+        T::from_query(&query).map(Params)
+    }
+}
+
+/// Which records: the filters shared by the record, quality and duplicate routes.
+#[derive(Debug, Clone, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Scope {
+    /// Only this building.
+    pub building_id: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only days on or after this one (YYYY-MM-DD).
+    pub from: Option<NaiveDate>,
+    /// Only days on or before this one (YYYY-MM-DD).
+    pub to: Option<NaiveDate>,
+}
+
+impl FromQuery for Scope {
+    fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        Ok(Scope {
+            building_id: query.raw("building_id").map(str::to_owned),
+            provider: query.raw("provider").map(str::to_owned),
+            from: query.date("from")?,
+            to: query.date("to")?,
+        })
+    }
+}
+
+/// A page of a list route, with keyset (cursor) pagination.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Page size, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: u32,
+    /// The previous page's cursor (`next_cursor`, or `next_after` for duplicates).
+    pub cursor: Option<i64>,
+}
+
+impl FromQuery for Page {
+    fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        Ok(Page { limit: query.page_limit()?, cursor: query.get("cursor", "a cursor returned by the previous page")? })
+    }
+}
+
+impl Page {
+    /// The cursor of the page after `items`, the last of which is `last`: `None` when this
+    /// page was not full (the last page).
+    pub fn next_cursor<T>(&self, items: &[T], last: impl Fn(&T) -> i64) -> Option<String> {
+        (items.len() == self.limit as usize).then(|| items.last().map(|item| last(item).to_string())).flatten()
+    }
+}
+
+/// The column (CSV) or key (JSON) each field of a body is read from.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Columns {
+    /// Read a field from a column (CSV) or key (JSON) of another name: `FIELD=NAME`, e.g.
+    /// `consumption=kwh`; repeatable, as `emdp ingest --column`.
+    #[param(style = Form, explode, value_type = Option<Vec<String>>)]
+    pub column: emdp_domain::ColumnNames,
+}
+
+impl FromQuery for Columns {
+    fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        Ok(Columns { column: query.column_names()? })
+    }
 }

@@ -27,7 +27,8 @@ impl Default for ApiConfig {
 /// Authentication and limits of the HTTP layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardConfig {
-    /// Whether requests need an API key (`Authorization: Bearer emdp_...`).
+    /// Whether requests need an API key (`Authorization: Bearer emdp_...`); set by
+    /// [`crate::server::Server::build`] from [`crate::server::Settings::auth`].
     pub auth: bool,
     /// Whether `/metrics` is served without a key.
     pub metrics_public: bool,

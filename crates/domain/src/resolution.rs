@@ -44,6 +44,7 @@ impl ConflictPolicy {
 
 /// Where a version came from, ordered by arrival: batch number, then line in the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Arrival {
     /// The ingestion batch (increasing over time).
     pub batch: i64,

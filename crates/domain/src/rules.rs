@@ -32,6 +32,7 @@ pub enum RuleSetError {
 
 /// Bounds on the daily consumption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsumptionRules {
     /// A consumption at or below this is `consumption_non_positive` (default 0).
@@ -50,6 +51,7 @@ impl Default for ConsumptionRules {
 
 /// Bounds on the daily mean temperature, in °C; both bounds are valid values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct TemperatureRules {
     /// Below this is `temperature_out_of_range` (default −20).
@@ -66,6 +68,7 @@ impl Default for TemperatureRules {
 
 /// Limits on `building_id` and `provider`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentifierRules {
     /// The longest identifier, in characters (default 128).
@@ -81,6 +84,7 @@ impl Default for IdentifierRules {
 /// Every threshold the quality rules use. Built with defaults or deserialized (e.g. from a
 /// TOML rules file); either way it is checked by [`RuleSet::validated`] before use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RuleSet {
     /// Consumption bounds.

@@ -8,6 +8,7 @@ use crate::quality::{Assessment, QualityStatus, Reason};
 
 /// Exact and conflicting duplicate counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DuplicateCounts {
     /// Rows repeating an earlier row's key and values.
     pub exact: u64,
@@ -21,6 +22,7 @@ pub struct DuplicateCounts {
 /// `{"total":N,"valid":N,"incomplete":N,"inconsistent":N,"duplicates":{"exact":N,"conflicting":N},"reasons":{"<code>":N,...}}`
 /// with every reason code present (zero when no row violated it), in declaration order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualitySummary {
     /// Rows seen.
     pub total: u64,
@@ -33,6 +35,7 @@ pub struct QualitySummary {
     /// Duplicate rows by kind.
     pub duplicates: DuplicateCounts,
     /// Rows per reason, indexed by `Reason as usize`.
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, u64>))]
     pub reasons: [u64; Reason::COUNT],
 }
 

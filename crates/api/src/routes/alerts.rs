@@ -15,10 +15,10 @@ use emdp_app::usecases::alerts::{AlertEngine, AlertError};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryParams};
+use crate::extract::{Body, FromQuery, Page, Params, QueryParams};
 use crate::state::AppState;
 
 impl From<AlertError> for ApiError {
@@ -183,34 +183,51 @@ pub async fn delete_rule(State(state): State<AppState>, Path(id): Path<String>) 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertPage {
     /// The alerts.
-    #[schema(value_type = Vec<Object>)]
     pub items: Vec<Alert>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
+/// The filters of the alert list.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertParams {
+    /// Only alerts in this state.
+    #[param(value_type = Option<String>, pattern = "^(firing|resolved)$")]
+    pub state: Option<AlertState>,
+    /// Only alerts of this severity.
+    #[param(value_type = Option<String>, pattern = "^(info|warning|critical)$")]
+    pub severity: Option<Severity>,
+    /// Only alerts about this building.
+    pub building: Option<String>,
+    /// Only alerts of this rule.
+    pub rule: Option<i64>,
+}
+
+impl FromQuery for AlertParams {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(AlertParams {
+            state: query.get_with("state", "firing or resolved", AlertState::parse)?,
+            severity: query.get_with("severity", "info, warning or critical", Severity::parse)?,
+            building: query.raw("building").map(str::to_owned),
+            rule: query.get("rule", "a rule id")?,
+        })
+    }
+}
+
 /// Alerts, newest first, filtered, with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
-    params(
-        ("state" = Option<String>, Query, description = "firing or resolved"),
-        ("severity" = Option<String>, Query, description = "info, warning or critical"),
-        ("building" = Option<String>, Query, description = "Only this building"),
-        ("rule" = Option<i64>, Query, description = "Only this rule"),
-        ("limit" = Option<u32>, Query, description = "Page size (1-1000, default 100)"),
-        ("cursor" = Option<String>, Query, description = "From a previous page's next_cursor"),
-    ),
+    params(AlertParams, Page),
     responses((status = 200, description = "A page of alerts", body = AlertPage)))]
-pub async fn list_alerts(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<AlertPage>> {
-    let filter = AlertFilter {
-        state: query.get_with("state", "firing or resolved", AlertState::parse)?,
-        severity: query.get_with("severity", "info, warning or critical", Severity::parse)?,
-        building: query.raw("building").map(str::to_owned),
-        rule_id: query.get("rule", "a rule id")?,
-    };
-    let limit = query.page_limit()?;
-    let before: Option<i64> = query.get("cursor", "a cursor from next_cursor")?;
-    let items = state.alerts.store().list_alerts(&filter, before, limit).await?;
-    let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|a| a.id.to_string())).flatten();
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    Params(filter): Params<AlertParams>,
+    Params(page): Params<Page>,
+) -> ApiResult<Json<AlertPage>> {
+    let filter =
+        AlertFilter { state: filter.state, severity: filter.severity, building: filter.building, rule_id: filter.rule };
+    let items = state.alerts.store().list_alerts(&filter, page.cursor, page.limit).await?;
+    let next_cursor = page.next_cursor(&items, |alert| alert.id);
     Ok(Json(AlertPage { items, next_cursor }))
 }
 
@@ -222,10 +239,18 @@ fn alert_id(text: &str) -> ApiResult<i64> {
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
     params(("id" = i64, Path, description = "The alert")),
     responses(
-        (status = 200, description = "The alert", body = Object),
+        (status = 200, description = "The alert", body = Alert),
         (status = 404, description = "No such alert", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_alert(State(state): State<AppState>, Path(target): Path<String>) -> ApiResult<Json<Alert>> {
+    if let Some((_, verb)) = target.split_once(':') {
+        // `/alerts/{id}:ack` is routed here too (axum matches whole segments): it takes POST.
+        return Err(if verb == "ack" {
+            ApiError::MethodNotAllowed
+        } else {
+            ApiError::NotFound(format!("no such route: /api/v1/alerts/{target}"))
+        });
+    }
     let alert = state.alerts.store().get_alert(alert_id(&target)?).await?;
     Ok(Json(alert.ok_or_else(|| ApiError::NotFound(format!("no alert with id '{target}'")))?))
 }
@@ -234,12 +259,17 @@ pub async fn get_alert(State(state): State<AppState>, Path(target): Path<String>
 #[utoipa::path(post, path = "/api/v1/alerts/{id}:ack", tag = "alerts",
     params(("id" = i64, Path, description = "The alert")),
     responses(
-        (status = 200, description = "The alert", body = Object),
+        (status = 200, description = "The alert", body = Alert),
         (status = 404, description = "No such alert", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ack(State(state): State<AppState>, Path(target): Path<String>) -> ApiResult<Json<Alert>> {
     let Some(id) = target.strip_suffix(":ack") else {
-        return Err(ApiError::NotFound(format!("no such route: /api/v1/alerts/{target}")));
+        // `/alerts/{id}` is routed here too: it takes GET.
+        return Err(if target.contains(':') {
+            ApiError::NotFound(format!("no such route: /api/v1/alerts/{target}"))
+        } else {
+            ApiError::MethodNotAllowed
+        });
     };
     Ok(Json(state.alerts.acknowledge(alert_id(id)?).await?))
 }
@@ -247,7 +277,7 @@ pub async fn ack(State(state): State<AppState>, Path(target): Path<String>) -> A
 /// The webhook delivery attempts of an alert's events.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}/deliveries", tag = "alerts",
     params(("id" = i64, Path, description = "The alert")),
-    responses((status = 200, description = "Every attempt, in order", body = Vec<Object>)))]
+    responses((status = 200, description = "Every attempt, in order", body = Vec<DeliveryAttempt>)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(target): Path<String>,
@@ -260,7 +290,7 @@ pub async fn deliveries(
 /// `?after=SEQ`) to receive the events missed since; keep-alive comments every 15 s.
 #[utoipa::path(get, path = "/api/v1/alerts/stream", tag = "alerts",
     params(("after" = Option<i64>, Query, description = "Replay events after this sequence number (like Last-Event-ID)")),
-    responses((status = 200, description = "An event stream", content_type = "text/event-stream")))]
+    responses((status = 200, description = "An event stream: `data:` is an alert event as JSON", body = String, content_type = "text/event-stream")))]
 pub async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -283,11 +313,12 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn sse_event(event: &AlertEvent) -> Event {
-    Event::default()
-        .id(event.seq.to_string())
-        .event(event.kind.as_str())
-        .data(serde_json::to_string(event).unwrap_or_default())
+/// The SSE event of an alert event (`None`, logged, if it cannot be serialized).
+fn sse_event(event: &AlertEvent) -> Option<Event> {
+    let sse = Event::default().id(event.seq.to_string()).event(event.kind.as_str());
+    sse.json_data(event)
+        .inspect_err(|err| tracing::error!(error = %err, seq = event.seq, "alert event not serializable"))
+        .ok()
 }
 
 /// Replays stored events after `after`, then forwards live ones (reading the store again when
@@ -309,7 +340,9 @@ async fn forward(
                     continue;
                 }
                 last = Some(event.seq);
-                if sender.send(sse_event(&event)).await.is_err() {
+                if let Some(sse) = sse_event(&event)
+                    && sender.send(sse).await.is_err()
+                {
                     return;
                 }
             }
@@ -334,7 +367,9 @@ async fn replay(alerts: &AlertEngine, last: &mut Option<i64>, sender: &mpsc::Sen
         for event in page {
             after = event.seq;
             *last = Some(after);
-            sender.send(sse_event(&event)).await.map_err(|_| ())?;
+            if let Some(sse) = sse_event(&event) {
+                sender.send(sse).await.map_err(|_| ())?;
+            }
         }
         if done {
             return Ok(());

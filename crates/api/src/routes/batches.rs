@@ -5,10 +5,10 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use emdp_app::ports::{BatchFilter, BatchInfo};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiResult;
-use crate::extract::QueryParams;
+use crate::extract::{FromQuery, Page, Params, QueryParams};
 use crate::state::AppState;
 
 /// One ingestion.
@@ -31,8 +31,9 @@ pub struct BatchDto {
     pub finished_at: Option<DateTime<Utc>>,
     /// Rows stored so far (all of them once finished).
     pub rows_stored: i64,
-    /// The ingest summary, once finished: the same object as `emdp ingest --output json`.
-    #[schema(value_type = Option<Object>)]
+    /// The ingest summary, once finished: the same object as `emdp ingest --output json`
+    /// (kept as it was stored).
+    #[schema(value_type = Option<emdp_app::usecases::ingest::IngestSummary>)]
     pub summary: Option<serde_json::Value>,
 }
 
@@ -61,26 +62,36 @@ pub struct BatchPageDto {
     pub next_cursor: Option<String>,
 }
 
+/// The filters of the batch list.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BatchFilterParams {
+    /// Only batches from this source (a file name, `api`, `mqtt:<topic>`).
+    pub source: Option<String>,
+    /// Only batches never finished: being written, or cut short by a crash or a kill.
+    pub unfinished: Option<bool>,
+}
+
+impl FromQuery for BatchFilterParams {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(BatchFilterParams {
+            source: query.raw("source").map(str::to_owned),
+            unfinished: query.get("unfinished", "true or false")?,
+        })
+    }
+}
+
 /// List ingestions, newest first, with keyset (cursor) pagination.
 #[utoipa::path(get, path = "/api/v1/batches", tag = "records",
-    params(
-        ("source" = Option<String>, Query, description = "Only batches from this source (a file name, `api`, `mqtt:<topic>`)"),
-        ("unfinished" = Option<bool>, Query, description = "Only batches never finished: being written, or cut short by a crash or a kill"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1..=1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-    ),
-    responses(
-        (status = 200, description = "A page of batches", body = BatchPageDto),
-        (status = 400, description = "A bad parameter", body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn list(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<BatchPageDto>> {
-    let filter = BatchFilter {
-        source: query.raw("source").map(str::to_owned),
-        unfinished: query.get("unfinished", "true or false")?.unwrap_or(false),
-    };
-    let limit = query.page_limit()?;
-    let before = query.get::<i64>("cursor", "a cursor returned as next_cursor")?;
-    let batches = state.store.list_batches(&filter, before, limit).await?;
-    let next_cursor = (batches.len() == limit as usize).then(|| batches.last().map(|b| b.id.to_string())).flatten();
+    params(BatchFilterParams, Page),
+    responses((status = 200, description = "A page of batches", body = BatchPageDto)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Params(filter): Params<BatchFilterParams>,
+    Params(page): Params<Page>,
+) -> ApiResult<Json<BatchPageDto>> {
+    let filter = BatchFilter { source: filter.source, unfinished: filter.unfinished.unwrap_or(false) };
+    let batches = state.store.list_batches(&filter, page.cursor, page.limit).await?;
+    let next_cursor = page.next_cursor(&batches, |batch| batch.id);
     Ok(Json(BatchPageDto { items: batches.into_iter().map(BatchDto::from).collect(), next_cursor }))
 }

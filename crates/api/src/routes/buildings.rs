@@ -2,24 +2,77 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use chrono::NaiveDate;
 use emdp_app::ports::{BuildingSummary, Granularity};
 use emdp_app::usecases::analyze::{
     AnomalyAnalysis, BaselineReport, DegreeDayBases, PeriodRequest, SavingsAnalysis, SeriesReport,
 };
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryParams};
+use crate::extract::{Body, FromQuery, Params, QueryParams};
 use crate::state::AppState;
 
-fn period(query: &QueryParams) -> ApiResult<PeriodRequest> {
-    Ok(PeriodRequest::new(query.date("from")?, query.date("to")?))
+/// A period of days to analyze.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Period {
+    /// First day (YYYY-MM-DD); default: from the data.
+    pub from: Option<NaiveDate>,
+    /// Last day (YYYY-MM-DD); default: from the data.
+    pub to: Option<NaiveDate>,
+}
+
+impl FromQuery for Period {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(Period { from: query.date("from")?, to: query.date("to")? })
+    }
+}
+
+impl From<Period> for PeriodRequest {
+    fn from(period: Period) -> Self {
+        PeriodRequest::new(period.from, period.to)
+    }
+}
+
+/// How a series is aggregated.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesParams {
+    /// `day` (default), `week` or `month`.
+    #[param(value_type = Option<String>, pattern = "^(day|week|month)$")]
+    pub granularity: Granularity,
+    /// Heating degree-day base, °C (default 18).
+    #[param(value_type = Option<f64>)]
+    pub heating_base: f64,
+    /// Cooling degree-day base, °C (default 18).
+    #[param(value_type = Option<f64>)]
+    pub cooling_base: f64,
+}
+
+impl FromQuery for SeriesParams {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        let defaults = DegreeDayBases::default();
+        let base = |name: &str, default: f64| {
+            let finite = |v: f64| v.is_finite().then_some(v);
+            Ok::<_, ApiError>(
+                query.get_with(name, "a temperature in °C", |t| t.parse().ok().and_then(finite))?.unwrap_or(default),
+            )
+        };
+        Ok(SeriesParams {
+            granularity: query
+                .get_with("granularity", "day, week or month", Granularity::parse)?
+                .unwrap_or(Granularity::Day),
+            heating_base: base("heating_base", defaults.heating)?,
+            cooling_base: base("cooling_base", defaults.cooling)?,
+        })
+    }
 }
 
 /// Every building with its record counts, date range and latest VALID day.
 #[utoipa::path(get, path = "/api/v1/buildings", tag = "analysis",
-    responses((status = 200, description = "Buildings", body = Vec<Object>)))]
+    responses((status = 200, description = "Buildings", body = Vec<BuildingSummary>)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<BuildingSummary>>> {
     Ok(Json(state.analyzer.buildings().await?))
 }
@@ -27,77 +80,52 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<BuildingS
 /// A building's consumption, mean temperature, degree days and VALID-day counts per day,
 /// ISO week or month, with the same period a year earlier.
 #[utoipa::path(get, path = "/api/v1/buildings/{id}/series", tag = "analysis",
-    params(
-        ("id" = String, Path, description = "Building id"),
-        ("granularity" = Option<String>, Query, description = "day (default), week or month"),
-        ("from" = Option<String>, Query, description = "First day (YYYY-MM-DD)"),
-        ("to" = Option<String>, Query, description = "Last day (YYYY-MM-DD)"),
-        ("heating_base" = Option<f64>, Query, description = "Heating degree-day base, °C (default 18)"),
-        ("cooling_base" = Option<f64>, Query, description = "Cooling degree-day base, °C (default 18)"),
-    ),
+    params(("id" = String, Path, description = "Building id"), Period, SeriesParams),
     responses(
-        (status = 200, description = "The series", body = Object),
+        (status = 200, description = "The series", body = SeriesReport),
         (status = 404, description = "No such building", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn series(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: QueryParams,
+    Params(period): Params<Period>,
+    Params(series): Params<SeriesParams>,
 ) -> ApiResult<Json<SeriesReport>> {
-    let granularity =
-        query.get_with("granularity", "day, week or month", Granularity::parse)?.unwrap_or(Granularity::Day);
-    let defaults = DegreeDayBases::default();
-    let finite = |v: f64| v.is_finite().then_some(v);
-    let bases = DegreeDayBases {
-        heating: query
-            .get_with("heating_base", "a temperature in °C", |t| t.parse().ok().and_then(finite))?
-            .unwrap_or(defaults.heating),
-        cooling: query
-            .get_with("cooling_base", "a temperature in °C", |t| t.parse().ok().and_then(finite))?
-            .unwrap_or(defaults.cooling),
-    };
-    Ok(Json(state.analyzer.series(&id, granularity, period(&query)?, bases).await?))
+    let bases = DegreeDayBases { heating: series.heating_base, cooling: series.cooling_base };
+    Ok(Json(state.analyzer.series(&id, series.granularity, period.into(), bases).await?))
 }
 
 /// The CalTRACK daily baseline model of a building over a period, with its fit metrics and
 /// the ASHRAE Guideline 14 verdict.
 #[utoipa::path(get, path = "/api/v1/buildings/{id}/baseline", tag = "analysis",
-    params(
-        ("id" = String, Path, description = "Building id"),
-        ("from" = Option<String>, Query, description = "First day of the baseline period"),
-        ("to" = Option<String>, Query, description = "Last day of the baseline period"),
-    ),
+    params(("id" = String, Path, description = "Building id"), Period),
     responses(
-        (status = 200, description = "The model", body = Object),
+        (status = 200, description = "The model", body = BaselineReport),
         (status = 404, description = "No such building", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Too little data", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn baseline(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: QueryParams,
+    Params(period): Params<Period>,
 ) -> ApiResult<Json<BaselineReport>> {
-    Ok(Json(state.analyzer.baseline(&id, period(&query)?).await?))
+    Ok(Json(state.analyzer.baseline(&id, period.into()).await?))
 }
 
 /// Days whose consumption departs from the baseline model (or, without a model, from the
 /// rolling median), and lasting level shifts.
 #[utoipa::path(get, path = "/api/v1/buildings/{id}/anomalies", tag = "analysis",
-    params(
-        ("id" = String, Path, description = "Building id"),
-        ("from" = Option<String>, Query, description = "First day"),
-        ("to" = Option<String>, Query, description = "Last day"),
-    ),
+    params(("id" = String, Path, description = "Building id"), Period),
     responses(
-        (status = 200, description = "Anomalies and level shifts", body = Object),
+        (status = 200, description = "Anomalies and level shifts", body = AnomalyAnalysis),
         (status = 404, description = "No such building", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn anomalies(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: QueryParams,
+    Params(period): Params<Period>,
 ) -> ApiResult<Json<AnomalyAnalysis>> {
-    Ok(Json(state.analyzer.anomalies(&id, period(&query)?).await?))
+    Ok(Json(state.analyzer.anomalies(&id, period.into()).await?))
 }
 
 /// A period of days.
@@ -128,7 +156,7 @@ pub struct SavingsRequest {
     params(("id" = String, Path, description = "Building id")),
     request_body(content = SavingsRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Savings", body = Object),
+        (status = 200, description = "Savings", body = SavingsAnalysis),
         (status = 400, description = "Bad periods", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such building", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Too little data", body = crate::error::Problem, content_type = "application/problem+json"),

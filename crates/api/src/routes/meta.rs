@@ -37,7 +37,7 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<HealthDto>> 
 
 /// One rule: its code, what it checks, and its bit in stored reason sets.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RuleDto {
+pub struct ReasonRuleDto {
     /// The reason code.
     pub code: &'static str,
     /// What it means, with the thresholds in force.
@@ -52,10 +52,9 @@ pub struct RuleDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RulesDto {
     /// The thresholds.
-    #[schema(value_type = Object)]
     pub thresholds: RuleSet,
     /// Every rule.
-    pub rules: Vec<RuleDto>,
+    pub rules: Vec<ReasonRuleDto>,
 }
 
 /// The active rule set with its thresholds and every reason code.
@@ -64,7 +63,7 @@ pub struct RulesDto {
 pub async fn rules(State(state): State<AppState>) -> Json<RulesDto> {
     let rules = Reason::ALL
         .iter()
-        .map(|reason| RuleDto {
+        .map(|reason| ReasonRuleDto {
             code: reason.code(),
             message: reason.message(&state.rules),
             status: if reason.is_missing_field() { "INCOMPLETE" } else { "INCONSISTENT" },

@@ -3,147 +3,210 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use emdp_app::ports::{DuplicateFilter, QualityFilter};
+use chrono::NaiveDate;
+use emdp_app::ports::{
+    Clock, Completeness, DuplicateFilter, DuplicateTotals, Gap, GroupCounts, QualityFilter, RecordCounts,
+};
 use emdp_app::usecases::duplicates::{
     Choice, GroupPage, ResolveError, ResolveOutcome, list_groups, resolve_all, resolve_one,
 };
 use emdp_app::usecases::report::{QualityReport, Thresholds, quality_report};
 use emdp_domain::{Arrival, ConflictPolicy};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryParams};
+use crate::extract::{Body, FromQuery, Page, Params, QueryParams, Scope};
 use crate::state::AppState;
 
-/// The filters shared by the quality routes.
-pub fn quality_filter(query: &QueryParams) -> ApiResult<QualityFilter> {
-    Ok(QualityFilter {
-        building_id: query.raw("building_id").map(str::to_owned),
-        provider: query.raw("provider").map(str::to_owned),
-        from: query.date("from")?,
-        to: query.date("to")?,
-        batch: query.get("batch", "a batch id")?,
-    })
+/// The batch filter of the quality routes.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BatchParam {
+    /// Only records that received a payload in this ingestion batch (and, for row counts,
+    /// only that batch's payloads).
+    pub batch: Option<i64>,
+}
+
+impl FromQuery for BatchParam {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(BatchParam { batch: query.get("batch", "a batch id")? })
+    }
+}
+
+/// The filter of a quality route: a scope and a batch.
+pub fn quality_filter(scope: Scope, batch: BatchParam) -> QualityFilter {
+    QualityFilter {
+        building_id: scope.building_id,
+        provider: scope.provider,
+        from: scope.from,
+        to: scope.to,
+        batch: batch.batch,
+    }
+}
+
+/// The day and thresholds a quality report is computed with.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// The day staleness is measured from (default: today, UTC).
+    pub today: Option<NaiveDate>,
+    /// A building is stale when its latest VALID day is older than this (default 3).
+    pub stale_days: Option<u32>,
+    /// Equal consumption on this many consecutive days is a flatline (default 4, at least 2).
+    #[param(minimum = 2)]
+    pub flatline_days: Option<u32>,
+}
+
+impl FromQuery for ReportParams {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(ReportParams {
+            today: query.date("today")?,
+            stale_days: query.get("stale_days", "a number of days")?,
+            flatline_days: query
+                .get_with("flatline_days", "a number of days, at least 2", |t| t.parse().ok().filter(|d| *d >= 2))?,
+        })
+    }
+}
+
+impl ReportParams {
+    /// "Today" (the clock's unless given) and the thresholds (the defaults unless given).
+    pub fn resolve(&self, clock: &dyn Clock) -> (NaiveDate, Thresholds) {
+        let defaults = Thresholds::default();
+        let thresholds = Thresholds {
+            stale_days: self.stale_days.unwrap_or(defaults.stale_days),
+            flatline_days: self.flatline_days.unwrap_or(defaults.flatline_days),
+            ..defaults
+        };
+        (self.today.unwrap_or_else(|| clock.today()), thresholds)
+    }
+}
+
+/// Counts per status and reason of the curated records, with the duplicates among and the
+/// number of received rows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryDto {
+    /// The curated records' counts.
+    #[serde(flatten)]
+    pub records: RecordCounts,
+    /// Exact and conflicting duplicates among the received rows.
+    pub duplicates: DuplicateTotals,
+    /// Rows received (every payload, duplicates included).
+    pub rows_received: i64,
 }
 
 /// Counts per status (curated records), per reason, and duplicates (received rows).
 #[utoipa::path(get, path = "/api/v1/quality/summary", tag = "quality",
-    params(
-        ("building_id" = Option<String>, Query, description = "Only this building"),
-        ("provider" = Option<String>, Query, description = "Only this provider"),
-        ("from" = Option<String>, Query, description = "Only days on or after"),
-        ("to" = Option<String>, Query, description = "Only days on or before"),
-        ("batch" = Option<i64>, Query, description = "Only this ingestion batch"),
-    ),
-    responses((status = 200, description = "The summary", body = Object)))]
-pub async fn summary(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let filter = quality_filter(&query)?;
+    params(Scope, BatchParam),
+    responses((status = 200, description = "The summary", body = SummaryDto)))]
+pub async fn summary(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(batch): Params<BatchParam>,
+) -> ApiResult<Json<SummaryDto>> {
+    let filter = quality_filter(scope, batch);
     let (records, rows) = tokio::try_join!(state.quality.record_counts(&filter), state.quality.row_counts(&filter))?;
-    let mut summary = serde_json::to_value(&records).unwrap_or_default();
-    summary["duplicates"] = serde_json::to_value(rows.duplicates).unwrap_or_default();
-    summary["rows_received"] = rows.status.total.into();
-    Ok(Json(summary))
+    Ok(Json(SummaryDto { records, duplicates: rows.duplicates, rows_received: rows.status.total }))
 }
 
 /// The whole quality report: shares, reasons, duplicates, completeness with gaps, stale
 /// buildings, flatlines, breakdowns per provider, day and batch.
 #[utoipa::path(get, path = "/api/v1/quality/report", tag = "quality",
-    params(
-        ("building_id" = Option<String>, Query, description = "Only this building"),
-        ("provider" = Option<String>, Query, description = "Only this provider"),
-        ("from" = Option<String>, Query, description = "Only days on or after"),
-        ("to" = Option<String>, Query, description = "Only days on or before"),
-        ("batch" = Option<i64>, Query, description = "Only this ingestion batch"),
-        ("today" = Option<String>, Query, description = "The day staleness is measured from (default: today, UTC)"),
-        ("stale_days" = Option<u32>, Query, description = "A building is stale when its latest VALID day is older than this (default 3)"),
-        ("flatline_days" = Option<u32>, Query, description = "Equal consumption on this many consecutive days is a flatline (default 4)"),
-    ),
-    responses((status = 200, description = "The report", body = Object)))]
-pub async fn report(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<QualityReport>> {
-    Ok(Json(build_report(&state, &query).await?))
+    params(Scope, BatchParam, ReportParams),
+    responses((status = 200, description = "The report", body = QualityReport)))]
+pub async fn report(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(batch): Params<BatchParam>,
+    Params(settings): Params<ReportParams>,
+) -> ApiResult<Json<QualityReport>> {
+    let (today, thresholds) = settings.resolve(state.clock.as_ref());
+    Ok(Json(quality_report(state.quality.as_ref(), &quality_filter(scope, batch), today, thresholds).await?))
 }
 
-async fn build_report(state: &AppState, query: &QueryParams) -> ApiResult<QualityReport> {
-    let filter = quality_filter(query)?;
-    let (today, thresholds) = report_settings(state, query)?;
-    Ok(quality_report(state.quality.as_ref(), &filter, today, thresholds).await?)
-}
-
-/// "Today" and the thresholds of a report request.
-pub(crate) fn report_settings(state: &AppState, query: &QueryParams) -> ApiResult<(chrono::NaiveDate, Thresholds)> {
-    let defaults = Thresholds::default();
-    let thresholds = Thresholds {
-        stale_days: query.get("stale_days", "a number of days")?.unwrap_or(defaults.stale_days),
-        flatline_days: query
-            .get_with("flatline_days", "a number of days, at least 2", |t| t.parse().ok().filter(|d| *d >= 2))?
-            .unwrap_or(defaults.flatline_days),
-        ..defaults
-    };
-    let today = query.date("today")?.unwrap_or_else(|| state.clock.today());
-    Ok((today, thresholds))
-}
+/// Counts per status for each day, in day order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct Timeline(pub Vec<GroupCounts<NaiveDate>>);
 
 /// Counts per status for each day (a time line).
 #[utoipa::path(get, path = "/api/v1/quality/timeline", tag = "quality",
-    params(("building_id" = Option<String>, Query, description = "Filters: building_id, provider, from, to, batch")),
-    responses((status = 200, description = "Per day", body = Vec<Object>)))]
-pub async fn timeline(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let filter = quality_filter(&query)?;
-    Ok(Json(serde_json::to_value(state.quality.by_day(&filter).await?).unwrap_or_default()))
+    params(Scope, BatchParam),
+    responses((status = 200, description = "Per day", body = Timeline)))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(batch): Params<BatchParam>,
+) -> ApiResult<Json<Timeline>> {
+    Ok(Json(Timeline(state.quality.by_day(&quality_filter(scope, batch)).await?)))
 }
 
 /// Per building: counts per status, completeness, gaps, latest VALID day, staleness.
 #[utoipa::path(get, path = "/api/v1/quality/buildings", tag = "quality",
-    params(("building_id" = Option<String>, Query, description = "Filters: building_id, provider, from, to, batch; today, stale_days")),
-    responses((status = 200, description = "Per building", body = Object)))]
-pub async fn buildings(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let filter = quality_filter(&query)?;
-    let (today, thresholds) = report_settings(&state, &query)?;
-    let completeness = state.quality.completeness(&filter, today, thresholds.stale_days).await?;
-    Ok(Json(serde_json::to_value(completeness).unwrap_or_default()))
+    params(Scope, BatchParam, ReportParams),
+    responses((status = 200, description = "Per building", body = Completeness)))]
+pub async fn buildings(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(batch): Params<BatchParam>,
+    Params(settings): Params<ReportParams>,
+) -> ApiResult<Json<Completeness>> {
+    let (today, thresholds) = settings.resolve(state.clock.as_ref());
+    Ok(Json(state.quality.completeness(&quality_filter(scope, batch), today, thresholds.stale_days).await?))
 }
 
 /// Missing days (no VALID record) as gap ranges per building.
 #[utoipa::path(get, path = "/api/v1/quality/gaps", tag = "quality",
-    params(("building_id" = Option<String>, Query, description = "Filters: building_id, provider, from, to, batch")),
-    responses((status = 200, description = "Gaps", body = Vec<Object>)))]
-pub async fn gaps(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<serde_json::Value>> {
-    let filter = quality_filter(&query)?;
-    let (today, thresholds) = report_settings(&state, &query)?;
-    let gaps = state.quality.gaps(&filter, today, thresholds.max_gaps).await?;
-    Ok(Json(serde_json::to_value(gaps).unwrap_or_default()))
+    params(Scope, BatchParam, ReportParams),
+    responses((status = 200, description = "Gaps", body = Vec<Gap>)))]
+pub async fn gaps(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(batch): Params<BatchParam>,
+    Params(settings): Params<ReportParams>,
+) -> ApiResult<Json<Vec<Gap>>> {
+    let (today, thresholds) = settings.resolve(state.clock.as_ref());
+    Ok(Json(state.quality.gaps(&quality_filter(scope, batch), today, thresholds.max_gaps).await?))
 }
 
 /// Conflict groups (keys with several versions), each with every version, its source and
 /// arrival, and the version that wins. Keyset pagination by record id.
 #[utoipa::path(get, path = "/api/v1/duplicates", tag = "quality",
-    params(
-        ("building_id" = Option<String>, Query, description = "Only this building"),
-        ("provider" = Option<String>, Query, description = "Only this provider"),
-        ("from" = Option<String>, Query, description = "Only days on or after"),
-        ("to" = Option<String>, Query, description = "Only days on or before"),
-        ("pending" = Option<bool>, Query, description = "Only groups waiting for a manual decision"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1..=1000 (default 100)"),
-        ("cursor" = Option<i64>, Query, description = "`next_after` of the previous page"),
-    ),
-    responses((status = 200, description = "A page of conflict groups", body = Object)))]
-pub async fn duplicates(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<GroupPage>> {
-    let filter = duplicate_filter(&query)?;
-    let limit = query.page_limit()?;
-    let after = query.get("cursor", "a cursor returned as next_after")?;
-    Ok(Json(list_groups(state.duplicates.as_ref(), &filter, after, limit).await?))
+    params(Scope, PendingParam, Page),
+    responses((status = 200, description = "A page of conflict groups", body = GroupPage)))]
+pub async fn duplicates(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(pending): Params<PendingParam>,
+    Params(page): Params<Page>,
+) -> ApiResult<Json<GroupPage>> {
+    let filter = duplicate_filter(scope, pending);
+    Ok(Json(list_groups(state.duplicates.as_ref(), &filter, page.cursor, page.limit).await?))
 }
 
-/// The filters of the duplicate routes.
-fn duplicate_filter(query: &QueryParams) -> ApiResult<DuplicateFilter> {
-    Ok(DuplicateFilter {
-        building_id: query.raw("building_id").map(str::to_owned),
-        provider: query.raw("provider").map(str::to_owned),
-        from: query.date("from")?,
-        to: query.date("to")?,
-        pending_only: query.get("pending", "true or false")?.unwrap_or(false),
-    })
+/// The pending filter of the duplicate routes.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PendingParam {
+    /// Only groups waiting for a manual decision (default false).
+    pub pending: Option<bool>,
+}
+
+impl FromQuery for PendingParam {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(PendingParam { pending: query.get("pending", "true or false")? })
+    }
+}
+
+/// The filter of the duplicate routes.
+fn duplicate_filter(scope: Scope, pending: PendingParam) -> DuplicateFilter {
+    DuplicateFilter {
+        building_id: scope.building_id,
+        provider: scope.provider,
+        from: scope.from,
+        to: scope.to,
+        pending_only: pending.pending.unwrap_or(false),
+    }
 }
 
 /// How to resolve: a policy, or an explicit version.
@@ -201,9 +264,10 @@ impl From<ResolveError> for ApiError {
     params(("key" = i64, Path, description = "The record id of the group")),
     request_body(content = ResolveRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "What changed", body = Object),
+        (status = 200, description = "What changed", body = ResolveOutcome),
         (status = 400, description = "A bad policy or version", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such record", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The record has a single version: nothing to resolve", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn resolve(
     State(state): State<AppState>,
@@ -220,17 +284,18 @@ pub async fn resolve(
 
 /// Re-resolves every conflict group matching the filters with a policy.
 #[utoipa::path(post, path = "/api/v1/duplicates:resolve", tag = "quality",
-    params(("building_id" = Option<String>, Query, description = "Only groups of this building (also provider, from, to, pending)")),
+    params(Scope, PendingParam),
     request_body(content = ResolveRequest, content_type = "application/json"),
-    responses((status = 200, description = "What changed", body = Object)))]
+    responses((status = 200, description = "What changed", body = ResolveOutcome)))]
 pub async fn resolve_groups(
     State(state): State<AppState>,
-    query: QueryParams,
+    Params(scope): Params<Scope>,
+    Params(pending): Params<PendingParam>,
     body: Body,
 ) -> ApiResult<Json<ResolveOutcome>> {
     let Choice::Policy(policy) = parse_resolve(&body)? else {
         return Err(ApiError::field("version", "resolving all groups takes a policy, not a version"));
     };
-    let filter = duplicate_filter(&query)?;
+    let filter = duplicate_filter(scope, pending);
     Ok(Json(resolve_all(state.duplicates.as_ref(), &filter, policy, "api", state.clock.now()).await?))
 }

@@ -6,17 +6,17 @@ use std::io::Cursor;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use emdp_app::ports::{RawRow, RecordFilter, RecordKey, RecordSource, SourceFormat, StoredKey};
+use emdp_app::ports::{RawRow, RawVersion, RecordFilter, RecordKey, RecordSource, SourceFormat, StoredKey};
 use emdp_app::usecases::ingest::IngestSummary;
 use emdp_app::usecases::records::{RecordPatch, edit_record};
 use emdp_domain::{Admission, ColumnNames, QualityStatus};
 use emdp_formats::open_source;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::dto::{FieldsDto, ReasonDto, RecordDto, reasons};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryParams, record_id};
+use crate::extract::{Body, Columns, FromQuery, Page, Params, QueryParams, Scope, record_id};
 use crate::state::AppState;
 
 /// Checks that a JSON body is syntactically valid and an object or an array, so that a
@@ -81,8 +81,18 @@ pub struct ValidationBatchDto {
     /// One verdict per element, in order.
     pub items: Vec<ValidationDto>,
     /// Counts per status, duplicate kind and reason.
-    #[schema(value_type = Object)]
     pub summary: emdp_domain::QualitySummary,
+}
+
+/// What `records:validate` answers: a verdict for an object, verdicts and their summary for
+/// an array.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ValidationAnswer {
+    /// The verdict on one record object.
+    One(ValidationDto),
+    /// The verdicts on an array.
+    Batch(ValidationBatchDto),
 }
 
 /// Classify one record or an array without storing anything.
@@ -90,27 +100,26 @@ pub struct ValidationBatchDto {
 /// Permissive: any field may be missing or of the wrong type; that is a classification,
 /// not an error. Says whether each record duplicates a stored one.
 #[utoipa::path(post, path = "/api/v1/records:validate", tag = "records",
-    params(("column" = Option<Vec<String>>, Query, style = Form, explode,
-        description = "Read a field from a column (CSV) or key (JSON) of another name: `FIELD=NAME`, e.g. `consumption=kwh`; repeatable, as `emdp ingest --column`")),
+    params(Columns),
     request_body(content = Object, description = "A record object or an array of record objects", content_type = "application/json"),
     responses(
-        (status = 200, description = "The verdict (an object for an object, `{items, summary}` for an array)", body = ValidationDto),
+        (status = 200, description = "The verdict (an object for an object, `{items, summary}` for an array)", body = ValidationAnswer),
         (status = 400, description = "Malformed JSON, or a bad `column` mapping", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn validate(
     State(state): State<AppState>,
-    query: QueryParams,
+    Params(columns): Params<Columns>,
     body: Body,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ValidationAnswer>> {
     if !matches!(body.media_type.as_str(), "application/json" | "") {
         return Err(ApiError::UnsupportedMediaType("records:validate reads application/json".into()));
     }
-    let (mut source, _, single) = body_source(&body, query.column_names()?)?;
+    let (mut source, _, single) = body_source(&body, columns.column)?;
     let rows = classify_body(&state, source.as_mut())?;
-    let items = verdicts(&state, &rows).await?;
+    let mut items = verdicts(&state, &rows).await?;
     if single && items.len() == 1 {
-        return Ok(Json(serde_json::to_value(&items[0]).unwrap_or_default()));
+        return Ok(Json(ValidationAnswer::One(items.remove(0))));
     }
     let mut summary = emdp_domain::QualitySummary::default();
     for (row, item) in rows.iter().zip(&items) {
@@ -122,7 +131,7 @@ pub async fn validate(
         };
         summary.record(&assessment, duplicate);
     }
-    Ok(Json(serde_json::to_value(ValidationBatchDto { items, summary }).unwrap_or_default()))
+    Ok(Json(ValidationAnswer::Batch(ValidationBatchDto { items, summary })))
 }
 
 /// Verdicts for classified rows: duplicates against the store, then within the request.
@@ -173,9 +182,8 @@ pub struct IngestedDto {
 
 /// The result of ingesting a bulk body.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BatchDto {
+pub struct IngestedBatchDto {
     /// The batch summary: counts per status, duplicates, reasons, what was stored.
-    #[schema(value_type = Object)]
     pub summary: IngestSummary,
     /// Each record's outcome, in body order.
     pub records: Vec<IngestedDto>,
@@ -192,26 +200,35 @@ pub struct CreatedDto {
     pub batch_id: String,
 }
 
+/// What an ingest answers: the record for an object, the batch summary for bulk bodies.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestAnswer {
+    /// One record object, stored.
+    One(CreatedDto),
+    /// An array, NDJSON or CSV, stored.
+    Batch(IngestedBatchDto),
+}
+
 /// Ingest one record, a JSON array, NDJSON or CSV.
 ///
 /// Same semantics as `emdp ingest`: the raw payload is kept, the record classified,
 /// exact duplicates counted and linked, conflicts resolved by the policy. Idempotent.
 #[utoipa::path(post, path = "/api/v1/records", tag = "records",
-    params(("column" = Option<Vec<String>>, Query, style = Form, explode,
-        description = "Read a field from a column (CSV) or key (JSON) of another name: `FIELD=NAME`, e.g. `consumption=kwh`; repeatable, as `emdp ingest --column`")),
+    params(Columns),
     request_body(content = Object, description = "A record object, an array, NDJSON (application/x-ndjson) or CSV (text/csv); optionally compressed with `Content-Encoding: gzip` (the body limit counts decompressed bytes)"),
     responses(
-        (status = 201, description = "Stored: the record for an object, the batch summary for bulk bodies", body = CreatedDto),
+        (status = 201, description = "Stored: the record for an object, the batch summary for bulk bodies", body = IngestAnswer),
         (status = 400, description = "Malformed body, CSV header or gzip stream, or a bad `column` mapping", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type or content encoding", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    query: QueryParams,
+    Params(columns): Params<Columns>,
     body: Body,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let (mut source, format, single) = body_source(&body, query.column_names()?)?;
+) -> ApiResult<(StatusCode, Json<IngestAnswer>)> {
+    let (mut source, format, single) = body_source(&body, columns.column)?;
     source.start().map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })?;
     let header = source.header().map(str::to_owned);
     let columns = source.columns().map(ToString::to_string);
@@ -231,7 +248,7 @@ pub async fn create(
             admission: links[0].admission.as_str(),
             batch_id: summary.batch_id,
         };
-        return Ok((StatusCode::CREATED, Json(serde_json::to_value(created).unwrap_or_default())));
+        return Ok((StatusCode::CREATED, Json(IngestAnswer::One(created))));
     }
     let records = rows
         .iter()
@@ -244,7 +261,7 @@ pub async fn create(
             reasons: row.reasons.iter().map(|r| r.code()).collect(),
         })
         .collect();
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(BatchDto { summary, records }).unwrap_or_default())))
+    Ok((StatusCode::CREATED, Json(IngestAnswer::Batch(IngestedBatchDto { summary, records }))))
 }
 
 /// A page of records.
@@ -256,38 +273,40 @@ pub struct PageDto {
     pub next_cursor: Option<String>,
 }
 
-/// Reads the record filters shared by list and summary routes.
-pub fn record_filter(query: &QueryParams) -> ApiResult<RecordFilter> {
-    Ok(RecordFilter {
-        building_id: query.raw("building_id").map(str::to_owned),
-        provider: query.raw("provider").map(str::to_owned),
-        status: query.get_with("status", "VALID, INCOMPLETE or INCONSISTENT", QualityStatus::parse)?,
-        from: query.date("from")?,
-        to: query.date("to")?,
-    })
+/// The status filter of the record list.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusParam {
+    /// Only records of this status.
+    #[param(value_type = Option<String>, pattern = "^(VALID|INCOMPLETE|INCONSISTENT)$")]
+    pub status: Option<QualityStatus>,
+}
+
+impl FromQuery for StatusParam {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(StatusParam { status: query.get_with("status", "VALID, INCOMPLETE or INCONSISTENT", QualityStatus::parse)? })
+    }
 }
 
 /// List records, filtered, with keyset (cursor) pagination in a stable order.
 #[utoipa::path(get, path = "/api/v1/records", tag = "records",
-    params(
-        ("building_id" = Option<String>, Query, description = "Only this building"),
-        ("provider" = Option<String>, Query, description = "Only this provider"),
-        ("status" = Option<String>, Query, description = "VALID, INCOMPLETE or INCONSISTENT"),
-        ("from" = Option<String>, Query, description = "Only days on or after (YYYY-MM-DD)"),
-        ("to" = Option<String>, Query, description = "Only days on or before (YYYY-MM-DD)"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1..=1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-    ),
-    responses(
-        (status = 200, description = "A page of records", body = PageDto),
-        (status = 400, description = "A bad parameter", body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn list(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<PageDto>> {
-    let filter = record_filter(&query)?;
-    let limit = query.page_limit()?;
-    let after = query.get::<i64>("cursor", "a cursor returned as next_cursor")?;
-    let records = state.store.list_records(&filter, after, limit).await?;
-    let next_cursor = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.to_string())).flatten();
+    params(Scope, StatusParam, Page),
+    responses((status = 200, description = "A page of records", body = PageDto)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Params(scope): Params<Scope>,
+    Params(status): Params<StatusParam>,
+    Params(page): Params<Page>,
+) -> ApiResult<Json<PageDto>> {
+    let filter = RecordFilter {
+        building_id: scope.building_id,
+        provider: scope.provider,
+        status: status.status,
+        from: scope.from,
+        to: scope.to,
+    };
+    let records = state.store.list_records(&filter, page.cursor, page.limit).await?;
+    let next_cursor = page.next_cursor(&records, |record| record.id);
     Ok(Json(PageDto { items: records.iter().map(|r| RecordDto::new(r, &state.rules)).collect(), next_cursor }))
 }
 
@@ -369,16 +388,16 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 #[utoipa::path(get, path = "/api/v1/records/{id}/history", tag = "records",
     params(("id" = i64, Path, description = "Record id")),
     responses(
-        (status = 200, description = "The raw versions", body = Vec<Object>),
+        (status = 200, description = "The raw versions", body = Vec<RawVersion>),
         (status = 404, description = "No raw payload for this id", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<RawVersion>>> {
     let id = record_id(&id)?;
     let history = state.store.record_history(id).await?;
     if history.is_empty() {
         return Err(ApiError::NotFound(format!("no raw payloads for record {id}")));
     }
-    Ok(Json(serde_json::to_value(history).unwrap_or_default()))
+    Ok(Json(history))
 }
 
 /// The admission name for the seed's `is_duplicate`.

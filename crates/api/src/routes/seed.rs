@@ -13,10 +13,10 @@ use emdp_app::ports::{RecordFilter, StoredRecord};
 use emdp_app::usecases::records::edit_record;
 use emdp_domain::ColumnNames;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryParams, record_id};
+use crate::extract::{Body, FromQuery, Params, QueryParams, record_id};
 use crate::routes::records::{body_source, parse_patch, verdicts};
 use crate::state::AppState;
 
@@ -141,17 +141,33 @@ pub async fn validate(State(state): State<AppState>, body: Body) -> ApiResult<Js
 /// The deepest `skip + limit` the legacy list serves (it pages by offset).
 const MAX_OFFSET: u32 = 100_000;
 
+/// A page of the MVP's record list, by offset.
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OffsetPage {
+    /// Page size, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: u32,
+    /// Records to skip (default 0; `skip + limit` at most 100,000).
+    pub skip: Option<u32>,
+}
+
+impl FromQuery for OffsetPage {
+    fn from_query(query: &QueryParams) -> ApiResult<Self> {
+        Ok(OffsetPage { limit: query.page_limit()?, skip: query.get::<u32>("skip", "a whole number")? })
+    }
+}
+
 /// List records by offset (MVP route).
 #[utoipa::path(get, path = "/energy-records", tag = "legacy",
-    params(
-        ("limit" = Option<u32>, Query, description = "Page size, 1..=1000 (default 100)"),
-        ("skip" = Option<u32>, Query, description = "Records to skip"),
-    ),
+    params(OffsetPage),
     responses((status = 200, description = "Records", body = Vec<LegacyRecord>)))]
 #[deprecated = "use GET /api/v1/records (cursor pagination)"]
-pub async fn list(State(state): State<AppState>, query: QueryParams) -> ApiResult<Json<Vec<LegacyRecord>>> {
-    let limit = query.page_limit()?;
-    let skip = query.get::<u32>("skip", "a whole number")?.unwrap_or(0);
+pub async fn list(
+    State(state): State<AppState>,
+    Params(page): Params<OffsetPage>,
+) -> ApiResult<Json<Vec<LegacyRecord>>> {
+    let (limit, skip) = (page.limit, page.skip.unwrap_or(0));
     if skip.saturating_add(limit) > MAX_OFFSET {
         return Err(ApiError::field(
             "skip",

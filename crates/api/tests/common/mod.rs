@@ -5,12 +5,10 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use emdp_api::{ApiConfig, AppState, Services};
-use emdp_app::ports::{Clock, FixedClock};
-use emdp_app::usecases::analyze::Analyzer;
-use emdp_app::usecases::ingest::Ingestor;
+use emdp_api::ApiConfig;
+use emdp_api::server::{Auth, Settings};
+use emdp_app::ports::FixedClock;
 use emdp_app::usecases::keys::KeyService;
-use emdp_domain::{ConflictPolicy, RuleSet};
 use emdp_testkit::TestStore;
 
 /// A running server and what keeps it alive.
@@ -39,33 +37,33 @@ pub async fn start_with(store: TestStore, body_limit: usize) -> Server {
 
 /// Starts the application on `store` with `config` (auth, limits, ...).
 pub async fn start_with_config(store: TestStore, config: ApiConfig) -> Server {
-    let rules = Arc::new(RuleSet::default());
-    let clock: Arc<dyn Clock> = Arc::new(FixedClock(today()));
-    let stores = emdp_storage::open_stores(&store.url).await.expect("open the stores");
-    let ingestor = Ingestor::new(stores.records.clone(), rules.clone(), clock.clone(), ConflictPolicy::PreferValid);
-    let keys = KeyService::new(stores.keys);
-    let state = AppState::new(Services {
-        store: stores.records,
-        ingestor,
-        analyzer: Analyzer::new(stores.analytics.clone()),
-        quality: stores.quality,
-        duplicates: stores.duplicates,
-        rules,
-        clock,
-        keys: keys.clone(),
-        config: Arc::new(config),
-        alerts: emdp_app::usecases::alerts::AlertEngine::new(
-            stores.alerts.clone(),
-            Arc::new(emdp_app::ports::SystemClock),
-        )
-        .with_analyzer(Analyzer::new(stores.analytics.clone())),
-    });
+    let auth = if config.guard.auth { Auth::Required } else { Auth::Disabled };
+    let settings = Settings { auth, http: config, ..settings(&store.url) };
+    start_with_settings(store, settings).await
+}
+
+/// The settings every test starts from: the defaults on `database_url`, with "today" pinned
+/// to [`today`].
+pub fn settings(database_url: &str) -> Settings {
+    Settings { clock: Arc::new(FixedClock(today())), ..Settings::new(database_url) }
+}
+
+/// Starts the application as `emdp serve` builds it ([`emdp_api::server::Server::build`]) from
+/// `settings`, on a random port.
+pub async fn start_with_settings(store: TestStore, settings: Settings) -> Server {
+    let server = emdp_api::server::Server::build(settings).await.expect("build the server");
+    let keys = server.state().keys.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(emdp_api::serve(listener, state, async move {
-        let _ = signal.await;
-    }));
+    let serving = tokio::spawn(async move {
+        server
+            .serve(listener, async move {
+                let _ = signal.await;
+            })
+            .await
+            .map_err(std::io::Error::other)
+    });
     Server { base, client: client(), keys, store, shutdown: Some(shutdown), serving: Some(serving) }
 }
 

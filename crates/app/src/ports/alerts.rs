@@ -27,6 +27,7 @@ pub struct AlertRule {
 
 /// An alert raised by a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// Its id.
     pub id: i64,
@@ -104,6 +105,7 @@ pub struct AlertFilter {
 
 /// One attempt to deliver an alert event to a webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryAttempt {
     /// The event delivered.
     pub event_seq: i64,

@@ -17,6 +17,7 @@ use crate::ports::StoreError;
 
 /// A building known to the curated store, with its record counts and date range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildingSummary {
     /// The building.
     pub building_id: String,
@@ -34,6 +35,7 @@ pub struct BuildingSummary {
 
 /// The periods a series is aggregated over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 #[derive(strum::IntoStaticStr, strum::EnumString)]
 #[strum(ascii_case_insensitive)]
@@ -102,6 +104,7 @@ impl SeriesQuery {
 
 /// One period of a building's series, over its VALID daily observations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     /// First day of the period (the day, the ISO week's Monday, the month's first day).
     pub period_start: NaiveDate,

@@ -25,6 +25,7 @@ pub struct DuplicateFilter {
 
 /// One kept version of a conflict group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupVersion {
     /// The batch it arrived in.
     pub batch_id: BatchId,
@@ -48,6 +49,7 @@ pub struct GroupVersion {
 
 /// A key with differing versions (or a pending decision), with every version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictGroup {
     /// The curated record.
     pub record_id: RecordId,

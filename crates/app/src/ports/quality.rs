@@ -13,6 +13,7 @@ use crate::ports::{BatchId, StoreError};
 
 /// Which data a quality query covers. Every filter is optional; all given ones must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityFilter {
     /// Only this building.
     pub building_id: Option<String>,
@@ -29,6 +30,7 @@ pub struct QualityFilter {
 
 /// Counts per quality status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusCounts {
     /// All of them.
     pub total: i64,
@@ -62,8 +64,20 @@ impl Serialize for ReasonCounts {
     }
 }
 
+/// Serialized as an object of counts by reason code.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ReasonCounts {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <std::collections::BTreeMap<String, i64> as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ReasonCounts {}
+
 /// Curated records (one per key, showing its winning version) matching a filter.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordCounts {
     /// Counts per status of the winning versions.
     #[serde(flatten)]
@@ -80,6 +94,7 @@ pub struct RecordCounts {
 
 /// Exact and conflicting duplicates among received payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DuplicateTotals {
     /// Payloads equal to a version already kept.
     pub exact: i64,
@@ -90,6 +105,7 @@ pub struct DuplicateTotals {
 /// Every received payload (raw rows) matching a filter, as classified on arrival: these equal
 /// what `emdp validate` reports for the same files.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowCounts {
     /// Counts per status on arrival.
     #[serde(flatten)]
@@ -104,6 +120,7 @@ pub struct RowCounts {
 /// `from` (else the building's first dated record) to the filter's `to` (else its last dated
 /// record), never past `today`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildingQuality {
     /// The building.
     pub building_id: String,
@@ -135,6 +152,7 @@ pub struct BuildingQuality {
 
 /// Days without a VALID record, in a building's expected range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Gap {
     /// The building.
     pub building_id: String,
@@ -148,6 +166,7 @@ pub struct Gap {
 
 /// Completeness summed over every building of a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompletenessTotals {
     /// Buildings with records.
     pub buildings: i64,
@@ -167,6 +186,7 @@ pub struct CompletenessTotals {
 
 /// Per-building completeness with its totals.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Completeness {
     /// Totals.
     pub totals: CompletenessTotals,
@@ -177,6 +197,7 @@ pub struct Completeness {
 /// A run of consecutive days on which a building's meter (building and provider) reported the
 /// same consumption (VALID records).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Flatline {
     /// The building.
     pub building_id: String,
@@ -194,8 +215,11 @@ pub struct Flatline {
 
 /// Status counts of one group of a breakdown (a provider, a day).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupCounts<K> {
     /// The group (`None`: the field is missing).
+    // Both groupings (providers, days) are strings on the wire.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub key: Option<K>,
     /// Its counts.
     #[serde(flatten)]
@@ -204,6 +228,7 @@ pub struct GroupCounts<K> {
 
 /// Counts of one ingestion batch's payloads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchCounts {
     /// The batch.
     pub batch_id: BatchId,
@@ -219,6 +244,7 @@ pub struct BatchCounts {
 /// How many buildings have records, and how many of them are stale: the completeness totals'
 /// `buildings` and `stale`, without computing every building's gaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Freshness {
     /// Buildings named by at least one record.
     pub buildings: i64,

@@ -412,6 +412,7 @@ pub struct StoredRecord {
 
 /// One raw payload behind a curated record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawVersion {
     /// The batch it arrived in.
     pub batch_id: BatchId,

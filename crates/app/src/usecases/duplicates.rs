@@ -34,6 +34,7 @@ pub enum Choice {
 
 /// One page of conflict groups.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupPage {
     /// The groups, in record id order.
     pub items: Vec<ConflictGroup>,
@@ -43,6 +44,7 @@ pub struct GroupPage {
 
 /// What a resolution did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolveOutcome {
     /// Groups examined.
     pub groups: u64,

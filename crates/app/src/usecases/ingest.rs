@@ -50,6 +50,7 @@ const FIRST_CHUNK_SAMPLE: usize = 64;
 
 /// How many rows were stored, skipped or kept as conflicting versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredCounts {
     /// New curated records.
     pub inserted: u64,
@@ -62,6 +63,7 @@ pub struct StoredCounts {
 /// The outcome of an ingest: `validate`'s summary (with duplicates counted against the file
 /// *and* the store) plus what was stored and the batch id.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestSummary {
     /// Counts per status, duplicate kind and reason.
     #[serde(flatten)]

@@ -13,6 +13,7 @@ use crate::ports::{
 
 /// The report's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thresholds {
     /// A building is stale when its latest VALID day is more than this many days before today.
     pub stale_days: u32,
@@ -30,6 +31,7 @@ impl Default for Thresholds {
 
 /// Shares of a total per status, between 0 and 1 (0 when the total is 0).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusShares {
     /// VALID / total.
     pub valid: f64,
@@ -53,6 +55,7 @@ impl StatusShares {
 
 /// A building that is stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StaleBuilding {
     /// The building.
     pub building_id: String,
@@ -64,6 +67,7 @@ pub struct StaleBuilding {
 
 /// The breakdowns of a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Breakdowns {
     /// Records per provider.
     pub providers: Vec<GroupCounts<String>>,
@@ -75,6 +79,7 @@ pub struct Breakdowns {
 
 /// The whole data-quality report for a filter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityReport {
     /// The filter it covers.
     pub filter: QualityFilter,

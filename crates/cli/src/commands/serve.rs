@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use emdp_api::ApiConfig;
+use emdp_api::server::{Auth, Server, ServerError, Settings};
 use emdp_api::state::GuardConfig;
-use emdp_api::{ApiConfig, AppState, Services};
-use emdp_app::ports::{Clock, SystemClock};
-use emdp_app::usecases::analyze::Analyzer;
-use emdp_app::usecases::ingest::Ingestor;
-use emdp_app::usecases::keys::{KeyError, KeyService};
+use emdp_app::ports::SystemClock;
 
 use crate::commands::validate::load_rules;
 use crate::config::{Config, LogFormat};
@@ -173,109 +171,82 @@ fn init_logs(config: &Config) -> Result<tracing_appender::non_blocking::WorkerGu
     Ok(guard)
 }
 
-/// Creates the `[[alerts.rules]]` of the config file, or replaces the stored rule of the same
-/// name when it differs (rules made over the API are left alone).
-async fn seed_rules(alerts: &emdp_app::usecases::alerts::AlertEngine, config: &Config) -> Result<(), CliError> {
-    if config.alerts.rules.is_empty() {
-        return Ok(());
+/// The server's settings from the effective configuration.
+fn settings(config: &Config) -> Result<Settings, CliError> {
+    let alert_rules = config
+        .alerts
+        .rules
+        .iter()
+        .map(|rule| {
+            rule.spec().map_err(|err| CliError::Usage(format!("configuration: alerts.rules ({}): {err}", rule.name)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Settings {
+        database_url: config.database_url.clone(),
+        rules: load_rules(config.server.rules.as_ref())?,
+        policy: config.policy(),
+        auth: match config.auth.enabled {
+            Some(true) => Auth::Required,
+            Some(false) => Auth::Disabled,
+            None => Auth::IfKeysExist,
+        },
+        http: ApiConfig {
+            body_limit: config.server.body_limit,
+            guard: GuardConfig {
+                // Decided by `auth` when the server is built.
+                auth: false,
+                metrics_public: config.auth.metrics_public,
+                rate_per_second: if config.rate_limit.enabled { config.rate_limit.per_second } else { 0.0 },
+                burst: config.rate_limit.burst,
+                timeout: config.timeout(),
+                max_concurrent: config.server.max_concurrent,
+            },
+        },
+        realtime: emdp_realtime::RealtimeOptions {
+            mqtt_url: config.mqtt.url.clone(),
+            mqtt_topics: config.mqtt.topic.clone(),
+            webhook_urls: config.alerts.webhook_urls.clone(),
+            webhook_secret: config.alerts.webhook_secret.clone(),
+            staleness_every: None,
+        },
+        alert_rules,
+        clock: Arc::new(SystemClock),
+    })
+}
+
+fn server_error(err: ServerError) -> CliError {
+    match err {
+        ServerError::Store(err) => CliError::Store(err),
+        other => CliError::Usage(other.to_string()),
     }
-    let failed =
-        |err: emdp_app::usecases::alerts::AlertError| CliError::Usage(format!("configuration: alerts.rules: {err}"));
-    let stored = alerts.list_rules().await.map_err(failed)?;
-    for rule in &config.alerts.rules {
-        let spec = rule
-            .spec()
-            .map_err(|err| CliError::Usage(format!("configuration: alerts.rules ({}): {err}", rule.name)))?;
-        match stored.iter().find(|existing| existing.spec.name == spec.name) {
-            Some(existing) if existing.spec == spec => {}
-            Some(existing) => {
-                alerts.update_rule(existing.id, &spec).await.map_err(failed)?;
-                tracing::info!(rule = %spec.name, id = existing.id, "alert rule from the config file updated");
-            }
-            None => {
-                let created = alerts.create_rule(&spec).await.map_err(failed)?;
-                tracing::info!(rule = %spec.name, id = created.id, "alert rule from the config file created");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Runs `emdp serve`.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let config = args.load()?;
-    let realtime = emdp_realtime::RealtimeOptions {
-        mqtt_url: config.mqtt.url.clone(),
-        mqtt_topics: config.mqtt.topic.clone(),
-        webhook_urls: config.alerts.webhook_urls.clone(),
-        webhook_secret: config.alerts.webhook_secret.clone(),
-        staleness_every: None,
-    };
     // Before anything records a metric.
     emdp_api::telemetry::install_metrics();
     let _logs = init_logs(&config)?;
-    let rules = Arc::new(load_rules(config.server.rules.as_ref())?);
-    let database_url = config.database_url.clone();
-    crate::db::block_on(crate::db::with_stores(&database_url, |stores| async move {
-        let keys = KeyService::new(stores.keys.clone());
-        let auth = match config.auth.enabled {
-            Some(true) => true,
-            Some(false) => {
-                eprintln!(
-                    "emdp: warning: authentication is disabled (--no-auth): anyone who can reach {} can read and change the data",
-                    config.server.bind
-                );
-                false
-            }
-            None => {
-                let any = keys.any().await.map_err(|err| match err {
-                    KeyError::Store(err) => CliError::Store(err),
-                    other => CliError::Usage(other.to_string()),
-                })?;
-                if !any {
-                    eprintln!(
-                        "emdp: warning: no API key exists, so authentication is off; create one with `emdp keys create --name NAME --role admin`"
-                    );
-                }
-                any
-            }
-        };
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ingestor = Ingestor::new(stores.records.clone(), rules.clone(), clock.clone(), config.policy());
-        let guard = GuardConfig {
-            auth,
-            metrics_public: config.auth.metrics_public,
-            rate_per_second: if config.rate_limit.enabled { config.rate_limit.per_second } else { 0.0 },
-            burst: config.rate_limit.burst,
-            timeout: config.timeout(),
-            max_concurrent: config.server.max_concurrent,
-        };
-        let alerts = emdp_app::usecases::alerts::AlertEngine::new(stores.alerts.clone(), clock.clone())
-            .with_analyzer(Analyzer::new(stores.analytics.clone()));
-        seed_rules(&alerts, &config).await?;
-        let background = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(CliError::Usage)?;
-        let state = AppState::new(Services {
-            store: stores.records,
-            ingestor,
-            analyzer: Analyzer::new(stores.analytics),
-            quality: stores.quality,
-            duplicates: stores.duplicates,
-            keys,
-            rules,
-            clock,
-            config: Arc::new(ApiConfig { body_limit: config.server.body_limit, guard }),
-            alerts,
-        });
-        let bind = config.server.bind;
+    let settings = settings(&config)?;
+    let bind = config.server.bind;
+    crate::db::block_on(async move {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .map_err(|err| CliError::Usage(format!("cannot listen on {bind}: {err}")))?;
+        let server = Server::build(settings).await.map_err(server_error)?;
+        match config.auth.enabled {
+            Some(false) => eprintln!(
+                "emdp: warning: authentication is disabled (--no-auth): anyone who can reach {bind} can read and change the data"
+            ),
+            None if !server.auth() => eprintln!(
+                "emdp: warning: no API key exists, so authentication is off; create one with `emdp keys create --name NAME --role admin`"
+            ),
+            _ => {}
+        }
+        let auth = server.auth();
         tracing::info!(address = %bind, database = %emdp_storage::redact(&config.database_url), auth, "emdp serving");
         eprintln!("emdp: serving http://{bind} (docs at /docs, /redoc; metrics at /metrics)");
-        let served = emdp_api::serve(listener, state, shutdown_signal()).await;
-        // The MQTT subscriber and the alert tasks stop before the stores close under them.
-        drop(background);
-        served.map_err(|err| CliError::Usage(format!("server error: {err}")))?;
+        server.serve(listener, shutdown_signal()).await.map_err(server_error)?;
         Ok(ExitCode::SUCCESS)
-    }))
+    })
 }

@@ -36,6 +36,7 @@ const MEAN_AD_SCALE: f64 = 1.253_314;
 
 /// One anomalous day.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Anomaly {
     /// The day.
     pub date: NaiveDate,
@@ -51,6 +52,7 @@ pub struct Anomaly {
 
 /// Which detector produced an [`AnomalyReport`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyMethod {
     /// Residuals against a baseline model.

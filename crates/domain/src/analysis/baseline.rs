@@ -52,6 +52,7 @@ const DEGENERATE: f64 = 1e-10;
 
 /// Which candidate form a [`BaselineModel`] takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[derive(strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
@@ -86,6 +87,7 @@ impl ModelType {
 
 /// Something a user of a [`BaselineModel`] should know before trusting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelWarning {
     /// Fewer days of the baseline period were observed than
@@ -180,6 +182,7 @@ impl BaselineConfig {
 /// Metrics follow [`crate::analysis::metrics`]: `rmse` uses `n - p` degrees of freedom,
 /// `cv_rmse` and `nmbe` are fractions of mean consumption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BaselineModel {
     /// The selected candidate form.
     pub model_type: ModelType,

@@ -30,6 +30,7 @@ const CLIP: f64 = 4.0;
 
 /// A lasting change of consumption level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LevelShift {
     /// The first day at the new level.
     pub date: NaiveDate,

@@ -76,6 +76,7 @@ pub fn fit_metrics(actual: &[f64], predicted: &[f64], parameters: usize) -> Opti
 /// and |NMBE| ≤ 10 % for hourly data, and names no daily limits. The defaults here are the
 /// ones commonly used for daily data: CV(RMSE) ≤ 25 % and |NMBE| ≤ 10 %.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Guideline14Thresholds {
     /// Largest acceptable CV(RMSE), as a fraction.
     pub max_cv_rmse: f64,
@@ -100,6 +101,7 @@ impl Guideline14Thresholds {
 
 /// Whether a model meets the ASHRAE Guideline 14 calibration limits.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Guideline14Verdict {
     /// The limits applied.
     pub thresholds: Guideline14Thresholds,

@@ -47,6 +47,7 @@ pub struct DailyObservation {
 
 /// An inclusive range of calendar days, such as a baseline or reporting period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatePeriod {
     /// First day of the period.
     pub start: NaiveDate,

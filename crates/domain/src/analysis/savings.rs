@@ -42,6 +42,7 @@ const GUIDELINE14_COEFFICIENT: f64 = 1.26;
 
 /// One reporting day's baseline, metered consumption and savings, kWh.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DailySavings {
     /// The day.
     pub date: NaiveDate,
@@ -55,6 +56,7 @@ pub struct DailySavings {
 
 /// Uncertainty of the total savings at a confidence level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavingsUncertainty {
     /// Two-sided confidence level, e.g. 0.90.
     pub confidence: f64,
@@ -75,6 +77,7 @@ pub struct SavingsUncertainty {
 
 /// Avoided energy use over a reporting period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavingsReport {
     /// Per-day figures, in date order.
     pub days: Vec<DailySavings>,

@@ -12,6 +12,7 @@ use crate::ports::{BuildingSummary, Granularity, SeriesPoint};
 
 /// One period of a series next to the same period one year earlier.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesRow {
     /// The period's figures.
     #[serde(flatten)]
@@ -27,6 +28,7 @@ pub struct SeriesRow {
 
 /// Totals of a period and of the same period one year earlier.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct YearOverYear {
     /// The period one year earlier.
     pub previous_period: DatePeriod,
@@ -46,6 +48,7 @@ pub struct YearOverYear {
 
 /// A building's series over a period, with year-over-year comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesReport {
     /// The building.
     pub building_id: String,
@@ -63,6 +66,7 @@ pub struct SeriesReport {
 
 /// A fitted baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BaselineReport {
     /// The building.
     pub building_id: String,
@@ -76,6 +80,7 @@ pub struct BaselineReport {
 
 /// Anomalous days and level shifts of a building over a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnomalyAnalysis {
     /// The building.
     pub building_id: String,
@@ -99,6 +104,7 @@ pub struct AnomalyAnalysis {
 
 /// Avoided energy use in a reporting period against a baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SavingsAnalysis {
     /// The building.
     pub building_id: String,

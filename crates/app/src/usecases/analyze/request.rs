@@ -40,6 +40,7 @@ impl PeriodRequest {
 
 /// Degree-day bases of a series, °C.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DegreeDayBases {
     /// Heating base (default 18 °C).
     pub heating: f64,
