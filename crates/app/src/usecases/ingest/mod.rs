@@ -26,8 +26,8 @@ use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::ports::{
-    Clock, NewBatch, RawLink, RawRow, ReadError, RecordFields, RecordKey, RecordSource, RecordStore, SourceError,
-    SourceRow, StoreError,
+    BatchId, Clock, NewBatch, RawLink, RawRow, ReadError, RecordFields, RecordKey, RecordSource, RecordStore,
+    SourceError, SourceRow, StoreError,
 };
 use writer::{Opening, Written, mostly_stored, record_metrics};
 
@@ -63,8 +63,9 @@ pub struct IngestSummary {
     pub quality: QualitySummary,
     /// What the stores received.
     pub stored: StoredCounts,
-    /// The batch the raw rows belong to.
-    pub batch_id: String,
+    /// The batch the raw rows belong to: `None` when none was opened (an empty input, or one
+    /// that failed before its first chunk).
+    pub batch_id: Option<BatchId>,
 }
 
 /// Why an ingest stopped. Rows in chunks committed before the error stay stored.
@@ -205,7 +206,7 @@ impl Ingestor {
         drop(chunks);
         let read = task.await.map_err(|err| IngestError::Reader(err.to_string()))?;
         if let Some(batch) = batch {
-            summary.batch_id = batch.to_string();
+            summary.batch_id = Some(batch);
             let outcome = serde_json::to_value(&summary).unwrap_or_default();
             self.store.finish_batch(batch, &outcome).await?;
         }
@@ -271,7 +272,7 @@ impl Ingestor {
         let mut summary = IngestSummary {
             quality: QualitySummary::default(),
             stored: StoredCounts::default(),
-            batch_id: batch.to_string(),
+            batch_id: Some(batch),
         };
         // Every key at once, in the store's one order: locked chunk by chunk, two large bodies
         // could each hold a building the other waits for.

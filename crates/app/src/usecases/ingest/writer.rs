@@ -76,11 +76,8 @@ impl Ingestor {
     ) -> Written {
         let Opening { source: name, format, mut columns } = opening;
         let mut batch: Option<BatchId> = None;
-        let mut summary = IngestSummary {
-            quality: QualitySummary::default(),
-            stored: StoredCounts::default(),
-            batch_id: String::new(),
-        };
+        let mut summary =
+            IngestSummary { quality: QualitySummary::default(), stored: StoredCounts::default(), batch_id: None };
         // Chunks being written, polled together on this task (the database does the work
         // side by side), and the signals that let each commit, oldest first.
         let mut in_flight = futures::stream::FuturesOrdered::new();
