@@ -3,42 +3,27 @@
 //! Precedence, lowest first: built-in defaults < the config file (`--config FILE`, else
 //! `EMDP_CONFIG`, else `emdp.toml` in the working directory when present) < the environment
 //! (`EMDP_*`, `DATABASE_URL`; a `.env` file in the working directory is loaded first and never
-//! overrides variables already set) < command-line flags. Every value is checked at start-up;
-//! an invalid one is an error naming the key and where it came from.
+//! overrides variables already set) < command-line flags. The layers are merged by figment;
+//! every value is checked at start-up, and an invalid one is an error naming the key, where
+//! the value came from (the file, the variable, the flag) and what was expected.
+//!
+//! A setting is a field of one of the structs below, with a doc comment and a default: its
+//! key is `section.field`, and its environment variable follows from the key (see
+//! [`layers::variable`]: `server.bind` is `EMDP_BIND`, `log.level` is `EMDP_LOG_LEVEL`).
+
+mod layers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use emdp_domain::ConflictPolicy;
+use figment::Figment;
+use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
 
 /// The default config file, read from the working directory when present.
 pub const DEFAULT_FILE: &str = "emdp.toml";
-
-/// Every setting, with its environment variable, in the order `config show` lists them.
-pub const KEYS: [(&str, &str); 20] = [
-    ("database_url", "DATABASE_URL"),
-    ("server.bind", "EMDP_BIND"),
-    ("server.body_limit", "EMDP_BODY_LIMIT"),
-    ("server.timeout_secs", "EMDP_TIMEOUT_SECS"),
-    ("server.max_concurrent", "EMDP_MAX_CONCURRENT"),
-    ("server.rules", "EMDP_RULES"),
-    ("server.policy", "EMDP_POLICY"),
-    ("server.public_url", "EMDP_PUBLIC_URL"),
-    ("auth.enabled", "EMDP_AUTH"),
-    ("auth.disabled", "EMDP_NO_AUTH"),
-    ("auth.metrics_public", "EMDP_METRICS_PUBLIC"),
-    ("rate_limit.enabled", "EMDP_RATE_LIMIT"),
-    ("rate_limit.per_second", "EMDP_RATE_LIMIT_PER_SECOND"),
-    ("rate_limit.burst", "EMDP_RATE_LIMIT_BURST"),
-    ("log.format", "EMDP_LOG_FORMAT"),
-    ("log.level", "EMDP_LOG_LEVEL"),
-    ("mqtt.url", "EMDP_MQTT_URL"),
-    ("mqtt.topic", "EMDP_MQTT_TOPIC"),
-    ("alerts.webhook_urls", "EMDP_WEBHOOK_URLS"),
-    ("alerts.webhook_secret", "EMDP_WEBHOOK_SECRET"),
-];
 
 /// The configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,10 +50,9 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MqttSettings {
     /// The broker to ingest from and publish alerts to, `mqtt://HOST:PORT` (off when absent).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Topic filters subscribed to (`energy/+/records` when empty); a string or a list.
-    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "one_or_many")]
     pub topic: Vec<String>,
 }
 
@@ -77,14 +61,12 @@ pub struct MqttSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// Webhook URLs every alert event is POSTed to.
-    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "one_or_many")]
     pub webhook_urls: Vec<String>,
     /// The HMAC-SHA256 secret of the webhooks' signature (hidden by `config show`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<String>,
     /// `[[alerts.rules]]`: rules created at start-up, or replaced when a rule of the same name
     /// exists (the config file is their source of truth; rules made over the API are kept).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<AlertRuleConfig>,
 }
 
@@ -140,11 +122,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
     })
 }
 
-/// A comma-separated list (empty items dropped).
-fn list(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
-}
-
 impl AlertRuleConfig {
     /// The rule as the alert store keeps it (checked like a rule made over the API).
     pub fn spec(&self) -> Result<emdp_app::ports::RuleSpec, String> {
@@ -175,12 +152,12 @@ pub struct ServerConfig {
     /// Requests handled at once; further ones wait (0: no limit).
     pub max_concurrent: usize,
     /// Quality thresholds as TOML.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<PathBuf>,
-    /// How conflicting duplicates are resolved: prefer-valid, keep-first, keep-latest, manual.
-    pub policy: String,
+    /// How conflicting duplicates are resolved: prefer-valid, keep-first, keep-latest, manual
+    /// (or with underscores).
+    #[serde(with = "policy_name")]
+    pub policy: ConflictPolicy,
     /// The URL clients reach the server at (informational; `config show` and logs).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
 }
 
@@ -190,7 +167,6 @@ pub struct ServerConfig {
 pub struct AuthConfig {
     /// `true`: keys required; `false`: open (a warning is printed); absent: required as soon
     /// as any key exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
     pub metrics_public: bool,
@@ -219,13 +195,25 @@ pub struct LogConfig {
 }
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// `pretty` (or `text`) and `json`, in any case.
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.trim().to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(serde::de::Error::custom("expected pretty or json")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -250,7 +238,7 @@ impl Default for ServerConfig {
             timeout_secs: 30,
             max_concurrent: 256,
             rules: None,
-            policy: "prefer-valid".to_owned(),
+            policy: ConflictPolicy::PreferValid,
             public_url: None,
         }
     }
@@ -273,21 +261,6 @@ impl Default for LogConfig {
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err("expected true or false".to_owned()),
-    }
-}
-
-fn parse<T: std::str::FromStr>(text: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    text.trim().parse::<T>().map_err(|err| err.to_string())
-}
-
 /// The policy named by `text` (`prefer-valid` or `prefer_valid`, ...).
 pub fn parse_policy(text: &str) -> Result<ConflictPolicy, String> {
     match text.trim().replace('_', "-").as_str() {
@@ -295,83 +268,38 @@ pub fn parse_policy(text: &str) -> Result<ConflictPolicy, String> {
         "keep-first" => Ok(ConflictPolicy::KeepFirst),
         "keep-latest" => Ok(ConflictPolicy::KeepLatest),
         "manual" => Ok(ConflictPolicy::Manual),
-        other => Err(format!("unknown policy '{other}': expected prefer-valid, keep-first, keep-latest or manual")),
+        _ => Err("expected prefer-valid, keep-first, keep-latest or manual".to_owned()),
     }
 }
 
-impl Config {
-    /// Sets the setting `key` (see [`KEYS`]) from text; `origin` (a variable or a flag) names
-    /// the source in the error.
-    pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
-        let result = match key {
-            "database_url" => {
-                self.database_url = value.trim().to_owned();
-                Ok(())
-            }
-            "server.bind" => parse(value).map(|v| self.server.bind = v),
-            "server.body_limit" => parse(value).map(|v| self.server.body_limit = v),
-            "server.timeout_secs" => parse(value).map(|v| self.server.timeout_secs = v),
-            "server.max_concurrent" => parse(value).map(|v| self.server.max_concurrent = v),
-            "server.rules" => {
-                self.server.rules = (!value.trim().is_empty()).then(|| PathBuf::from(value.trim()));
-                Ok(())
-            }
-            "server.policy" => {
-                self.server.policy = value.trim().to_owned();
-                Ok(())
-            }
-            "server.public_url" => {
-                self.server.public_url = (!value.trim().is_empty()).then(|| value.trim().to_owned());
-                Ok(())
-            }
-            "auth.enabled" => parse_bool(value).map(|v| self.auth.enabled = Some(v)),
-            "auth.disabled" => parse_bool(value).map(|v| {
-                if v {
-                    self.auth.enabled = Some(false);
-                }
-            }),
-            "auth.metrics_public" => parse_bool(value).map(|v| self.auth.metrics_public = v),
-            "rate_limit.enabled" => parse_bool(value).map(|v| self.rate_limit.enabled = v),
-            "rate_limit.per_second" => parse(value).map(|v| self.rate_limit.per_second = v),
-            "rate_limit.burst" => parse(value).map(|v| self.rate_limit.burst = v),
-            "log.format" => match value.trim().to_ascii_lowercase().as_str() {
-                "pretty" | "text" => {
-                    self.log.format = LogFormat::Pretty;
-                    Ok(())
-                }
-                "json" => {
-                    self.log.format = LogFormat::Json;
-                    Ok(())
-                }
-                _ => Err("expected pretty or json".to_owned()),
-            },
-            "log.level" => {
-                self.log.level = value.trim().to_owned();
-                Ok(())
-            }
-            "mqtt.url" => {
-                self.mqtt.url = (!value.trim().is_empty()).then(|| value.trim().to_owned());
-                Ok(())
-            }
-            "mqtt.topic" => {
-                self.mqtt.topic = list(value);
-                Ok(())
-            }
-            "alerts.webhook_urls" => {
-                self.alerts.webhook_urls = list(value);
-                Ok(())
-            }
-            "alerts.webhook_secret" => {
-                self.alerts.webhook_secret = (!value.is_empty()).then(|| value.to_owned());
-                Ok(())
-            }
-            other => Err(format!("unknown setting '{other}'")),
-        };
-        result.map_err(|err| ConfigError(format!("{origin} ({key}): invalid value '{}': {err}", value.trim())))
+/// `server.policy` as its name (`prefer-valid`, ...).
+mod policy_name {
+    use emdp_domain::ConflictPolicy;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the policy's name.
+    pub fn serialize<S: Serializer>(policy: &ConflictPolicy, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&policy.as_str().replace('_', "-"))
     }
 
-    /// Reads the config file (when given or present), then the environment (`env` looks up
-    /// a variable), then `flags` (setting key, value, flag name), and checks the result.
+    /// Reads a policy's name ([`super::parse_policy`]).
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ConflictPolicy, D::Error> {
+        super::parse_policy(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A setting that breaks a rule the types cannot state.
+struct Invalid {
+    /// The setting.
+    key: &'static str,
+    /// What is wrong with it.
+    message: String,
+}
+
+impl Config {
+    /// Reads the config file (`file` when given, else `EMDP_CONFIG`, else [`DEFAULT_FILE`]
+    /// when present), then the environment (`env` looks up a variable), then `flags`
+    /// (setting key, value, flag name), and checks the result.
     pub fn load(
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
@@ -379,84 +307,78 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let file = file
             .map(Path::to_path_buf)
-            .or_else(|| env("EMDP_CONFIG").filter(|f| !f.trim().is_empty()).map(PathBuf::from));
-        let mut config = match file {
-            Some(path) => Self::read_file(&path)?,
-            None if Path::new(DEFAULT_FILE).is_file() => Self::read_file(Path::new(DEFAULT_FILE))?,
-            None => Config::default(),
+            .or_else(|| env("EMDP_CONFIG").filter(|f| !f.trim().is_empty()).map(PathBuf::from))
+            .or_else(|| Path::new(DEFAULT_FILE).is_file().then(|| PathBuf::from(DEFAULT_FILE)));
+        let defaults = Serialized::defaults(Config::default());
+        let settings = match figment::value::Value::serialize(Config::default()) {
+            Ok(figment::value::Value::Dict(_, dict)) => layers::Settings::of(&dict),
+            _ => return Err(ConfigError("the defaults are not a table".into())),
         };
-        for (key, variable) in KEYS {
-            if let Some(value) = env(variable) {
-                config.set(key, &value, variable)?;
-            }
+        let mut figment = Figment::from(defaults);
+        if let Some(path) = file {
+            figment = figment.merge(layers::File::read(&path)?);
         }
-        for (key, value, flag) in flags {
-            config.set(key, value, flag)?;
-        }
-        config.check()?;
+        let figment = figment.merge(settings.environment(env)?).merge(settings.flags(flags)?);
+        let config: Config = figment.extract_lossy().map_err(|err| layers::describe(&figment, err))?;
+        config.check().map_err(|Invalid { key, message }| {
+            ConfigError(format!("{} ({key}): {message}", layers::origin(&figment, key)))
+        })?;
         Ok(config)
     }
 
-    /// Parses a config file.
-    pub fn read_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| ConfigError(format!("{}: cannot read: {err}", path.display())))?;
-        Self::parse_toml(&text).map_err(|ConfigError(message)| ConfigError(format!("{}: {message}", path.display())))
-    }
-
-    /// Parses the text of a config file.
-    pub fn parse_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|err| ConfigError(err.to_string().trim_end().to_owned()))
-    }
-
     /// Checks what the types cannot.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    fn check(&self) -> Result<(), Invalid> {
+        let invalid = |key, message: String| Err(Invalid { key, message });
         let url = &self.database_url;
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError(format!(
-                "database_url: invalid value '{}': use sqlite://PATH or postgres://USER@HOST/DB",
-                emdp_storage::redact(url)
-            )));
+            return invalid(
+                "database_url",
+                format!("invalid value '{}': use sqlite://PATH or postgres://USER@HOST/DB", emdp_storage::redact(url)),
+            );
         }
-        parse_policy(&self.server.policy).map_err(|err| ConfigError(format!("server.policy: {err}")))?;
         if self.server.body_limit == 0 {
-            return Err(ConfigError("server.body_limit: must be at least 1 byte".into()));
+            return invalid("server.body_limit", "must be at least 1 byte".into());
         }
         if self.rate_limit.enabled {
             if !(self.rate_limit.per_second.is_finite() && self.rate_limit.per_second > 0.0) {
-                return Err(ConfigError(format!(
-                    "rate_limit.per_second: invalid value '{}': must be a number above 0 (or set rate_limit.enabled = false)",
-                    self.rate_limit.per_second
-                )));
+                return invalid(
+                    "rate_limit.per_second",
+                    format!(
+                        "invalid value '{}': must be a number above 0 (or set rate_limit.enabled = false)",
+                        self.rate_limit.per_second
+                    ),
+                );
             }
             if self.rate_limit.burst == 0 {
-                return Err(ConfigError("rate_limit.burst: must be at least 1".into()));
+                return invalid("rate_limit.burst", "must be at least 1".into());
             }
         }
         if self.log.level.trim().is_empty() {
-            return Err(ConfigError("log.level: must not be empty".into()));
+            return invalid("log.level", "must not be empty".into());
         }
         if let Some(url) = &self.mqtt.url
             && !url.starts_with("mqtt://")
         {
-            return Err(ConfigError(format!("mqtt.url: invalid value '{url}': use mqtt://HOST:PORT")));
+            return invalid("mqtt.url", format!("invalid value '{url}': use mqtt://HOST:PORT"));
         }
         if !self.alerts.webhook_urls.is_empty() && self.alerts.webhook_secret.is_none() {
-            return Err(ConfigError("alerts.webhook_urls: needs alerts.webhook_secret".into()));
+            return invalid("alerts.webhook_urls", "needs alerts.webhook_secret".into());
         }
         let mut names = std::collections::HashSet::new();
         for (i, rule) in self.alerts.rules.iter().enumerate() {
-            rule.spec().map_err(|err| ConfigError(format!("alerts.rules[{i}] ({}): {err}", rule.name)))?;
+            if let Err(err) = rule.spec() {
+                return invalid("alerts.rules", format!("rule {i} ('{}'): {err}", rule.name));
+            }
             if !names.insert(rule.name.as_str()) {
-                return Err(ConfigError(format!("alerts.rules[{i}]: the name '{}' is used twice", rule.name)));
+                return invalid("alerts.rules", format!("rule {i}: the name '{}' is used twice", rule.name));
             }
         }
         Ok(())
     }
 
-    /// The conflict policy (checked by [`Config::check`]).
+    /// The conflict policy.
     pub fn policy(&self) -> ConflictPolicy {
-        parse_policy(&self.server.policy).unwrap_or(ConflictPolicy::PreferValid)
+        self.server.policy
     }
 
     /// The request timeout.
@@ -498,6 +420,11 @@ mod tests {
         file
     }
 
+    /// The configuration of `text` as a config file, alone.
+    fn from_file(text: &str) -> Result<Config, ConfigError> {
+        Config::load(Some(file(text).path()), &env(&[]), &[])
+    }
+
     #[test]
     fn defaults_then_file_then_env_then_flags() {
         let toml = file(
@@ -530,40 +457,166 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_config_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent.toml");
+        let err = Config::load(Some(&missing), &env(&[]), &[]).unwrap_err();
+        assert!(err.0.starts_with(&format!("{}: cannot read", missing.display())), "{err}");
+        let vars = env(&[("EMDP_CONFIG", missing.to_str().unwrap())]);
+        assert!(Config::load(None, &vars, &[]).unwrap_err().0.contains("cannot read"));
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_variable() {
+        let vars = env(&[
+            ("DATABASE_URL", "postgres://u@db/emdp"),
+            ("EMDP_BIND", "0.0.0.0:1"),
+            ("EMDP_BODY_LIMIT", "2"),
+            ("EMDP_TIMEOUT_SECS", "3"),
+            ("EMDP_MAX_CONCURRENT", "4"),
+            ("EMDP_RULES", "rules.toml"),
+            ("EMDP_POLICY", "keep_latest"),
+            ("EMDP_PUBLIC_URL", "https://emdp.example"),
+            ("EMDP_AUTH", "yes"),
+            ("EMDP_METRICS_PUBLIC", "on"),
+            ("EMDP_RATE_LIMIT", "1"),
+            ("EMDP_RATE_LIMIT_PER_SECOND", "2.5"),
+            ("EMDP_RATE_LIMIT_BURST", " 9 "),
+            ("EMDP_LOG_FORMAT", "JSON"),
+            ("EMDP_LOG_LEVEL", "emdp=debug,info"),
+            ("EMDP_MQTT_URL", "mqtt://broker:1883"),
+            ("EMDP_MQTT_TOPIC", "a/+/records"),
+            ("EMDP_WEBHOOK_URLS", "http://a/hook,, http://b/hook"),
+            ("EMDP_WEBHOOK_SECRET", "12345"),
+        ]);
+        let config = Config::load(None, &vars, &[]).unwrap();
+        let expected = Config {
+            database_url: "postgres://u@db/emdp".into(),
+            server: ServerConfig {
+                bind: "0.0.0.0:1".parse().unwrap(),
+                body_limit: 2,
+                timeout_secs: 3,
+                max_concurrent: 4,
+                rules: Some("rules.toml".into()),
+                policy: ConflictPolicy::KeepLatest,
+                public_url: Some("https://emdp.example".into()),
+            },
+            auth: AuthConfig { enabled: Some(true), metrics_public: true },
+            rate_limit: RateLimitConfig { enabled: true, per_second: 2.5, burst: 9 },
+            log: LogConfig { format: LogFormat::Json, level: "emdp=debug,info".into() },
+            mqtt: MqttSettings { url: Some("mqtt://broker:1883".into()), topic: vec!["a/+/records".into()] },
+            alerts: AlertsConfig {
+                webhook_urls: vec!["http://a/hook".into(), "http://b/hook".into()],
+                webhook_secret: Some("12345".into()),
+                rules: Vec::new(),
+            },
+        };
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn empty_variables_unset_optional_settings_and_switch_off() {
+        let toml = file(
+            "[server]\nrules = \"r.toml\"\npublic_url = \"https://x\"\n[auth]\nmetrics_public = true\n\
+             [mqtt]\nurl = \"mqtt://b:1883\"\ntopic = [\"t\"]\n",
+        );
+        let vars = env(&[
+            ("EMDP_RULES", ""),
+            ("EMDP_PUBLIC_URL", " "),
+            ("EMDP_METRICS_PUBLIC", ""),
+            ("EMDP_MQTT_URL", ""),
+            ("EMDP_MQTT_TOPIC", ""),
+        ]);
+        let config = Config::load(Some(toml.path()), &vars, &[]).unwrap();
+        assert_eq!((config.server.rules, config.server.public_url), (None, None));
+        assert!(!config.auth.metrics_public);
+        assert_eq!((config.mqtt.url, config.mqtt.topic), (None, Vec::<String>::new()));
+    }
+
+    #[test]
     fn config_file_from_emdp_config() {
         let toml = file("[server]\nmax_concurrent = 3\n");
         let path = toml.path().to_str().unwrap().to_owned();
         let vars = env(&[("EMDP_CONFIG", path.as_str())]);
         assert_eq!(Config::load(None, &vars, &[]).unwrap().server.max_concurrent, 3);
+        let other = file("[server]\nmax_concurrent = 4\n");
+        assert_eq!(Config::load(Some(other.path()), &vars, &[]).unwrap().server.max_concurrent, 4, "--config wins");
     }
 
     #[test]
-    fn invalid_values_name_the_key() {
+    fn invalid_values_name_the_key_and_where_they_came_from() {
         let none = env(&[]);
         let err = Config::load(None, &env(&[("EMDP_BIND", "nowhere")]), &[]).unwrap_err();
-        assert!(err.0.starts_with("EMDP_BIND (server.bind): invalid value 'nowhere'"), "{err}");
+        assert!(
+            err.0.starts_with("EMDP_BIND (server.bind): invalid value 'nowhere': invalid socket address syntax"),
+            "{err}"
+        );
         let err = Config::load(None, &none, &[("rate_limit.burst", "-1".into(), "--rate-limit-burst")]).unwrap_err();
-        assert!(err.0.contains("--rate-limit-burst (rate_limit.burst)"), "{err}");
+        assert!(err.0.starts_with("--rate-limit-burst (rate_limit.burst): invalid value '-1': expected u32"), "{err}");
+        let err = Config::load(None, &env(&[("EMDP_TIMEOUT_SECS", "soon")]), &[]).unwrap_err();
+        assert_eq!(err.0, "EMDP_TIMEOUT_SECS (server.timeout_secs): invalid value 'soon': expected u64");
         let err = Config::load(None, &env(&[("EMDP_POLICY", "random")]), &[]).unwrap_err();
-        assert!(err.0.starts_with("server.policy: unknown policy 'random'"), "{err}");
-        let err = Config::load(None, &env(&[("DATABASE_URL", "mysql://x")]), &[]).unwrap_err();
-        assert!(err.0.starts_with("database_url:"), "{err}");
-        let err = Config::read_file(file("[server]\nbnd = \"x\"\n").path()).unwrap_err();
-        assert!(err.0.contains("unknown field `bnd`"), "{err}");
-        let err = Config::read_file(file("[server]\ntimeout_secs = \"soon\"\n").path()).unwrap_err();
-        assert!(err.0.contains("timeout_secs"), "{err}");
+        assert_eq!(
+            err.0,
+            "EMDP_POLICY (server.policy): invalid value 'random': expected prefer-valid, keep-first, keep-latest or manual"
+        );
+        let err = Config::load(None, &env(&[("EMDP_LOG_FORMAT", "xml")]), &[]).unwrap_err();
+        assert_eq!(err.0, "EMDP_LOG_FORMAT (log.format): invalid value 'xml': expected pretty or json");
+        let err = Config::load(None, &env(&[("EMDP_NO_AUTH", "perhaps")]), &[]).unwrap_err();
+        assert_eq!(err.0, "EMDP_NO_AUTH (auth.enabled): invalid value 'perhaps': expected true or false");
+        let err = Config::load(None, &env(&[("EMDP_AUTH", "perhaps")]), &[]).unwrap_err();
+        assert!(err.0.starts_with("EMDP_AUTH (auth.enabled): invalid value 'perhaps'"), "{err}");
+        let err = Config::load(None, &env(&[("DATABASE_URL", "mysql://u:pw@x/db")]), &[]).unwrap_err();
+        assert_eq!(
+            err.0,
+            "DATABASE_URL (database_url): invalid value 'mysql://u:***@x/db': use sqlite://PATH or postgres://USER@HOST/DB"
+        );
+        let err = Config::load(None, &none, &[("server.body_limit", "0".into(), "--body-limit")]).unwrap_err();
+        assert_eq!(err.0, "--body-limit (server.body_limit): must be at least 1 byte");
+    }
+
+    #[test]
+    fn invalid_file_values_name_the_file() {
+        let toml = file("[server]\nbnd = \"x\"\n");
+        let err = Config::load(Some(toml.path()), &env(&[]), &[]).unwrap_err();
+        let path = toml.path().display().to_string();
+        assert!(err.0.starts_with(&format!("{path} (server.bnd): unknown field `bnd`, expected one of")), "{err}");
+        let toml = file("[server]\ntimeout_secs = \"soon\"\n");
+        let err = Config::load(Some(toml.path()), &env(&[("EMDP_BIND", "127.0.0.1:1")]), &[]).unwrap_err();
+        let path = toml.path().display().to_string();
+        assert_eq!(err.0, format!("{path} (server.timeout_secs): invalid value 'soon': expected u64"));
+        let err = from_file("[server\n").unwrap_err();
+        assert!(err.0.contains("TOML parse error"), "{err}");
+        let err = from_file("[rate_limit]\nper_second = 0\n").unwrap_err();
+        assert!(err.0.contains("(rate_limit.per_second): invalid value '0': must be a number above 0"), "{err}");
+        let config = from_file("[rate_limit]\nenabled = false\nper_second = 0\n").unwrap();
+        assert!(!config.rate_limit.enabled, "no rate, no check");
     }
 
     #[test]
     fn auth_switches_and_redaction() {
         let config = Config::load(None, &env(&[("EMDP_NO_AUTH", "1")]), &[]).unwrap();
         assert_eq!(config.auth.enabled, Some(false));
+        let config = Config::load(None, &env(&[("EMDP_NO_AUTH", "1"), ("EMDP_AUTH", "true")]), &[]).unwrap();
+        assert_eq!(config.auth.enabled, Some(false), "EMDP_NO_AUTH wins");
         let config = Config::load(None, &env(&[("EMDP_NO_AUTH", "false")]), &[]).unwrap();
         assert_eq!(config.auth.enabled, None, "auto: on when a key exists");
+        let config = Config::load(None, &env(&[]), &[("auth.enabled", "false".into(), "--no-auth")]).unwrap();
+        assert_eq!(config.auth.enabled, Some(false));
         let config = Config::load(None, &env(&[("DATABASE_URL", "postgres://u:secret@db/emdp")]), &[]).unwrap();
         let shown = config.redacted_toml();
         assert!(!shown.contains("secret") && shown.contains("postgres://u:***@db/emdp"), "{shown}");
-        assert_eq!(Config::parse_toml(&Config::default().redacted_toml()).unwrap(), Config::default());
+        let shown = file(&Config::default().redacted_toml());
+        assert_eq!(Config::load(Some(shown.path()), &env(&[]), &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn config_show_prints_the_database_url_redacted() {
+        // `?password=` is hidden by `emdp_storage::redact`, which config show goes through.
+        let url = "postgres://emdp@db:5432/emdp?sslmode=require&password=hunter2";
+        let config = Config::load(None, &env(&[("DATABASE_URL", url)]), &[]).unwrap();
+        let shown = config.redacted_toml();
+        assert!(shown.contains(&format!("database_url = \"{}\"", emdp_storage::redact(url))), "{shown}");
     }
 
     const REALTIME: &str = "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ntopic = \"energy/+/records\"\n\
@@ -593,28 +646,36 @@ mod tests {
         );
 
         let vars = env(&[("EMDP_MQTT_TOPIC", "a/+/records, b/#"), ("EMDP_WEBHOOK_SECRET", "other")]);
-        let flags = [("mqtt.url", "mqtt://broker:1884".to_owned(), "--mqtt-url")];
+        let flags = [
+            ("mqtt.url", "mqtt://broker:1884".to_owned(), "--mqtt-url"),
+            ("alerts.webhook_urls", "http://c/hook,http://d/hook".to_owned(), "--webhook-url"),
+        ];
         let config = Config::load(Some(toml.path()), &vars, &flags).unwrap();
         assert_eq!(config.mqtt.topic, ["a/+/records", "b/#"]);
         assert_eq!(config.mqtt.url.as_deref(), Some("mqtt://broker:1884"));
         assert_eq!(config.alerts.webhook_secret.as_deref(), Some("other"));
+        assert_eq!(config.alerts.webhook_urls, ["http://c/hook", "http://d/hook"]);
+        assert_eq!(config.alerts.rules.len(), 2, "the environment leaves the file's rules alone");
 
         let shown = config.redacted_toml();
         assert!(!shown.contains("other") && shown.contains("webhook_secret = \"***\""), "{shown}");
-        let mut back = Config::parse_toml(&shown).unwrap();
+        let mut back = Config::load(Some(file(&shown).path()), &env(&[]), &[]).unwrap();
         back.alerts.webhook_secret = config.alerts.webhook_secret.clone();
         assert_eq!(back, config, "config show round-trips, the secret aside");
     }
 
     #[test]
     fn invalid_realtime_settings_name_the_key() {
-        let bad = |text: &str| Config::load(Some(file(text).path()), &env(&[]), &[]).unwrap_err().0;
-        assert!(bad("[mqtt]\nurl = \"tcp://x\"\n").contains("mqtt.url"));
-        assert!(bad("[alerts]\nwebhook_urls = \"http://a\"\n").contains("webhook_secret"));
+        let bad = |text: &str| from_file(text).unwrap_err().0;
+        assert!(bad("[mqtt]\nurl = \"tcp://x\"\n").contains("(mqtt.url): invalid value 'tcp://x'"));
+        assert!(
+            bad("[alerts]\nwebhook_urls = \"http://a\"\n")
+                .contains("(alerts.webhook_urls): needs alerts.webhook_secret")
+        );
         let err = bad("[[alerts.rules]]\nname = \"x\"\nkind = \"threshold\"\n");
-        assert!(err.contains("alerts.rules[0] (x)") && err.contains("above"), "{err}");
+        assert!(err.contains("(alerts.rules): rule 0 ('x')") && err.contains("above"), "{err}");
         let err = bad("[[alerts.rules]]\nname = \"x\"\nkind = \"nope\"\n");
-        assert!(err.contains("alerts.rules[0]"), "{err}");
+        assert!(err.contains("(alerts.rules): rule 0"), "{err}");
         let err = bad("[[alerts.rules]]\nname = \"x\"\nkind = \"stale\"\nparams = { max_silence_seconds = 1 }\n\
                        [[alerts.rules]]\nname = \"x\"\nkind = \"stale\"\nparams = { max_silence_seconds = 2 }\n");
         assert!(err.contains("used twice"), "{err}");

@@ -120,10 +120,7 @@ fn records_get_and_history_show_a_record_and_every_payload() {
     assert_eq!(record["consumption"], 12.0, "prefer_valid: both VALID, the latest wins");
     assert_eq!(record["quality_status"], "VALID");
     assert_eq!((record["versions"].as_i64(), record["exact_duplicates"].as_i64()), (Some(2), Some(1)));
-    assert_eq!(
-        record["winner"],
-        json!({"batch_id": summary["batch_id"].as_str().unwrap().parse::<i64>().unwrap(), "line": 4})
-    );
+    assert_eq!(record["winner"], json!({"batch_id": summary["batch_id"].as_i64().unwrap(), "line": 4}));
 
     let history = run_json(&["records", "history", &id.to_string(), "--output", "json", "--database-url", &url]);
     let history = history.as_array().unwrap();
@@ -148,7 +145,7 @@ fn records_get_and_history_show_a_record_and_every_payload() {
     assert_eq!(field("versions").as_deref(), Some("2"), "{shown}");
     assert_eq!(field("exact_duplicates").as_deref(), Some("1"), "{shown}");
     assert_eq!(field("reasons").as_deref(), Some("-"), "{shown}");
-    let winner = format!("batch {} line 4", summary["batch_id"].as_str().unwrap());
+    let winner = format!("batch {} line 4", summary["batch_id"].as_i64().unwrap());
     assert_eq!(field("winner"), Some(winner), "{shown}");
 
     let missing = fails_with(2, &["records", "get", "999999", "--database-url", &url]);
@@ -673,6 +670,25 @@ fn the_summary_is_printed_as_a_table_by_default() {
     let file = write_file(&dir, "in.csv", format!("{HEADER}B1,2025-01-01,10,5,p\n"));
     let text = run_ok(&["ingest", arg(&file), "--database-url", &sqlite_url(&dir, "emdp.db"), "--today", TODAY]);
     assert!(text.contains("inserted") && text.contains("batch "), "{text}");
+}
+
+/// The batch id is a number, as every other batch id; a file without rows opens no batch.
+#[test]
+fn the_batch_id_is_a_number_and_absent_when_nothing_was_stored() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    let file = write_file(&dir, "in.csv", format!("{HEADER}B1,2025-01-01,10,5,p\n"));
+    let summary = ingest(arg(&file), &url, TODAY);
+    let batch = summary["batch_id"].as_i64().unwrap_or_else(|| panic!("a number: {summary}"));
+    let listed = run_json(&["batches", "list", "--output", "json", "--database-url", &url]);
+    assert_eq!(listed["items"][0]["id"], batch, "{listed}");
+    assert_eq!(listed["items"][0]["summary"]["batch_id"], batch, "the stored summary too: {listed}");
+
+    let empty = write_file(&dir, "empty.csv", HEADER);
+    let summary = ingest(arg(&empty), &url, TODAY);
+    assert_eq!(summary["batch_id"], Value::Null, "{summary}");
+    let text = run_ok(&["ingest", arg(&empty), "--database-url", &url, "--today", TODAY]);
+    assert!(text.contains("no batch") && !text.contains("batch \n"), "{text}");
 }
 
 /// After `emdp ingest` the SQLite file alone holds every record: the write-ahead log is

@@ -197,7 +197,7 @@ pub struct CreatedDto {
     /// `new`, `exact` or `conflicting`.
     pub admission: &'static str,
     /// The batch the raw payload belongs to.
-    pub batch_id: String,
+    pub batch_id: i64,
 }
 
 /// What an ingest answers: the record for an object, the batch summary for bulk bodies.
@@ -246,7 +246,7 @@ pub async fn create(
         let created = CreatedDto {
             record: RecordDto::new(&record, &state.rules),
             admission: links[0].admission.as_str(),
-            batch_id: summary.batch_id,
+            batch_id: summary.batch_id.ok_or_else(|| ApiError::Internal("the stored record has no batch".into()))?,
         };
         return Ok((StatusCode::CREATED, Json(IngestAnswer::One(created))));
     }

@@ -255,7 +255,10 @@ pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) 
             writeln!(out, "  {:<26} {:>12}", "inserted", summary.stored.inserted)?;
             writeln!(out, "  {:<26} {:>12}", "duplicates skipped", summary.stored.duplicates_skipped)?;
             writeln!(out, "  {:<26} {:>12}", "conflicts", summary.stored.conflicts)?;
-            writeln!(out, "  batch {}", summary.batch_id)
+            match summary.batch_id {
+                Some(batch) => writeln!(out, "  batch {batch}"),
+                None => writeln!(out, "  no batch: nothing to store"),
+            }
         }),
     };
     written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })

@@ -1,193 +1,26 @@
-//! Use case: store every record of a source (`emdp ingest`, `POST /records`, MQTT).
-//!
-//! Source (a blocking reader thread) → classify each row (parse, assess) → key order
-//! (module `key_order`: an external sort, so that each chunk writes to one stretch of the key
-//! indexes and holds few buildings) → chunks over a bounded channel → one transaction per
-//! chunk, up to [`RecordStore::ingest_writers`] of them at once: resolve duplicates against the
-//! chunk and the store, write curated records and raw rows, note the batch's progress. Chunks
-//! lock their keys and commit in order, so a crash leaves the stores at a chunk boundary;
-//! running the same ingest again completes it, and every row already stored is then an exact
-//! duplicate.
-
-mod key_order;
-
-pub use key_order::SortError;
+//! The ingest's writer pipeline: chunks from the reader stage, each stored in one
+//! transaction, up to [`crate::ports::RecordStore::ingest_writers`] of them at once: resolve
+//! duplicates against the chunk and the store, write curated records and raw rows, note the
+//! batch's progress. Chunks lock their keys and commit in order, so a crash leaves the stores
+//! at a chunk boundary.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use emdp_domain::{
-    Admission, Arrival, ConflictPolicy, FieldName, KeyVersions, ParsedRecord, QualitySummary, RawField, RawRecord,
-    RuleSet, ValueFingerprint, Version, assess,
-};
+use emdp_domain::{Admission, Arrival, KeyVersions, QualitySummary, ValueFingerprint, Version};
 use foldhash::HashMapExt;
 use futures::StreamExt;
-use serde::Serialize;
 use tokio::sync::oneshot;
-use xxhash_rust::xxh3::xxh3_128;
 
+use super::reader::Chunk;
+use super::{IngestProgress, IngestSummary, Ingestor, StoredCounts};
 use crate::ports::{
-    BatchId, Clock, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, ReadError, RecordFields,
-    RecordKey, RecordSource, RecordState, RecordStore, RecordUpdate, SourceError, SourceRow, StoreError, StoredKey,
+    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RecordFields, RecordKey, RecordState,
+    RecordUpdate, SourceFormat, StoreError, StoredKey,
 };
-
-/// Rows per transaction: large enough to amortize a commit, small enough that a crash loses
-/// little work and memory stays flat. Each commit rewrites every index page its rows touched,
-/// and rows arriving day by day touch one page per building in the key indexes, so larger
-/// chunks write less: 1M rows into SQLite took 12.7 s in chunks of 40,000 and 11.3 s in chunks
-/// of 60,000, and 50,000 measured the same as 60,000 (6.4-6.6 s on a faster machine). Memory
-/// sets the limit: a re-run of that file (every key looked up) peaked at 287-322 MB with
-/// chunks of 60,000 (over the 300 MB emdp promises; the allocator keeps freed chunks a while)
-/// and at 225-234 MB with 50,000. A store with several writers
-/// ([`RecordStore::ingest_writers`]) takes chunks of `CHUNK_ROWS / writers`, the same rows in
-/// flight: two PostgreSQL writers with 50,000 rows each peaked at 320-323 MiB on a re-run.
-pub const CHUNK_ROWS: usize = 50_000;
 
 /// Keys of a large first chunk looked up before it is written, spread over it (see
 /// [`Ingestor::first_keys_stored`]); a chunk of at most this many rows is not sampled.
 const FIRST_CHUNK_SAMPLE: usize = 64;
-
-/// How many rows were stored, skipped or kept as conflicting versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct StoredCounts {
-    /// New curated records.
-    pub inserted: u64,
-    /// Exact duplicates (of the file or of the store): linked, not stored again.
-    pub duplicates_skipped: u64,
-    /// Conflicting versions kept and resolved by the policy.
-    pub conflicts: u64,
-}
-
-/// The outcome of an ingest: `validate`'s summary (with duplicates counted against the file
-/// *and* the store) plus what was stored and the batch id.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct IngestSummary {
-    /// Counts per status, duplicate kind and reason.
-    #[serde(flatten)]
-    pub quality: QualitySummary,
-    /// What the stores received.
-    pub stored: StoredCounts,
-    /// The batch the raw rows belong to.
-    pub batch_id: String,
-}
-
-/// Why an ingest stopped. Rows in chunks committed before the error stay stored.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// The input as a whole is unusable (bad header, invalid UTF-8, broken JSON, ...).
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// A store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The reader thread died.
-    #[error("the reader stopped unexpectedly: {0}")]
-    Reader(String),
-    /// The input could not be put in key order (its temporary files failed: a full disk).
-    #[error(transparent)]
-    Sort(#[from] SortError),
-}
-
-/// Reports progress to a user (a progress bar, a log line).
-pub trait IngestProgress: Send + Sync {
-    /// Called once the whole input is read (and sorted), with its number of rows, before the
-    /// first chunk is stored.
-    fn read(&self, rows: u64);
-    /// Called after each committed chunk with the rows stored so far.
-    fn stored(&self, rows: u64);
-}
-
-/// No progress reporting.
-impl IngestProgress for () {
-    fn read(&self, _: u64) {}
-    fn stored(&self, _: u64) {}
-}
-
-/// One classified row, ready for the stores.
-pub(crate) fn classify(
-    row: &SourceRow<'_>,
-    rules: &RuleSet,
-    clock_today: chrono::NaiveDate,
-    received_at: DateTime<Utc>,
-) -> RawRow {
-    let parsed = ParsedRecord::parse(&row.record, rules);
-    let assessment = assess(&parsed, rules, clock_today);
-    let key = match parsed.key {
-        Some(key) => RecordKey::Reading {
-            building_id: key.building_id.to_owned(),
-            date: key.date,
-            provider: key.provider.to_owned(),
-        },
-        None => RecordKey::Content(content_key(&row.record, row.raw)),
-    };
-    let text = |field: RawField<'_>| field.trimmed().map(|t| t.unwrap_or_else(|json| json).to_owned());
-    RawRow {
-        line: row.line as i64,
-        payload: row.raw.to_owned(),
-        parse_error: row.parse_error.map(str::to_owned),
-        received_at,
-        key,
-        fields: RecordFields {
-            building_id: text(row.record.building_id),
-            date: parsed.date.value().copied(),
-            consumption: parsed.consumption.value().copied(),
-            temperature: parsed.temperature.value().copied(),
-            provider: text(row.record.provider),
-        },
-        status: assessment.status,
-        reasons: assessment.reasons,
-        values: parsed.values,
-        original_id: row.origin.and_then(|origin| origin.id).map(str::to_owned),
-        original_created_at: row.origin.and_then(|origin| origin.created_at),
-    }
-}
-
-/// The identity of a record that has no usable key: a stable 128-bit hash of its trimmed
-/// fields (and of its payload when the row was malformed, since its fields say nothing).
-pub fn content_key(record: &RawRecord<'_>, payload: &str) -> String {
-    let mut text = String::with_capacity(payload.len() + 8);
-    for field in FieldName::ALL {
-        match record.get(field).trimmed() {
-            None => text.push('\u{0}'),
-            Some(Ok(value) | Err(value)) => text.push_str(value),
-        }
-        text.push('\u{1f}');
-    }
-    if record.malformed {
-        text.push_str(payload);
-    }
-    format!("{:032x}", xxh3_128(text.as_bytes()))
-}
-
-/// The state a record shows when `winner` (one of `rows` or the stored versions) wins.
-fn state_of(
-    fields: &RecordFields,
-    version: &Version,
-    reasons: emdp_domain::ReasonSet,
-    keys: &KeyVersions,
-) -> RecordState {
-    RecordState {
-        fields: fields.clone(),
-        status: version.status,
-        reasons,
-        values: version.values,
-        winner: version.arrival,
-        versions: keys.versions().len() as i64,
-        pending: keys.is_pending(),
-    }
-}
-
-/// Stores sources into a [`RecordStore`] with a rule set, a clock and a conflict policy.
-#[derive(Clone)]
-pub struct Ingestor {
-    store: Arc<dyn RecordStore>,
-    rules: Arc<RuleSet>,
-    clock: Arc<dyn Clock>,
-    policy: ConflictPolicy,
-}
 
 /// The admission and record of each row of a chunk, in row order.
 pub type ChunkOutcome = Vec<RawLink>;
@@ -207,94 +40,44 @@ pub struct ChunkWrite<'a> {
     pub unseen: Option<&'a [bool]>,
 }
 
+/// The batch an ingest opens with its first chunk.
+pub(super) struct Opening<'a> {
+    /// The batch's source (a file name, `api`, ...).
+    pub source: &'a str,
+    /// The input's format.
+    pub format: SourceFormat,
+    /// The input's column mapping ([`crate::ports::RecordSource::columns`]).
+    pub columns: Option<String>,
+}
+
+/// What the writer pipeline did: the batch it opened, if any, what it stored, and the error
+/// that stopped it.
+pub(super) struct Written {
+    /// The batch, opened with the first chunk.
+    pub batch: Option<BatchId>,
+    /// The committed chunks' tally.
+    pub summary: IngestSummary,
+    /// The store's error, if one stopped the pipeline.
+    pub failure: Option<StoreError>,
+}
+
 impl Ingestor {
-    /// An ingestor writing to `store`.
-    pub fn new(
-        store: Arc<dyn RecordStore>,
-        rules: Arc<RuleSet>,
-        clock: Arc<dyn Clock>,
-        policy: ConflictPolicy,
-    ) -> Self {
-        Ingestor { store, rules, clock, policy }
-    }
-
-    /// The rule set in force.
-    pub fn rules(&self) -> &RuleSet {
-        &self.rules
-    }
-
-    /// The clock the ingestor classifies by.
-    pub fn clock(&self) -> &dyn Clock {
-        self.clock.as_ref()
-    }
-
-    /// Reads `source` to the end on a blocking thread and stores every row. `name` is the
-    /// batch's source (a file name, `api`, ...).
-    pub async fn ingest(
+    /// Stores every chunk of `chunks` in a batch opened with the first one, with up to
+    /// `writers` chunks in flight, and gives their rows back on `give_back`. Returns once
+    /// every chunk in flight is done: after a failure, the chunks still in flight are told
+    /// not to commit, and roll back.
+    pub(super) async fn write_all(
         &self,
-        mut source: Box<dyn RecordSource + Send>,
-        name: &str,
+        chunks: &mut tokio::sync::mpsc::Receiver<Chunk>,
+        give_back: &std::sync::mpsc::Sender<Vec<RawRow>>,
+        opening: Opening<'_>,
         progress: &dyn IngestProgress,
-    ) -> Result<IngestSummary, IngestError> {
-        let started = std::time::Instant::now();
-        // The whole input is read and put in key order first (see `key_order`); then the
-        // reader sends a chunk and waits for the writer to take it before it goes on.
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(1);
-        // Stored chunks' rows go back to the reader, which frees them on the thread that
-        // allocated them and fills the emptied vector again (see `key_order::next_chunk`).
-        let (give_back, given_back) = std::sync::mpsc::channel::<Vec<RawRow>>();
-        let rules = Arc::clone(&self.rules);
-        let clock = Arc::clone(&self.clock);
-        let format = source.format();
-        let mut columns = source.columns().map(ToString::to_string);
-        let writers = self.store.ingest_writers().max(1);
-        let mut chunks =
-            Chunks { sender, runtime: tokio::runtime::Handle::current(), header: None, last_group: None, read: None };
-        let reader = tokio::task::spawn_blocking(move || -> Result<(), IngestError> {
-            source.start()?;
-            chunks.header = source.header().map(str::to_owned);
-            let today = clock.today();
-            let mut received_at = clock.now();
-            let mut order = key_order::KeyOrder::new();
-            let mut read = 0u64;
-            source
-                .read_all(&mut |row| {
-                    let row = classify(&row, &rules, today, received_at);
-                    read += 1;
-                    if read.is_multiple_of(CHUNK_ROWS as u64) {
-                        received_at = clock.now();
-                    }
-                    order.push(row)?;
-                    Ok(())
-                })
-                .map_err(|err| match err {
-                    ReadError::Source(err) => IngestError::Source(err),
-                    ReadError::Visit(err) => match err.downcast::<SortError>() {
-                        Ok(err) => IngestError::Sort(*err),
-                        Err(err) => IngestError::Reader(err.to_string()),
-                    },
-                })?;
-            chunks.read = Some(read);
-            let mut sorted = order.finish()?.peekable();
-            // As many rows in flight as one writer with chunks of `CHUNK_ROWS`.
-            let size = CHUNK_ROWS / writers;
-            loop {
-                let buffer = key_order::emptied(&given_back).unwrap_or_else(|| Vec::with_capacity(size));
-                let rows = key_order::next_chunk(&mut sorted, size, buffer)?;
-                // The receiver may be gone after a store error; that error is reported instead.
-                if rows.is_empty() || chunks.send(rows).is_err() {
-                    break;
-                }
-            }
-            Ok(())
-        });
-
+        writers: usize,
+    ) -> Written {
+        let Opening { source: name, format, mut columns } = opening;
         let mut batch: Option<BatchId> = None;
-        let mut summary = IngestSummary {
-            quality: QualitySummary::default(),
-            stored: StoredCounts::default(),
-            batch_id: String::new(),
-        };
+        let mut summary =
+            IngestSummary { quality: QualitySummary::default(), stored: StoredCounts::default(), batch_id: None };
         // Chunks being written, polled together on this task (the database does the work
         // side by side), and the signals that let each commit, oldest first.
         let mut in_flight = futures::stream::FuturesOrdered::new();
@@ -323,7 +106,7 @@ impl Ingestor {
                         Err(err) => failure = Some(err),
                     }
                 }
-                chunk = receiver.recv(), if input_open && in_flight.len() < writers => {
+                chunk = chunks.recv(), if input_open && in_flight.len() < writers => {
                     let Some(Chunk { header, rows, unseen, read }) = chunk else {
                         input_open = false;
                         continue;
@@ -383,21 +166,9 @@ impl Ingestor {
                 }
             }
         }
-        // After a failure, the chunks still in flight are told not to commit, and roll back.
         commits.clear();
         while in_flight.next().await.is_some() {}
-        drop(receiver);
-        let read = reader.await.map_err(|err| IngestError::Reader(err.to_string()))?;
-        if let Some(batch) = batch {
-            summary.batch_id = batch.to_string();
-            let outcome = serde_json::to_value(&summary).unwrap_or_default();
-            self.store.finish_batch(batch, &outcome).await?;
-        }
-        metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
-        if let Some(err) = failure {
-            return Err(err.into());
-        }
-        read.map(|_| summary)
+        Written { batch, summary, failure }
     }
 
     /// Whether most of a sample of the first chunk's keys are stored already: a file ingested
@@ -463,7 +234,7 @@ impl Ingestor {
 
     /// Stores one chunk in `tx` (see [`Ingestor::write_chunk`]) and says what became of each
     /// row; committing is the caller's.
-    async fn store_chunk(
+    pub(super) async fn store_chunk(
         &self,
         tx: &mut dyn IngestTx,
         batch: BatchId,
@@ -598,79 +369,21 @@ impl Ingestor {
     }
 }
 
-impl IngestSummary {
-    /// Counts a stored chunk: statuses and reasons of `rows`, admissions of `links`.
-    fn tally(&mut self, rows: &[RawRow], links: &[RawLink]) {
-        for (row, link) in rows.iter().zip(links) {
-            let assessment = emdp_domain::Assessment { status: row.status, reasons: row.reasons };
-            self.quality.record(&assessment, link.admission.duplicate());
-            match link.admission {
-                Admission::New | Admission::Edit => self.stored.inserted += 1,
-                Admission::Exact => self.stored.duplicates_skipped += 1,
-                Admission::Conflicting => self.stored.conflicts += 1,
-            }
-        }
-    }
-}
-
-/// Ingestion of small, already buffered inputs (request bodies, messages): classified in
-/// memory, stored as one batch, with each row's outcome returned.
-impl Ingestor {
-    /// The same ingestor with another conflict policy (explicit edits use `keep_latest`).
-    pub fn with_policy(&self, policy: ConflictPolicy) -> Self {
-        Ingestor { policy, ..self.clone() }
-    }
-
-    /// Reads a whole source into classified rows. Only for inputs that fit in memory.
-    pub fn classify_all(&self, source: &mut dyn RecordSource) -> Result<Vec<RawRow>, ReadError> {
-        let (today, now) = (self.clock.today(), self.clock.now());
-        let mut rows = Vec::new();
-        source.read_all(&mut |row| {
-            rows.push(classify(&row, &self.rules, today, now));
-            Ok(())
-        })?;
-        Ok(rows)
-    }
-
-    /// Stores classified rows as one batch from `name`, in one transaction (the batch, its
-    /// records and raw rows are stored together or not at all), and returns the summary and,
-    /// per row, the record it became part of and how. `header` and `columns` are the source's
-    /// ([`RecordSource::header`], [`RecordSource::columns`]), kept with the batch.
-    pub async fn ingest_rows(
-        &self,
-        rows: &[RawRow],
-        name: &str,
-        format: crate::ports::SourceFormat,
-        header: Option<String>,
-        columns: Option<String>,
-    ) -> Result<(IngestSummary, Vec<RawLink>), StoreError> {
-        let started = std::time::Instant::now();
-        let mut tx = self.store.begin_ingest().await?;
-        let batch = tx
-            .create_batch(&NewBatch { source: name.to_owned(), format, header, columns, started_at: self.clock.now() })
-            .await?;
-        let mut summary = IngestSummary {
-            quality: QualitySummary::default(),
-            stored: StoredCounts::default(),
-            batch_id: batch.to_string(),
-        };
-        // Every key at once, in the store's one order: locked chunk by chunk, two large bodies
-        // could each hold a building the other waits for.
-        tx.lock_keys(&rows.iter().map(|row| &row.key).collect::<Vec<_>>()).await?;
-        let mut links = Vec::with_capacity(rows.len());
-        let mut probe_first = false;
-        for chunk in rows.chunks(CHUNK_ROWS) {
-            let chunk_links = self.store_chunk(tx.as_mut(), batch, chunk, probe_first, None).await?;
-            probe_first = mostly_stored(&chunk_links);
-            summary.tally(chunk, &chunk_links);
-            links.extend(chunk_links);
-        }
-        let outcome = serde_json::to_value(&summary).unwrap_or_default();
-        tx.finish_batch(batch, rows.len() as i64, &outcome).await?;
-        tx.commit().await?;
-        record_metrics(rows, &links);
-        metrics::histogram!("emdp_ingest_batch_duration_seconds").record(started.elapsed().as_secs_f64());
-        Ok((summary, links))
+/// The state a record shows when `winner` (one of `rows` or the stored versions) wins.
+fn state_of(
+    fields: &RecordFields,
+    version: &Version,
+    reasons: emdp_domain::ReasonSet,
+    keys: &KeyVersions,
+) -> RecordState {
+    RecordState {
+        fields: fields.clone(),
+        status: version.status,
+        reasons,
+        values: version.values,
+        winner: version.arrival,
+        versions: keys.versions().len() as i64,
+        pending: keys.is_pending(),
     }
 }
 
@@ -707,42 +420,6 @@ impl Settled {
         record_metrics(rows, links);
         self.rows += rows.len() as u64;
         progress.stored(self.rows);
-    }
-}
-
-/// A chunk of rows, from the reader thread to the writer.
-struct Chunk {
-    /// The input's header, with the first chunk only.
-    header: Option<String>,
-    rows: Vec<RawRow>,
-    /// Per row, whether its key was in no earlier chunk (for [`IngestTx::insert_unseen`]).
-    unseen: Vec<bool>,
-    /// The rows of the whole input, when it was read before the first chunk was sent.
-    read: Option<u64>,
-}
-
-/// The reader thread's end of the channel to the writer.
-struct Chunks {
-    sender: tokio::sync::mpsc::Sender<Chunk>,
-    runtime: tokio::runtime::Handle,
-    /// The header, until the first chunk takes it.
-    header: Option<String>,
-    /// The key group the last chunk sent ended with: the only one that may go on in the next.
-    last_group: Option<String>,
-    /// See [`Chunk::read`].
-    read: Option<u64>,
-}
-
-impl Chunks {
-    /// Sends a chunk and waits until the writer has taken it. Fails when the writer stopped.
-    fn send(&mut self, rows: Vec<RawRow>) -> Result<(), &'static str> {
-        const STOPPED: &str = "the writer stopped";
-        let unseen = key_order::unseen(self.last_group.as_deref(), &rows);
-        self.last_group = rows.last().map(|row| row.key.group().to_owned());
-        let chunk = Chunk { header: self.header.take(), rows, unseen, read: self.read };
-        self.sender.blocking_send(chunk).map_err(|_| STOPPED)?;
-        // A slot frees when the writer takes the chunk; the permit is handed back.
-        self.runtime.block_on(self.sender.reserve()).map(drop).map_err(|_| STOPPED)
     }
 }
 
@@ -813,13 +490,13 @@ struct Candidates {
 /// Whether most rows of a stored chunk belonged to keys already stored (a re-run, an
 /// overlapping export): then the next chunk is likely the same, and `write_chunk` should load
 /// its keys before inserting.
-fn mostly_stored(links: &[RawLink]) -> bool {
+pub(super) fn mostly_stored(links: &[RawLink]) -> bool {
     links.iter().filter(|link| link.admission != Admission::New).count() * 2 > links.len()
 }
 
 /// Counts a stored chunk in the metrics (`emdp_records_ingested_total` by status and admission,
 /// `emdp_duplicates_total` by kind), one update per label set rather than per row.
-fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
+pub(super) fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
     let mut counts: HashMap<(&'static str, &'static str), u64> = HashMap::new();
     for (row, link) in rows.iter().zip(links) {
         *counts.entry((row.status.as_str(), link.admission.as_str())).or_default() += 1;
@@ -835,7 +512,7 @@ fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use key_order::tests::row;
+    use crate::usecases::ingest::key_order::tests::row;
 
     #[test]
     fn groups_hold_each_keys_rows_in_input_order() {
