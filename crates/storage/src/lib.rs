@@ -6,19 +6,13 @@
 mod alerts_sql;
 mod error;
 pub mod postgres;
-mod postgres_alerts;
-mod postgres_analytics;
-mod postgres_keys;
-mod postgres_quality;
 mod quality_sql;
 mod rows;
+mod sql;
 pub mod sqlite;
-mod sqlite_alerts;
-mod sqlite_analytics;
 mod sqlite_bulk;
 mod sqlite_functions;
-mod sqlite_keys;
-mod sqlite_quality;
+mod store;
 
 use std::sync::Arc;
 
@@ -26,6 +20,7 @@ use emdp_app::ports::{AlertStore, AnalyticsStore, DuplicateStore, KeyStore, Qual
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+use store::SqlStore;
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://emdp.db";
@@ -33,13 +28,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://emdp.db";
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`), creating the
 /// SQLite file if needed and applying pending migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn RecordStore>, StoreError> {
-    match backend(url)? {
-        Backend::Sqlite => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Backend::Postgres => Ok(Arc::new(PostgresStore::open(url).await?)),
-    }
+    Ok(open_stores(url).await?.records)
 }
 
-/// Both ports on one database, sharing one connection pool.
+/// Every port on one database, sharing one connection pool.
 #[derive(Clone)]
 pub struct Stores {
     /// The raw and curated stores.
@@ -56,63 +48,51 @@ pub struct Stores {
     pub alerts: Arc<dyn AlertStore>,
 }
 
-/// Opens the database named by `url` like [`open`] and returns both ports over one pool.
+/// Opens the database named by `url` like [`open`] and returns every port over one pool.
 pub async fn open_stores(url: &str) -> Result<Stores, StoreError> {
-    match backend(url)? {
-        Backend::Sqlite => {
-            let store = Arc::new(SqliteStore::open(url).await?);
-            Ok(Stores {
-                records: store.clone(),
-                analytics: store.clone(),
-                quality: store.clone(),
-                duplicates: store.clone(),
-                alerts: store.clone(),
-                keys: store,
-            })
-        }
-        Backend::Postgres => {
-            let store = Arc::new(PostgresStore::open(url).await?);
-            Ok(Stores {
-                records: store.clone(),
-                analytics: store.clone(),
-                quality: store.clone(),
-                duplicates: store.clone(),
-                alerts: store.clone(),
-                keys: store,
-            })
-        }
+    match kind(url)? {
+        Kind::Sqlite => Ok(Stores::over(SqliteStore::open(url).await?)),
+        Kind::Postgres => Ok(Stores::over(PostgresStore::open(url).await?)),
     }
 }
 
-/// Opens the analytical views of the database named by `url` (applying pending migrations).
-pub async fn open_analytics(url: &str) -> Result<Arc<dyn AnalyticsStore>, StoreError> {
-    Ok(open_stores(url).await?.analytics)
-}
-
-/// Opens the quality aggregates of the database named by `url` (applying pending migrations).
-pub async fn open_quality(url: &str) -> Result<Arc<dyn QualityStore>, StoreError> {
-    Ok(open_stores(url).await?.quality)
+impl Stores {
+    /// Every port on one backend.
+    fn over<B: sql::Backend>(backend: B) -> Stores
+    where
+        SqlStore<B>: RecordStore,
+    {
+        let store = Arc::new(SqlStore(backend));
+        Stores {
+            records: store.clone(),
+            analytics: store.clone(),
+            quality: store.clone(),
+            duplicates: store.clone(),
+            alerts: store.clone(),
+            keys: store,
+        }
+    }
 }
 
 /// Applies pending migrations to the database named by `url` and returns the versions applied.
 pub async fn migrate(url: &str) -> Result<Vec<i64>, StoreError> {
-    match backend(url)? {
-        Backend::Sqlite => SqliteStore::migrate_url(url).await,
-        Backend::Postgres => PostgresStore::migrate_url(url).await,
+    match kind(url)? {
+        Kind::Sqlite => SqliteStore::migrate_url(url).await,
+        Kind::Postgres => PostgresStore::migrate_url(url).await,
     }
 }
 
 /// The database a URL names.
-enum Backend {
+enum Kind {
     Sqlite,
     Postgres,
 }
 
-fn backend(url: &str) -> Result<Backend, StoreError> {
+fn kind(url: &str) -> Result<Kind, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Backend::Sqlite)
+        Ok(Kind::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Backend::Postgres)
+        Ok(Kind::Postgres)
     } else {
         Err(StoreError::Unavailable(format!(
             "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB",

@@ -1,0 +1,335 @@
+//! What the read side needs of a database, written once: statements with their parameters
+//! ([`Sql`], [`Param`]) in a [`Dialect`], rows read through [`Cols`], and the [`Backend`] that
+//! runs them. The SQLite and PostgreSQL modules implement [`Cols`] and [`Backend`]; the ports'
+//! implementations over them live in [`crate::store`] and [`crate::alerts_sql`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use emdp_app::ports::{BatchId, Granularity, IngestTx, NewBatch, RecordKey, StoreError, StoredKey};
+use futures::TryStreamExt;
+
+use crate::error::DbResult;
+
+/// The database a statement is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: `?` placeholders, dates as 'YYYY-MM-DD' text, times and booleans as integers.
+    Sqlite,
+    /// PostgreSQL: `$N` placeholders, `DATE`, `BOOLEAN` (and `TIMESTAMPTZ` outside the alerts).
+    Postgres,
+}
+
+impl Dialect {
+    /// A date column as days since 1970-01-01 (BIGINT).
+    pub(crate) fn day(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST(unixepoch({column}) / 86400 AS BIGINT)"),
+            Dialect::Postgres => format!("CAST({column} - DATE '1970-01-01' AS BIGINT)"),
+        }
+    }
+
+    /// A time column as Unix epoch milliseconds (BIGINT).
+    pub(crate) fn millis(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => column.to_owned(),
+            Dialect::Postgres => format!("CAST(round(EXTRACT(EPOCH FROM {column}) * 1000) AS BIGINT)"),
+        }
+    }
+
+    /// A boolean column as 0/1 (BIGINT).
+    pub(crate) fn flag(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST({column} AS BIGINT)"),
+            Dialect::Postgres => format!("CAST(CASE WHEN {column} THEN 1 ELSE 0 END AS BIGINT)"),
+        }
+    }
+
+    /// The conflict-group predicate, written exactly as the partial index `records_conflicts`.
+    pub(crate) fn conflict(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "(r.versions > 1 OR r.pending <> 0)",
+            Dialect::Postgres => "(r.versions > 1 OR r.pending)",
+        }
+    }
+
+    /// Whether the record `r` waits for a manual decision.
+    pub(crate) fn pending(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "r.pending <> 0",
+            Dialect::Postgres => "r.pending",
+        }
+    }
+
+    /// Byte-order text comparison (SQLite's default; PostgreSQL's depends on the locale).
+    pub(crate) fn collate(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+
+    /// The larger of two numbers.
+    pub(crate) fn greatest(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("MAX({a}, {b})"),
+            Dialect::Postgres => format!("GREATEST({a}, {b})"),
+        }
+    }
+
+    /// The first day of the period of `granularity` that the date column `date` falls in, as a
+    /// date column.
+    pub(crate) fn period_start(self, granularity: Granularity, date: &str) -> String {
+        match (self, granularity) {
+            (_, Granularity::Day) => date.to_owned(),
+            // strftime('%w') is 0 on Sunday: step back to the ISO week's Monday.
+            (Dialect::Sqlite, Granularity::Week) => {
+                format!("date({date}, '-' || ((CAST(strftime('%w', {date}) AS INTEGER) + 6) % 7) || ' days')")
+            }
+            (Dialect::Sqlite, Granularity::Month) => format!("strftime('%Y-%m-01', {date})"),
+            // date_trunc('week') starts weeks on Monday, as ISO 8601 does.
+            (Dialect::Postgres, Granularity::Week) => format!("CAST(date_trunc('week', {date}) AS DATE)"),
+            (Dialect::Postgres, Granularity::Month) => format!("CAST(date_trunc('month', {date}) AS DATE)"),
+        }
+    }
+}
+
+/// A value bound to a statement, as the backend stores its kind (see [`Backend::DIALECT`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// A text (NUL-escaped on PostgreSQL).
+    Text(Option<String>),
+    /// An integer.
+    Int(Option<i64>),
+    /// A floating-point number.
+    Real(Option<f64>),
+    /// A boolean (0/1 on SQLite).
+    Bool(bool),
+    /// A day (text on SQLite).
+    Date(Option<NaiveDate>),
+    /// A time (epoch milliseconds on SQLite, `TIMESTAMPTZ` on PostgreSQL).
+    Time(Option<DateTime<Utc>>),
+}
+
+/// `From` conversions of the values statements bind, so that `bind(value)` reads as it binds.
+macro_rules! params {
+    ($($value:ty => |$v:ident| $param:expr;)*) => {$(
+        impl From<$value> for Param {
+            fn from($v: $value) -> Self {
+                $param
+            }
+        }
+    )*};
+}
+
+params! {
+    &str => |v| Param::Text(Some(v.to_owned()));
+    String => |v| Param::Text(Some(v));
+    Option<&str> => |v| Param::Text(v.map(str::to_owned));
+    i64 => |v| Param::Int(Some(v));
+    Option<i64> => |v| Param::Int(v);
+    Option<f64> => |v| Param::Real(v);
+    f64 => |v| Param::Real(Some(v));
+    bool => |v| Param::Bool(v);
+    NaiveDate => |v| Param::Date(Some(v));
+    Option<NaiveDate> => |v| Param::Date(v);
+    DateTime<Utc> => |v| Param::Time(Some(v));
+}
+
+/// A statement and its parameters, with placeholders in its dialect.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    /// The dialect of the placeholders.
+    pub dialect: Dialect,
+    /// The statement.
+    pub text: String,
+    /// Its parameters, in placeholder order.
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    /// An empty statement, for [`Sql::push`] and [`Sql::bind`].
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Sql { dialect, text: String::with_capacity(1024), params: Vec::new() }
+    }
+
+    /// A statement written with numbered `$N` placeholders (SQLite's `?N`) and its parameters.
+    pub(crate) fn numbered(dialect: Dialect, text: &str, params: Vec<Param>) -> Self {
+        let text = match dialect {
+            Dialect::Sqlite => text.replace('$', "?"),
+            Dialect::Postgres => text.to_owned(),
+        };
+        Sql { dialect, text, params }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `param`.
+    pub(crate) fn bind(&mut self, param: impl Into<Param>) -> &mut Self {
+        self.params.push(param.into());
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                let n = self.params.len();
+                self.text.push_str(&format!("${n}"));
+            }
+        }
+        self
+    }
+}
+
+/// Reading the columns of a result row, whatever the database: each backend reads a column as
+/// it stores that kind of value.
+pub trait Cols {
+    /// An integer column (`BIGINT` on PostgreSQL).
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError>;
+    /// A floating-point column.
+    fn opt_real(&self, index: usize) -> Result<Option<f64>, StoreError>;
+    /// A text column, as it was given (PostgreSQL's NUL escape undone).
+    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError>;
+    /// A date column as the backend stores dates.
+    fn opt_date(&self, index: usize) -> Result<Option<NaiveDate>, StoreError>;
+    /// A time column as the backend stores times (the alerts' epoch milliseconds are integers).
+    fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// A non-null integer column.
+    fn int(&self, index: usize) -> Result<i64, StoreError> {
+        self.opt_int(index)?.ok_or_else(|| null(index))
+    }
+    /// A non-null floating-point column.
+    fn real(&self, index: usize) -> Result<f64, StoreError> {
+        self.opt_real(index)?.ok_or_else(|| null(index))
+    }
+    /// A non-null text column.
+    fn text(&self, index: usize) -> Result<String, StoreError> {
+        self.opt_text(index)?.ok_or_else(|| null(index))
+    }
+    /// A non-null date column.
+    fn date(&self, index: usize) -> Result<NaiveDate, StoreError> {
+        self.opt_date(index)?.ok_or_else(|| null(index))
+    }
+    /// A non-null time column.
+    fn time(&self, index: usize) -> Result<DateTime<Utc>, StoreError> {
+        self.opt_time(index)?.ok_or_else(|| null(index))
+    }
+}
+
+fn null(index: usize) -> StoreError {
+    StoreError::Other(format!("column {index} is unexpectedly NULL"))
+}
+
+/// A transaction of backend `B`.
+pub type Tx<B> = sqlx::Transaction<'static, <B as Backend>::Db>;
+
+/// What differs between SQLite and PostgreSQL on the read side: the dialect, how statements
+/// are bound and run and rows read, and the quality report's hooks. Everything over it (the
+/// quality, duplicate, analytics, key and alert stores) is written once, in [`crate::store`].
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: sqlx::Database;
+    /// A result row.
+    type Row: Cols + Send;
+
+    /// The SQL dialect.
+    const DIALECT: Dialect;
+    /// The statement that begins a transaction that will write (SQLite takes its write lock
+    /// at once, rather than failing when a reader upgrades).
+    const BEGIN_WRITE: &'static str;
+    /// Whether the quality report may read the running counts `record_tally` and `raw_tally`
+    /// (SQLite's migrations 0005 and 0006) when they serve a filter, instead of scanning.
+    const TALLIES: bool;
+    /// Settings for the quality report's statements (`SET LOCAL`, in a transaction of their
+    /// own); none for a backend that needs none.
+    const REPORT_SETTINGS: &'static [&'static str];
+
+    /// The connection pool.
+    fn pool(&self) -> &sqlx::Pool<Self::Db>;
+
+    /// Runs `sql` (in `tx`, or on the pool) and hands each row to `row`, as they arrive.
+    async fn fetch(
+        &self,
+        tx: Option<&mut sqlx::Transaction<'static, Self::Db>>,
+        sql: &Sql,
+        row: &mut (dyn FnMut(Self::Row) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError>;
+
+    /// Runs `sql` (in `tx`, or on the pool) and returns how many rows it changed.
+    async fn execute(
+        &self,
+        tx: Option<&mut sqlx::Transaction<'static, Self::Db>>,
+        sql: &Sql,
+    ) -> Result<u64, StoreError>;
+
+    // The write side, where the backends differ most: see `RecordStore`'s methods of the same
+    // names.
+
+    /// [`RecordStore::ingest_writers`](emdp_app::ports::RecordStore::ingest_writers).
+    fn ingest_writers(&self) -> usize {
+        1
+    }
+
+    /// [`RecordStore::create_batch`](emdp_app::ports::RecordStore::create_batch).
+    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError>;
+
+    /// [`RecordStore::finish_batch`](emdp_app::ports::RecordStore::finish_batch).
+    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError>;
+
+    /// [`RecordStore::begin_ingest`](emdp_app::ports::RecordStore::begin_ingest).
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError>;
+
+    /// [`RecordStore::close`](emdp_app::ports::RecordStore::close).
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// [`RecordStore::find_keys`](emdp_app::ports::RecordStore::find_keys): by default in an
+    /// ingest transaction that is never committed.
+    async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+        self.begin_ingest().await?.load_keys(keys).await
+    }
+}
+
+/// [`Backend::fetch`] for a backend whose statements are `query`: in `tx`, or on `pool`.
+pub(crate) async fn fetch_rows<DB>(
+    pool: &sqlx::Pool<DB>,
+    tx: Option<&mut sqlx::Transaction<'static, DB>>,
+    query: sqlx::query::Query<'_, DB, DB::Arguments>,
+    each: &mut (dyn FnMut(DB::Row) -> Result<(), StoreError> + Send),
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let mut rows = match tx {
+        Some(tx) => query.fetch(&mut **tx),
+        None => query.fetch(pool),
+    };
+    while let Some(row) = rows.try_next().await.db()? {
+        each(row)?;
+    }
+    Ok(())
+}
+
+/// [`Backend::execute`] for a backend whose statements are `query`: its result, in `tx` or on
+/// `pool`.
+pub(crate) async fn execute_query<DB>(
+    pool: &sqlx::Pool<DB>,
+    tx: Option<&mut sqlx::Transaction<'static, DB>>,
+    query: sqlx::query::Query<'_, DB, DB::Arguments>,
+) -> Result<DB::QueryResult, StoreError>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    match tx {
+        Some(tx) => query.execute(&mut **tx).await,
+        None => query.execute(pool).await,
+    }
+    .db()
+}
