@@ -101,26 +101,61 @@ fn kind(url: &str) -> Result<Kind, StoreError> {
     }
 }
 
-/// A database URL with its password hidden, for messages and logs.
+/// A database URL with its passwords hidden, for messages and logs: the one in its user
+/// information (`postgres://u:***@h/db`) and any given as a query parameter
+/// (`?password=***`, `&sslpassword=***`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if ["password", "sslpassword"].iter().any(|secret| key.eq_ignore_ascii_case(secret)) => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
     }
+    shown
 }
 
 #[cfg(test)]
 mod tests {
+    use super::redact;
+
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact("sqlite://emdp.db"), "sqlite://emdp.db");
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://emdp.db"), "sqlite://emdp.db");
+    }
+
+    #[test]
+    fn redacts_passwords_given_as_query_parameters() {
+        assert_eq!(redact("postgres://u@h/db?password=secret"), "postgres://u@h/db?password=***");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=x"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u:a@h/db?password=b&application_name=emdp"),
+            "postgres://u:***@h/db?password=***&application_name=emdp"
+        );
+        assert_eq!(redact("postgres://h/db?sslpassword=k&user=u"), "postgres://h/db?sslpassword=***&user=u");
+        assert_eq!(redact("postgres://u@h/db?sslmode=require"), "postgres://u@h/db?sslmode=require");
+        assert_eq!(redact("sqlite://emdp.db?mode=rwc"), "sqlite://emdp.db?mode=rwc");
     }
 }
