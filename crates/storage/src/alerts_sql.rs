@@ -12,8 +12,8 @@ use emdp_app::ports::{
 
 use crate::error::DbResult;
 use crate::rows::from_millis;
-use crate::sql::{Backend, Cols, Sql, Tx};
-use crate::store::SqlStore;
+use crate::sql::{Backend, Cols, On, Sql, Tx, execute};
+use crate::store::{SqlStore, row_on};
 
 /// Columns of `alert_rules` in the order `rule_row` reads them.
 const RULE_COLUMNS: &str = "id, name, kind, params, severity, cooldown_seconds, enabled, created_at, updated_at";
@@ -123,7 +123,7 @@ impl<B: Backend> SqlStore<B> {
             "INSERT INTO alert_events (alert_id, kind, at, payload) VALUES ($1, $2, $3, $4) RETURNING seq",
             vec![alert.id.into(), kind.as_str().into(), at.timestamp_millis().into(), payload.into()],
         );
-        let row = self.row_in(Some(tx), &sql).await?.ok_or(StoreError::NotFound)?;
+        let row = row_on::<B>(On::Conn(&mut **tx), &sql).await?.ok_or(StoreError::NotFound)?;
         Ok(AlertEvent { seq: row.int(0)?, kind, at, alert: alert.clone() })
     }
 
@@ -136,7 +136,7 @@ impl<B: Backend> SqlStore<B> {
         at: DateTime<Utc>,
     ) -> Result<Option<(Alert, AlertEvent)>, StoreError> {
         let mut tx = self.begin(false).await?;
-        let Some(stored) = self.row_in(Some(&mut tx), &sql).await?.as_ref().map(alert_row).transpose()? else {
+        let Some(stored) = row_on::<B>(On::Conn(&mut *tx), &sql).await?.as_ref().map(alert_row).transpose()? else {
             return Ok(None);
         };
         let event = self.log_event(&mut tx, kind, at, &stored).await?;
@@ -158,7 +158,7 @@ impl<B: Backend> AlertStore for SqlStore<B> {
 
     async fn get_rule(&self, id: i64) -> Result<Option<AlertRule>, StoreError> {
         let sql = self.sql(&format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = $1"), vec![id.into()]);
-        self.row_in(None, &sql).await?.as_ref().map(rule_row).transpose()
+        row_on::<B>(self.pooled(), &sql).await?.as_ref().map(rule_row).transpose()
     }
 
     async fn create_rule(&self, spec: &RuleSpec, at: DateTime<Utc>) -> Result<AlertRule, StoreError> {
@@ -171,7 +171,7 @@ impl<B: Backend> AlertStore for SqlStore<B> {
             ),
             params,
         );
-        rule_row(&self.row_in(None, &sql).await?.ok_or(StoreError::NotFound)?)
+        rule_row(&row_on::<B>(self.pooled(), &sql).await?.ok_or(StoreError::NotFound)?)
     }
 
     async fn update_rule(&self, id: i64, spec: &RuleSpec, at: DateTime<Utc>) -> Result<AlertRule, StoreError> {
@@ -184,12 +184,12 @@ impl<B: Backend> AlertStore for SqlStore<B> {
             ),
             params,
         );
-        self.row_in(None, &sql).await?.as_ref().map(rule_row).transpose()?.ok_or(StoreError::NotFound)
+        row_on::<B>(self.pooled(), &sql).await?.as_ref().map(rule_row).transpose()?.ok_or(StoreError::NotFound)
     }
 
     async fn delete_rule(&self, id: i64) -> Result<bool, StoreError> {
-        let sql = self.sql("DELETE FROM alert_rules WHERE id = $1", vec![id.into()]);
-        Ok(self.0.execute(None, &sql).await? > 0)
+        let sql = self.sql("DELETE FROM alert_rules WHERE id = $1 RETURNING id", vec![id.into()]);
+        Ok(row_on::<B>(self.pooled(), &sql).await?.is_some())
     }
 
     async fn fire(&self, alert: &NewAlert) -> Result<AlertEvent, StoreError> {
@@ -210,7 +210,7 @@ impl<B: Backend> AlertStore for SqlStore<B> {
                 alert.details.to_string().into(),
             ],
         );
-        let stored = alert_row(&self.row_in(Some(&mut tx), &sql).await?.ok_or(StoreError::NotFound)?)?;
+        let stored = alert_row(&row_on::<B>(On::Conn(&mut *tx), &sql).await?.ok_or(StoreError::NotFound)?)?;
         let event = self.log_event(&mut tx, EventKind::Fired, alert.fired_at, &stored).await?;
         tx.commit().await.db()?;
         Ok(event)
@@ -301,7 +301,7 @@ impl<B: Backend> AlertStore for SqlStore<B> {
                 (attempt.duration_ms.min(i64::MAX as u64) as i64).into(),
             ],
         );
-        self.0.execute(None, &sql).await.map(drop)
+        execute::<B>(self.pooled(), &sql).await
     }
 
     async fn attempts(&self, alert_id: i64) -> Result<Vec<DeliveryAttempt>, StoreError> {

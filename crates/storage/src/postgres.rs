@@ -21,12 +21,13 @@ use emdp_app::ports::{
 };
 use emdp_domain::{Admission, Arrival, ValueFingerprint};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgExecutor, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgPool, Postgres, Row, Transaction};
 
 use crate::error::{DbResult, migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
-use crate::sql::{Backend, Cols, Dialect, Param, Sql, execute_query, fetch_rows};
+use crate::sql::{Backend, Cols, Dialect, On, Param, Sql};
+use crate::store::{close_batch, insert_batch};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -257,26 +258,9 @@ fn bind_stretches(
     sqlx::query(sql).bind(buildings).bind(providers).bind(firsts).bind(lasts)
 }
 
-/// The statement with its parameters bound as PostgreSQL stores them (texts NUL-escaped).
-fn query(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
-    for param in &sql.params {
-        query = match param {
-            Param::Text(text) => query.bind(escape_opt(text.as_deref())),
-            Param::Int(int) => query.bind(*int),
-            Param::Real(real) => query.bind(*real),
-            Param::Bool(flag) => query.bind(*flag),
-            Param::Date(date) => query.bind(*date),
-            Param::Time(time) => query.bind(*time),
-        };
-    }
-    query
-}
-
 #[async_trait]
 impl Backend for PostgresStore {
     type Db = Postgres;
-    type Row = PgRow;
 
     const DIALECT: Dialect = Dialect::Postgres;
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -294,17 +278,19 @@ impl Backend for PostgresStore {
         &self.pool
     }
 
-    async fn fetch(
-        &self,
-        tx: Option<&mut Transaction<'static, Postgres>>,
-        sql: &Sql,
-        each: &mut (dyn FnMut(PgRow) -> Result<(), StoreError> + Send),
-    ) -> Result<(), StoreError> {
-        fetch_rows(&self.pool, tx, query(sql), each).await
-    }
-
-    async fn execute(&self, tx: Option<&mut Transaction<'static, Postgres>>, sql: &Sql) -> Result<u64, StoreError> {
-        Ok(execute_query(&self.pool, tx, query(sql)).await?.rows_affected())
+    fn query(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
+        for param in &sql.params {
+            query = match param {
+                Param::Text(text) => query.bind(escape_opt(text.as_deref())),
+                Param::Int(int) => query.bind(*int),
+                Param::Real(real) => query.bind(*real),
+                Param::Bool(flag) => query.bind(*flag),
+                Param::Date(date) => query.bind(*date),
+                Param::Time(time) => query.bind(*time),
+            };
+        }
+        query
     }
 
     /// Two: while one chunk's transaction is in the server's hands, the next one's is
@@ -313,19 +299,14 @@ impl Backend for PostgresStore {
         PG_INGEST_WRITERS
     }
 
-    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(&self.pool, batch).await
-    }
-
-    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        let stored = close_batch(&self.pool, batch, None, summary).await?;
+    async fn batch_finished(&self, stored: i64) -> Result<(), StoreError> {
         // After a bulk load, refresh the planner's statistics and the visibility map at once
         // rather than whenever autovacuum comes by: without statistics the report's plans
         // sort instead of reading indexes in order, and without the visibility map its
         // index-only scans visit the table (1M rows: report 1.8 s -> 1.3 s, for 0.5-1 s here).
         // One table per connection, at once: a VACUUM runs in one backend, and the two tables
         // take about as long each (0.70 s for both in one statement after a 1M-row ingest).
-        if stored.unwrap_or(0) >= BULK_LOAD_ROWS {
+        if stored >= BULK_LOAD_ROWS {
             let vacuum = |table: &'static str| async move {
                 let sql = sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}"));
                 sqlx::query(sql).execute(&self.pool).await.db()
@@ -1180,51 +1161,16 @@ impl IngestTx for PgIngest {
     }
 
     async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(&mut *self.tx, batch).await
+        insert_batch::<PostgresStore>(On::Conn(&mut *self.tx), batch).await
     }
 
     async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError> {
-        close_batch(&mut *self.tx, batch, Some(rows), summary).await.map(drop)
+        close_batch::<PostgresStore>(On::Conn(&mut *self.tx), batch, Some(rows), summary).await.map(drop)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.db()
     }
-}
-
-/// Inserts a batch, in a transaction or on its own.
-async fn insert_batch<'e>(executor: impl PgExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
-    sqlx::query_scalar(
-        "INSERT INTO batches (source, format, header, columns, started_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(escape(&batch.source).into_owned())
-    .bind(batch.format.as_str())
-    .bind(escape_opt(batch.header.as_deref()))
-    .bind(escape_opt(batch.columns.as_deref()))
-    .bind(batch.started_at)
-    .fetch_one(executor)
-    .await
-    .db()
-}
-
-/// Marks a batch finished with its summary and, when given, its rows stored; returns its rows
-/// stored (`None` for an unknown batch).
-async fn close_batch<'e>(
-    executor: impl PgExecutor<'e>,
-    batch: BatchId,
-    rows: Option<i64>,
-    summary: &serde_json::Value,
-) -> Result<Option<i64>, StoreError> {
-    sqlx::query_scalar(
-        "UPDATE batches SET finished_at = now(), summary = $1::jsonb, rows_stored = COALESCE($3, rows_stored) \
-         WHERE id = $2 RETURNING rows_stored",
-    )
-    .bind(summary.to_string())
-    .bind(batch)
-    .bind(rows)
-    .fetch_optional(executor)
-    .await
-    .db()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use emdp_app::ports::{BatchId, Granularity, IngestTx, NewBatch, RecordKey, StoreError, StoredKey};
+use emdp_app::ports::{Granularity, IngestTx, RecordKey, StoreError, StoredKey};
 use futures::TryStreamExt;
 
 use crate::error::DbResult;
@@ -73,6 +73,14 @@ impl Dialect {
         match self {
             Dialect::Sqlite => format!("MAX({a}, {b})"),
             Dialect::Postgres => format!("GREATEST({a}, {b})"),
+        }
+    }
+
+    /// A JSON text parameter as the `batches.summary` column keeps it (`JSONB` on PostgreSQL).
+    pub(crate) fn json(self, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => param.to_owned(),
+            Dialect::Postgres => format!("CAST({param} AS JSONB)"),
         }
     }
 
@@ -221,6 +229,15 @@ fn null(index: usize) -> StoreError {
     StoreError::Other(format!("column {index} is unexpectedly NULL"))
 }
 
+/// Where a statement runs: on a pooled connection, or on a connection held (in a transaction,
+/// or the ingest's).
+pub enum On<'a, DB: sqlx::Database> {
+    /// Any connection of the pool.
+    Pool(&'a sqlx::Pool<DB>),
+    /// This connection.
+    Conn(&'a mut DB::Connection),
+}
+
 /// A transaction of backend `B`.
 pub type Tx<B> = sqlx::Transaction<'static, <B as Backend>::Db>;
 
@@ -229,10 +246,8 @@ pub type Tx<B> = sqlx::Transaction<'static, <B as Backend>::Db>;
 /// quality, duplicate, analytics, key and alert stores) is written once, in [`crate::store`].
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// The sqlx database.
-    type Db: sqlx::Database;
-    /// A result row.
-    type Row: Cols + Send;
+    /// The sqlx database, whose rows the read side reads through [`Cols`].
+    type Db: Driver<Row: Cols + Send>;
 
     /// The SQL dialect.
     const DIALECT: Dialect;
@@ -249,20 +264,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The connection pool.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
 
-    /// Runs `sql` (in `tx`, or on the pool) and hands each row to `row`, as they arrive.
-    async fn fetch(
-        &self,
-        tx: Option<&mut sqlx::Transaction<'static, Self::Db>>,
-        sql: &Sql,
-        row: &mut (dyn FnMut(Self::Row) -> Result<(), StoreError> + Send),
-    ) -> Result<(), StoreError>;
-
-    /// Runs `sql` (in `tx`, or on the pool) and returns how many rows it changed.
-    async fn execute(
-        &self,
-        tx: Option<&mut sqlx::Transaction<'static, Self::Db>>,
-        sql: &Sql,
-    ) -> Result<u64, StoreError>;
+    /// The statement with its parameters bound as the database stores them.
+    fn query(sql: &Sql) -> sqlx::query::Query<'_, Self::Db, <Self::Db as sqlx::Database>::Arguments>;
 
     // The write side, where the backends differ most: see `RecordStore`'s methods of the same
     // names.
@@ -272,11 +275,11 @@ pub trait Backend: Send + Sync + 'static {
         1
     }
 
-    /// [`RecordStore::create_batch`](emdp_app::ports::RecordStore::create_batch).
-    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError>;
-
-    /// [`RecordStore::finish_batch`](emdp_app::ports::RecordStore::finish_batch).
-    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError>;
+    /// After [`RecordStore::finish_batch`](emdp_app::ports::RecordStore::finish_batch) of a
+    /// batch of `rows_stored` rows: whatever the database needs after a bulk load.
+    async fn batch_finished(&self, _rows_stored: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// [`RecordStore::begin_ingest`](emdp_app::ports::RecordStore::begin_ingest).
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError>;
@@ -293,43 +296,50 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// [`Backend::fetch`] for a backend whose statements are `query`: in `tx`, or on `pool`.
-pub(crate) async fn fetch_rows<DB>(
-    pool: &sqlx::Pool<DB>,
-    tx: Option<&mut sqlx::Transaction<'static, DB>>,
-    query: sqlx::query::Query<'_, DB, DB::Arguments>,
-    each: &mut (dyn FnMut(DB::Row) -> Result<(), StoreError> + Send),
-) -> Result<(), StoreError>
+/// A sqlx database that statements can run on, as [`On`] says: what `sqlx::Executor` offers
+/// for any database, written once (its bounds cannot be named on [`Backend`] itself).
+pub trait Driver: sqlx::Database {
+    /// The rows of `query`, as they arrive.
+    fn rows<'e>(
+        on: On<'e, Self>,
+        query: sqlx::query::Query<'e, Self, Self::Arguments>,
+    ) -> futures::stream::BoxStream<'e, Result<Self::Row, sqlx::Error>>;
+}
+
+impl<DB> Driver for DB
 where
     DB: sqlx::Database,
     DB::Arguments: sqlx::IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
-    let mut rows = match tx {
-        Some(tx) => query.fetch(&mut **tx),
-        None => query.fetch(pool),
-    };
+    fn rows<'e>(
+        on: On<'e, DB>,
+        query: sqlx::query::Query<'e, DB, DB::Arguments>,
+    ) -> futures::stream::BoxStream<'e, Result<DB::Row, sqlx::Error>> {
+        match on {
+            On::Pool(pool) => sqlx::Executor::fetch(pool, query),
+            On::Conn(conn) => sqlx::Executor::fetch(conn, query),
+        }
+    }
+}
+
+/// A result row of backend `B`.
+pub type Row<B> = <<B as Backend>::Db as sqlx::Database>::Row;
+
+/// Runs `sql` and hands each row to `each`, as they arrive.
+pub(crate) async fn fetch<B: Backend>(
+    on: On<'_, B::Db>,
+    sql: &Sql,
+    each: &mut (dyn FnMut(Row<B>) -> Result<(), StoreError> + Send),
+) -> Result<(), StoreError> {
+    let mut rows = B::Db::rows(on, B::query(sql));
     while let Some(row) = rows.try_next().await.db()? {
         each(row)?;
     }
     Ok(())
 }
 
-/// [`Backend::execute`] for a backend whose statements are `query`: its result, in `tx` or on
-/// `pool`.
-pub(crate) async fn execute_query<DB>(
-    pool: &sqlx::Pool<DB>,
-    tx: Option<&mut sqlx::Transaction<'static, DB>>,
-    query: sqlx::query::Query<'_, DB, DB::Arguments>,
-) -> Result<DB::QueryResult, StoreError>
-where
-    DB: sqlx::Database,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-{
-    match tx {
-        Some(tx) => query.execute(&mut **tx).await,
-        None => query.execute(pool).await,
-    }
-    .db()
+/// Runs `sql`, whatever rows it returns.
+pub(crate) async fn execute<B: Backend>(on: On<'_, B::Db>, sql: &Sql) -> Result<(), StoreError> {
+    fetch::<B>(on, sql, &mut |_| Ok(())).await
 }

@@ -21,15 +21,14 @@ use emdp_domain::{Arrival, ValueFingerprint};
 use serde::Serialize;
 use serde::ser::Serializer as _;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, Executor, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{DbResult, migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
-use crate::sql::{Backend, Cols, Dialect, Param, Sql, execute_query, fetch_rows};
+use crate::sql::{Backend, Cols, Dialect, On, Param, Sql};
 use crate::sqlite_bulk;
+use crate::store::{close_batch, insert_batch};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -323,26 +322,9 @@ impl SqliteStore {
     }
 }
 
-/// The statement with its parameters bound as SQLite stores them.
-fn query(sql: &Sql) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
-    for param in &sql.params {
-        query = match param {
-            Param::Text(text) => query.bind(text.as_deref()),
-            Param::Int(int) => query.bind(*int),
-            Param::Real(real) => query.bind(*real),
-            Param::Bool(flag) => query.bind(i64::from(*flag)),
-            Param::Date(date) => query.bind(*date),
-            Param::Time(time) => query.bind(time.map(millis)),
-        };
-    }
-    query
-}
-
 #[async_trait]
 impl Backend for SqliteStore {
     type Db = Sqlite;
-    type Row = SqliteRow;
 
     const DIALECT: Dialect = Dialect::Sqlite;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
@@ -353,25 +335,19 @@ impl Backend for SqliteStore {
         &self.pool
     }
 
-    async fn fetch(
-        &self,
-        tx: Option<&mut sqlx::Transaction<'static, Sqlite>>,
-        sql: &Sql,
-        each: &mut (dyn FnMut(SqliteRow) -> Result<(), StoreError> + Send),
-    ) -> Result<(), StoreError> {
-        fetch_rows(&self.pool, tx, query(sql), each).await
-    }
-
-    async fn execute(&self, tx: Option<&mut sqlx::Transaction<'static, Sqlite>>, sql: &Sql) -> Result<u64, StoreError> {
-        Ok(execute_query(&self.pool, tx, query(sql)).await?.rows_affected())
-    }
-
-    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(&self.pool, batch).await
-    }
-
-    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        close_batch(&self.pool, batch, None, summary).await
+    fn query(sql: &Sql) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
+        for param in &sql.params {
+            query = match param {
+                Param::Text(text) => query.bind(text.as_deref()),
+                Param::Int(int) => query.bind(*int),
+                Param::Real(real) => query.bind(*real),
+                Param::Bool(flag) => query.bind(i64::from(*flag)),
+                Param::Date(date) => query.bind(*date),
+                Param::Time(time) => query.bind(time.map(millis)),
+            };
+        }
+        query
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -553,11 +529,11 @@ impl IngestTx for SqliteIngest {
     }
 
     async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(self.conn(), batch).await
+        insert_batch::<SqliteStore>(On::Conn(self.conn()), batch).await
     }
 
     async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError> {
-        close_batch(self.conn(), batch, Some(rows), summary).await
+        close_batch::<SqliteStore>(On::Conn(self.conn()), batch, Some(rows), summary).await.map(drop)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -567,39 +543,6 @@ impl IngestTx for SqliteIngest {
         let _ = self.checkpoint.try_send(None);
         Ok(())
     }
-}
-
-/// Inserts a batch, in a transaction or on its own.
-async fn insert_batch<'e>(executor: impl SqliteExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
-    sqlx::query_scalar(
-        "INSERT INTO batches (source, format, header, columns, started_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&batch.source)
-    .bind(batch.format.as_str())
-    .bind(&batch.header)
-    .bind(&batch.columns)
-    .bind(millis(batch.started_at))
-    .fetch_one(executor)
-    .await
-    .db()
-}
-
-/// Marks a batch finished with its summary and, when given, its rows stored.
-async fn close_batch<'e>(
-    executor: impl SqliteExecutor<'e>,
-    batch: BatchId,
-    rows: Option<i64>,
-    summary: &serde_json::Value,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE batches SET finished_at = ?, summary = ?, rows_stored = COALESCE(?, rows_stored) WHERE id = ?")
-        .bind(millis(Utc::now()))
-        .bind(summary.to_string())
-        .bind(rows)
-        .bind(batch)
-        .execute(executor)
-        .await
-        .db()?;
-    Ok(())
 }
 
 /// A day as SQLite stores it ('YYYY-MM-DD'), without `Display`'s formatting machinery: two

@@ -19,7 +19,7 @@ use emdp_domain::analysis::{DailyObservation, DatePeriod};
 use crate::error::DbResult;
 use crate::quality_sql as q;
 use crate::rows::{self, RecordRow, assemble_keys};
-use crate::sql::{Backend, Cols, Param, Sql, Tx};
+use crate::sql::{Backend, Cols, On, Param, Row, Sql, Tx, execute, fetch};
 
 /// Every port on one database: the backend `B` (its pool and write paths) with the read side
 /// implemented over it once. Dereferences to the backend.
@@ -34,32 +34,72 @@ impl<B> Deref for SqlStore<B> {
     }
 }
 
+/// Every row of `sql`.
+pub(crate) async fn rows_on<B: Backend>(on: On<'_, B::Db>, sql: &Sql) -> Result<Vec<Row<B>>, StoreError> {
+    let mut rows = Vec::new();
+    fetch::<B>(on, sql, &mut |row| {
+        rows.push(row);
+        Ok(())
+    })
+    .await?;
+    Ok(rows)
+}
+
+/// The first row of `sql`, if any.
+pub(crate) async fn row_on<B: Backend>(on: On<'_, B::Db>, sql: &Sql) -> Result<Option<Row<B>>, StoreError> {
+    Ok(rows_on::<B>(on, sql).await?.into_iter().next())
+}
+
+/// Inserts a batch and returns its id.
+pub(crate) async fn insert_batch<B: Backend>(on: On<'_, B::Db>, batch: &NewBatch) -> Result<BatchId, StoreError> {
+    let sql = Sql::numbered(
+        B::DIALECT,
+        "INSERT INTO batches (source, format, header, columns, started_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        vec![
+            batch.source.as_str().into(),
+            batch.format.as_str().into(),
+            batch.header.as_deref().into(),
+            batch.columns.as_deref().into(),
+            batch.started_at.into(),
+        ],
+    );
+    row_on::<B>(on, &sql).await?.ok_or(StoreError::NotFound)?.int(0)
+}
+
+/// Marks a batch finished with its summary and, when given, its rows stored; returns its rows
+/// stored (`None` for an unknown batch).
+pub(crate) async fn close_batch<B: Backend>(
+    on: On<'_, B::Db>,
+    batch: BatchId,
+    rows: Option<i64>,
+    summary: &serde_json::Value,
+) -> Result<Option<i64>, StoreError> {
+    let sql = Sql::numbered(
+        B::DIALECT,
+        &format!(
+            "UPDATE batches SET finished_at = $1, summary = {}, rows_stored = COALESCE($3, rows_stored) \
+             WHERE id = $4 RETURNING rows_stored",
+            B::DIALECT.json("$2")
+        ),
+        vec![Utc::now().into(), summary.to_string().into(), rows.into(), batch.into()],
+    );
+    row_on::<B>(on, &sql).await?.map(|row| row.int(0)).transpose()
+}
+
 impl<B: Backend> SqlStore<B> {
     /// A statement with numbered `$N` placeholders in the backend's dialect.
     pub(crate) fn sql(&self, text: &str, params: Vec<Param>) -> Sql {
         Sql::numbered(B::DIALECT, text, params)
     }
 
-    /// Every row of `sql`, in `tx` or on the pool.
-    pub(crate) async fn rows_in(&self, tx: Option<&mut Tx<B>>, sql: &Sql) -> Result<Vec<B::Row>, StoreError> {
-        let mut rows = Vec::new();
-        self.0
-            .fetch(tx, sql, &mut |row| {
-                rows.push(row);
-                Ok(())
-            })
-            .await?;
-        Ok(rows)
+    /// Any connection of the pool.
+    pub(crate) fn pooled(&self) -> On<'_, B::Db> {
+        On::Pool(self.0.pool())
     }
 
     /// Every row of `sql`, on the pool.
-    pub(crate) async fn rows(&self, sql: &Sql) -> Result<Vec<B::Row>, StoreError> {
-        self.rows_in(None, sql).await
-    }
-
-    /// The first row of `sql`, if any.
-    pub(crate) async fn row_in(&self, tx: Option<&mut Tx<B>>, sql: &Sql) -> Result<Option<B::Row>, StoreError> {
-        Ok(self.rows_in(tx, sql).await?.into_iter().next())
+    pub(crate) async fn rows(&self, sql: &Sql) -> Result<Vec<Row<B>>, StoreError> {
+        rows_on::<B>(self.pooled(), sql).await
     }
 
     /// A transaction; [`Backend::BEGIN_WRITE`] when it will write.
@@ -69,15 +109,15 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// The rows of a quality report statement, under [`Backend::REPORT_SETTINGS`].
-    async fn report(&self, sql: Sql) -> Result<Vec<B::Row>, StoreError> {
+    async fn report(&self, sql: Sql) -> Result<Vec<Row<B>>, StoreError> {
         if B::REPORT_SETTINGS.is_empty() {
             return self.rows(&sql).await;
         }
         let mut tx = self.begin(false).await?;
         for setting in B::REPORT_SETTINGS {
-            self.0.execute(Some(&mut tx), &self.sql(setting, Vec::new())).await?;
+            execute::<B>(On::Conn(&mut *tx), &self.sql(setting, Vec::new())).await?;
         }
-        let rows = self.rows_in(Some(&mut tx), &sql).await?;
+        let rows = rows_on::<B>(On::Conn(&mut *tx), &sql).await?;
         tx.commit().await.db()?;
         Ok(rows)
     }
@@ -189,12 +229,12 @@ impl<B: Backend> DuplicateStore for SqlStore<B> {
     ) -> Result<Vec<ConflictGroup>, StoreError> {
         // One read transaction: the groups and their versions from the same snapshot.
         let mut tx = self.begin(false).await?;
-        let heads = self.rows_in(Some(&mut tx), &q::groups_sql(B::DIALECT, filter, after, limit)).await?;
+        let heads = rows_on::<B>(On::Conn(&mut *tx), &q::groups_sql(B::DIALECT, filter, after, limit)).await?;
         let ids = q::ids(&heads)?;
         let versions = if ids.is_empty() {
             Vec::new()
         } else {
-            self.rows_in(Some(&mut tx), &q::group_versions_sql(B::DIALECT, &ids)).await?
+            rows_on::<B>(On::Conn(&mut *tx), &q::group_versions_sql(B::DIALECT, &ids)).await?
         };
         tx.commit().await.db()?;
         q::groups(&heads, &versions)
@@ -214,8 +254,9 @@ impl<B: Backend> DuplicateStore for SqlStore<B> {
             return Ok(Vec::new());
         }
         let mut tx = self.begin(false).await?;
-        let records = q::record_rows(&self.rows_in(Some(&mut tx), &q::load_records_sql(B::DIALECT, ids)).await?)?;
-        let versions = q::version_rows(&self.rows_in(Some(&mut tx), &q::load_versions_sql(B::DIALECT, ids)).await?)?;
+        let records = q::record_rows(&rows_on::<B>(On::Conn(&mut *tx), &q::load_records_sql(B::DIALECT, ids)).await?)?;
+        let versions =
+            q::version_rows(&rows_on::<B>(On::Conn(&mut *tx), &q::load_versions_sql(B::DIALECT, ids)).await?)?;
         tx.commit().await.db()?;
         assemble_keys(records, versions)
     }
@@ -237,7 +278,7 @@ impl<B: Backend> DuplicateStore for SqlStore<B> {
                  fp_consumption = $5, fp_temperature = $6, winner_batch = $7, winner_line = $8, versions = $9, \
                  pending = $10, updated_at = $11, building_id = COALESCE($12, building_id), \
                  date = COALESCE($13, date), provider = COALESCE($14, provider) \
-                 WHERE id = $15 AND winner_batch = $16 AND winner_line = $17 AND versions = $18",
+                 WHERE id = $15 AND winner_batch = $16 AND winner_line = $17 AND versions = $18 RETURNING id",
                 vec![
                     fields.consumption.into(),
                     fields.temperature.into(),
@@ -259,7 +300,7 @@ impl<B: Backend> DuplicateStore for SqlStore<B> {
                     resolution.previous_versions.into(),
                 ],
             );
-            if self.0.execute(Some(&mut tx), &update).await? == 0 {
+            if row_on::<B>(On::Conn(&mut *tx), &update).await?.is_none() {
                 return Err(StoreError::Conflict(format!(
                     "record {} changed since it was read (or is gone)",
                     resolution.record_id
@@ -283,7 +324,7 @@ impl<B: Backend> DuplicateStore for SqlStore<B> {
                     state.pending.into(),
                 ],
             );
-            self.0.execute(Some(&mut tx), &insert).await?;
+            execute::<B>(On::Conn(&mut *tx), &insert).await?;
         }
         tx.commit().await.db()
     }
@@ -344,7 +385,7 @@ impl<B: Backend> AnalyticsStore for SqlStore<B> {
 
     async fn building(&self, building_id: &str) -> Result<Option<BuildingSummary>, StoreError> {
         let sql = self.sql(&format!("{SUMMARY} WHERE building_id = $1 GROUP BY building_id"), vec![building_id.into()]);
-        self.row_in(None, &sql).await?.as_ref().map(summary).transpose()
+        row_on::<B>(self.pooled(), &sql).await?.as_ref().map(summary).transpose()
     }
 
     async fn daily_observations(
@@ -372,17 +413,16 @@ impl<B: Backend> AnalyticsStore for SqlStore<B> {
             vec![from.into(), to.into()],
         );
         let mut out: Vec<BuildingObservations> = Vec::new();
-        self.0
-            .fetch(None, &sql, &mut |row| {
-                let building = row.text(0)?;
-                let observation = observation(&row, 1)?;
-                match out.last_mut() {
-                    Some(last) if last.building_id == building => last.observations.push(observation),
-                    _ => out.push(BuildingObservations { building_id: building, observations: vec![observation] }),
-                }
-                Ok(())
-            })
-            .await?;
+        fetch::<B>(self.pooled(), &sql, &mut |row| {
+            let building = row.text(0)?;
+            let observation = observation(&row, 1)?;
+            match out.last_mut() {
+                Some(last) if last.building_id == building => last.observations.push(observation),
+                _ => out.push(BuildingObservations { building_id: building, observations: vec![observation] }),
+            }
+            Ok(())
+        })
+        .await?;
         out.sort_by(|a, b| a.building_id.cmp(&b.building_id));
         Ok(out)
     }
@@ -449,7 +489,7 @@ impl<B: Backend> KeyStore for SqlStore<B> {
             ),
             vec![key.name.into(), key.role.as_str().into(), key.prefix.into(), key.hash.into(), key.created_at.into()],
         );
-        let row = self.row_in(None, &sql).await?.ok_or(StoreError::NotFound)?;
+        let row = row_on::<B>(self.pooled(), &sql).await?.ok_or(StoreError::NotFound)?;
         key_row(&row)
     }
 
@@ -460,7 +500,7 @@ impl<B: Backend> KeyStore for SqlStore<B> {
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let sql = self.sql(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"), vec![hash.into()]);
-        self.row_in(None, &sql).await?.as_ref().map(key_row).transpose()
+        row_on::<B>(self.pooled(), &sql).await?.as_ref().map(key_row).transpose()
     }
 
     async fn revoke_key(&self, name_or_id: &str, at: DateTime<Utc>) -> Result<ApiKey, StoreError> {
@@ -472,17 +512,17 @@ impl<B: Backend> KeyStore for SqlStore<B> {
             ),
             vec![at.into(), name_or_id.into(), id.into()],
         );
-        self.row_in(None, &sql).await?.as_ref().map(key_row).transpose()?.ok_or(StoreError::NotFound)
+        row_on::<B>(self.pooled(), &sql).await?.as_ref().map(key_row).transpose()?.ok_or(StoreError::NotFound)
     }
 
     async fn touch_key(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
         let sql = self.sql("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", vec![at.into(), id.into()]);
-        self.0.execute(None, &sql).await.map(drop)
+        execute::<B>(self.pooled(), &sql).await
     }
 
     async fn any_key(&self) -> Result<bool, StoreError> {
         let sql = self.sql("SELECT CAST(1 AS BIGINT) FROM api_keys LIMIT 1", Vec::new());
-        Ok(self.row_in(None, &sql).await?.is_some())
+        Ok(row_on::<B>(self.pooled(), &sql).await?.is_some())
     }
 }
 
@@ -541,15 +581,16 @@ impl<B: Backend> RecordStore for SqlStore<B> {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.0.execute(None, &self.sql("SELECT 1", Vec::new())).await.map(drop)
+        execute::<B>(self.pooled(), &self.sql("SELECT 1", Vec::new())).await
     }
 
     async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        self.0.create_batch(batch).await
+        insert_batch::<B>(self.pooled(), batch).await
     }
 
     async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        self.0.finish_batch(batch, summary).await
+        let stored = close_batch::<B>(self.pooled(), batch, None, summary).await?;
+        self.0.batch_finished(stored.unwrap_or(0)).await
     }
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
@@ -639,6 +680,7 @@ impl<B: Backend> RecordStore for SqlStore<B> {
     }
 
     async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError> {
-        Ok(self.0.execute(None, &self.sql("DELETE FROM records WHERE id = $1", vec![id.into()])).await? > 0)
+        let sql = self.sql("DELETE FROM records WHERE id = $1 RETURNING id", vec![id.into()]);
+        Ok(row_on::<B>(self.pooled(), &sql).await?.is_some())
     }
 }
