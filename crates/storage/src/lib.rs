@@ -77,9 +77,20 @@ impl Stores {
 /// Applies pending migrations to the database named by `url` and returns the versions applied.
 pub async fn migrate(url: &str) -> Result<Vec<i64>, StoreError> {
     match kind(url)? {
-        Kind::Sqlite => SqliteStore::migrate_url(url).await,
-        Kind::Postgres => PostgresStore::migrate_url(url).await,
+        Kind::Sqlite => applied(SqliteStore::open(url).await?).await,
+        Kind::Postgres => applied(PostgresStore::open(url).await?).await,
     }
+}
+
+/// Every migration applied to the database of a backend just opened (which applied the
+/// pending ones); closes its pool.
+async fn applied<B: sql::Backend>(backend: B) -> Result<Vec<i64>, StoreError> {
+    use sql::Cols;
+    let store = SqlStore(backend);
+    let sql = store.sql("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version", Vec::new());
+    let versions = store.rows(&sql).await?.iter().map(|row| row.int(0)).collect();
+    sql::Backend::pool(&store.0).close().await;
+    versions
 }
 
 /// The database a URL names.

@@ -26,7 +26,7 @@ use sqlx::{Connection, Executor, PgPool, Postgres, Row, Transaction};
 
 use crate::error::{DbResult, migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
-use crate::sql::{Backend, Cols, Dialect, On, Param, Sql};
+use crate::sql::{Backend, Dialect, On, Stored};
 use crate::store::{close_batch, insert_batch};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -188,17 +188,6 @@ impl PostgresStore {
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
         Ok(PostgresStore { pool })
     }
-
-    /// Applies pending migrations and returns every applied version.
-    pub async fn migrate_url(url: &str) -> Result<Vec<i64>, StoreError> {
-        let store = Self::open(url).await?;
-        let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&store.pool)
-            .await
-            .db()?;
-        store.pool.close().await;
-        Ok(versions)
-    }
 }
 
 /// A reading key as a look-up holds it: building, day, provider.
@@ -263,8 +252,6 @@ impl Backend for PostgresStore {
     type Db = Postgres;
 
     const DIALECT: Dialect = Dialect::Postgres;
-    const BEGIN_WRITE: &'static str = "BEGIN";
-    const TALLIES: bool = false;
     /// Room to sort and hash in memory (PostgreSQL's default 4 MB `work_mem` spills the sorts
     /// of a million records to disk), no JIT compilation (it costs 100-200 ms per statement
     /// and these scans finish before it pays off), and the random page cost of an SSD or a
@@ -276,21 +263,6 @@ impl Backend for PostgresStore {
 
     fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    fn query(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
-        for param in &sql.params {
-            query = match param {
-                Param::Text(text) => query.bind(escape_opt(text.as_deref())),
-                Param::Int(int) => query.bind(*int),
-                Param::Real(real) => query.bind(*real),
-                Param::Bool(flag) => query.bind(*flag),
-                Param::Date(date) => query.bind(*date),
-                Param::Time(time) => query.bind(*time),
-            };
-        }
-        query
     }
 
     /// Two: while one chunk's transaction is in the server's hands, the next one's is
@@ -322,26 +294,30 @@ impl Backend for PostgresStore {
     }
 }
 
-/// Columns as PostgreSQL keeps them: `DATE`, `TIMESTAMPTZ`, texts NUL-escaped.
-impl Cols for PgRow {
-    fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError> {
-        self.try_get(index).db()
+/// `DATE`, `TIMESTAMPTZ`, `BOOLEAN`, texts NUL-escaped (see [`escape`]).
+impl Stored for Postgres {
+    type Date = NaiveDate;
+    type Time = DateTime<Utc>;
+    type Bool = bool;
+
+    fn date(date: NaiveDate) -> NaiveDate {
+        date
     }
 
-    fn opt_real(&self, index: usize) -> Result<Option<f64>, StoreError> {
-        self.try_get(index).db()
+    fn time(time: DateTime<Utc>) -> DateTime<Utc> {
+        time
     }
 
-    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
-        Ok(unescape_opt(self.try_get(index).db()?))
+    fn flag(flag: bool) -> bool {
+        flag
     }
 
-    fn opt_date(&self, index: usize) -> Result<Option<NaiveDate>, StoreError> {
-        self.try_get(index).db()
+    fn put(text: &str) -> String {
+        escape(text).into_owned()
     }
 
-    fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.try_get(index).db()
+    fn text(stored: String) -> String {
+        unescape(stored)
     }
 }
 

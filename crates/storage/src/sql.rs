@@ -189,8 +189,8 @@ impl Sql {
     }
 }
 
-/// Reading the columns of a result row, whatever the database: each backend reads a column as
-/// it stores that kind of value.
+/// Reading the columns of a result row, whatever the database (see [`Stored`] for what
+/// differs).
 pub trait Cols {
     /// An integer column (`BIGINT` on PostgreSQL).
     fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError>;
@@ -229,6 +229,94 @@ fn null(index: usize) -> StoreError {
     StoreError::Other(format!("column {index} is unexpectedly NULL"))
 }
 
+/// How a database keeps the kinds of values that differ between databases: dates, times
+/// (outside the alerts' epoch milliseconds), booleans and texts.
+pub trait Stored: sqlx::Database {
+    /// What a date column holds.
+    type Date: Kept<NaiveDate> + Send;
+    /// What a time column holds.
+    type Time: Kept<DateTime<Utc>> + Send;
+    /// What a boolean column holds.
+    type Bool: Send;
+    /// A date as stored.
+    fn date(date: NaiveDate) -> Self::Date;
+    /// A time as stored.
+    fn time(time: DateTime<Utc>) -> Self::Time;
+    /// A boolean as stored.
+    fn flag(flag: bool) -> Self::Bool;
+    /// A text as stored, from a text as given.
+    fn put(text: &str) -> String;
+    /// A text as it was given, from a text as stored.
+    fn text(stored: String) -> String;
+}
+
+/// A stored value as the ports' type `T`.
+pub trait Kept<T> {
+    /// The value.
+    fn kept(self) -> Result<T, StoreError>;
+}
+
+/// A date kept as a date.
+impl Kept<NaiveDate> for NaiveDate {
+    fn kept(self) -> Result<NaiveDate, StoreError> {
+        Ok(self)
+    }
+}
+
+/// A date kept as 'YYYY-MM-DD' text.
+impl Kept<NaiveDate> for String {
+    fn kept(self) -> Result<NaiveDate, StoreError> {
+        emdp_domain::parse_iso_date(&self)
+            .map_err(|_| StoreError::Other(format!("stored date '{self}' is not YYYY-MM-DD")))
+    }
+}
+
+/// A time kept as a time.
+impl Kept<DateTime<Utc>> for DateTime<Utc> {
+    fn kept(self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(self)
+    }
+}
+
+/// A time kept as milliseconds since the Unix epoch.
+impl Kept<DateTime<Utc>> for i64 {
+    fn kept(self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(crate::rows::from_millis(self))
+    }
+}
+
+impl<R> Cols for R
+where
+    R: sqlx::Row,
+    R::Database: Stored,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> <R::Database as Stored>::Date: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> <R::Database as Stored>::Time: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        self.try_get(index).db()
+    }
+
+    fn opt_real(&self, index: usize) -> Result<Option<f64>, StoreError> {
+        self.try_get(index).db()
+    }
+
+    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get::<Option<String>, _>(index).db()?.map(R::Database::text))
+    }
+
+    fn opt_date(&self, index: usize) -> Result<Option<NaiveDate>, StoreError> {
+        self.try_get::<Option<<R::Database as Stored>::Date>, _>(index).db()?.map(Kept::kept).transpose()
+    }
+
+    fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.try_get::<Option<<R::Database as Stored>::Time>, _>(index).db()?.map(Kept::kept).transpose()
+    }
+}
+
 /// Where a statement runs: on a pooled connection, or on a connection held (in a transaction,
 /// or the ingest's).
 pub enum On<'a, DB: sqlx::Database> {
@@ -253,19 +341,16 @@ pub trait Backend: Send + Sync + 'static {
     const DIALECT: Dialect;
     /// The statement that begins a transaction that will write (SQLite takes its write lock
     /// at once, rather than failing when a reader upgrades).
-    const BEGIN_WRITE: &'static str;
+    const BEGIN_WRITE: &'static str = "BEGIN";
     /// Whether the quality report may read the running counts `record_tally` and `raw_tally`
     /// (SQLite's migrations 0005 and 0006) when they serve a filter, instead of scanning.
-    const TALLIES: bool;
+    const TALLIES: bool = false;
     /// Settings for the quality report's statements (`SET LOCAL`, in a transaction of their
-    /// own); none for a backend that needs none.
-    const REPORT_SETTINGS: &'static [&'static str];
+    /// own); none by default.
+    const REPORT_SETTINGS: &'static [&'static str] = &[];
 
     /// The connection pool.
     fn pool(&self) -> &sqlx::Pool<Self::Db>;
-
-    /// The statement with its parameters bound as the database stores them.
-    fn query(sql: &Sql) -> sqlx::query::Query<'_, Self::Db, <Self::Db as sqlx::Database>::Arguments>;
 
     // The write side, where the backends differ most: see `RecordStore`'s methods of the same
     // names.
@@ -296,26 +381,38 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// A sqlx database that statements can run on, as [`On`] says: what `sqlx::Executor` offers
-/// for any database, written once (its bounds cannot be named on [`Backend`] itself).
-pub trait Driver: sqlx::Database {
-    /// The rows of `query`, as they arrive.
-    fn rows<'e>(
-        on: On<'e, Self>,
-        query: sqlx::query::Query<'e, Self, Self::Arguments>,
-    ) -> futures::stream::BoxStream<'e, Result<Self::Row, sqlx::Error>>;
+/// A sqlx database that statements run on: binding a statement's parameters as the database
+/// stores them ([`Stored`]) and running it as [`On`] says, written once for any database (the
+/// bounds cannot be named on [`Backend`] itself).
+pub trait Driver: Stored {
+    /// The rows of `sql`, as they arrive.
+    fn rows<'e>(on: On<'e, Self>, sql: &'e Sql) -> futures::stream::BoxStream<'e, Result<Self::Row, sqlx::Error>>;
 }
 
 impl<DB> Driver for DB
 where
-    DB: sqlx::Database,
+    DB: Stored,
     DB::Arguments: sqlx::IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> DB::Bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<DB::Date>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<DB::Time>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    fn rows<'e>(
-        on: On<'e, DB>,
-        query: sqlx::query::Query<'e, DB, DB::Arguments>,
-    ) -> futures::stream::BoxStream<'e, Result<DB::Row, sqlx::Error>> {
+    fn rows<'e>(on: On<'e, DB>, sql: &'e Sql) -> futures::stream::BoxStream<'e, Result<DB::Row, sqlx::Error>> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
+        for param in &sql.params {
+            query = match param {
+                Param::Text(text) => query.bind(text.as_deref().map(DB::put)),
+                Param::Int(int) => query.bind(*int),
+                Param::Real(real) => query.bind(*real),
+                Param::Bool(flag) => query.bind(DB::flag(*flag)),
+                Param::Date(date) => query.bind(date.map(DB::date)),
+                Param::Time(time) => query.bind(time.map(DB::time)),
+            };
+        }
         match on {
             On::Pool(pool) => sqlx::Executor::fetch(pool, query),
             On::Conn(conn) => sqlx::Executor::fetch(conn, query),
@@ -332,7 +429,7 @@ pub(crate) async fn fetch<B: Backend>(
     sql: &Sql,
     each: &mut (dyn FnMut(Row<B>) -> Result<(), StoreError> + Send),
 ) -> Result<(), StoreError> {
-    let mut rows = B::Db::rows(on, B::query(sql));
+    let mut rows = B::Db::rows(on, sql);
     while let Some(row) = rows.try_next().await.db()? {
         each(row)?;
     }

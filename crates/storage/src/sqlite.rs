@@ -21,12 +21,12 @@ use emdp_domain::{Arrival, ValueFingerprint};
 use serde::Serialize;
 use serde::ser::Serializer as _;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{ConnectOptions, Executor, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Executor, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{DbResult, migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
-use crate::sql::{Backend, Cols, Dialect, On, Param, Sql};
+use crate::sql::{Backend, Dialect, On, Stored};
 use crate::sqlite_bulk;
 use crate::store::{close_batch, insert_batch};
 
@@ -309,17 +309,6 @@ impl SqliteStore {
         tokio::spawn(checkpoints(options.clone().create_if_missing(false), requests));
         Ok(SqliteStore { pool, lookups, checkpoint, writer: Arc::default(), options })
     }
-
-    /// Applies pending migrations and returns every applied version.
-    pub async fn migrate_url(url: &str) -> Result<Vec<i64>, StoreError> {
-        let store = Self::open(url).await?;
-        let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&store.pool)
-            .await
-            .db()?;
-        store.pool.close().await;
-        Ok(versions)
-    }
 }
 
 #[async_trait]
@@ -329,25 +318,9 @@ impl Backend for SqliteStore {
     const DIALECT: Dialect = Dialect::Sqlite;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const TALLIES: bool = true;
-    const REPORT_SETTINGS: &'static [&'static str] = &[];
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    fn query(sql: &Sql) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
-        for param in &sql.params {
-            query = match param {
-                Param::Text(text) => query.bind(text.as_deref()),
-                Param::Int(int) => query.bind(*int),
-                Param::Real(real) => query.bind(*real),
-                Param::Bool(flag) => query.bind(i64::from(*flag)),
-                Param::Date(date) => query.bind(*date),
-                Param::Time(time) => query.bind(time.map(millis)),
-            };
-        }
-        query
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -398,31 +371,30 @@ impl Backend for SqliteStore {
     }
 }
 
-/// Columns as SQLite keeps them: dates as 'YYYY-MM-DD' text, times as epoch milliseconds.
-impl Cols for SqliteRow {
-    fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError> {
-        self.try_get(index).db()
+/// Dates as 'YYYY-MM-DD' text, times as epoch milliseconds, booleans as 0/1, texts as given.
+impl Stored for Sqlite {
+    type Date = String;
+    type Time = i64;
+    type Bool = i64;
+
+    fn date(date: NaiveDate) -> String {
+        day_text(date)
     }
 
-    fn opt_real(&self, index: usize) -> Result<Option<f64>, StoreError> {
-        self.try_get(index).db()
+    fn time(time: DateTime<Utc>) -> i64 {
+        millis(time)
     }
 
-    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
-        self.try_get(index).db()
+    fn flag(flag: bool) -> i64 {
+        i64::from(flag)
     }
 
-    fn opt_date(&self, index: usize) -> Result<Option<NaiveDate>, StoreError> {
-        let text: Option<String> = self.try_get(index).db()?;
-        text.map(|text| {
-            emdp_domain::parse_iso_date(&text)
-                .map_err(|_| StoreError::Other(format!("stored date '{text}' is not YYYY-MM-DD")))
-        })
-        .transpose()
+    fn put(text: &str) -> String {
+        text.to_owned()
     }
 
-    fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self.opt_int(index)?.map(rows::from_millis))
+    fn text(stored: String) -> String {
+        stored
     }
 }
 
