@@ -214,31 +214,17 @@ async fn timeouts_answer_503_problem(store: TestStore) {
     assert_eq!(problem["type"], "urn:emdp:problem:timeout");
 }
 
-macro_rules! suite {
-    ($backend:ident, $open:expr) => {
-        mod $backend {
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let Some(store) = $open else { return };
-                        super::$name(store).await;
-                    }
-                };
-            }
-            case!(missing_or_invalid_key_is_401);
-            case!(reader_cannot_ingest);
-            case!(ingester_ingests_and_admin_deletes);
-            case!(revoked_key_is_401);
-            case!(public_routes_need_no_key);
-            case!(metrics_can_require_a_key);
-            case!(no_auth_serves_everyone);
-            case!(rate_limit_answers_429_after_the_burst);
-            case!(request_ids_are_echoed_or_generated);
-            case!(timeouts_answer_503_problem);
-        }
-    };
+emdp_testkit::every_backend! {
+    |store| store => [
+        missing_or_invalid_key_is_401,
+        reader_cannot_ingest,
+        ingester_ingests_and_admin_deletes,
+        revoked_key_is_401,
+        public_routes_need_no_key,
+        metrics_can_require_a_key,
+        no_auth_serves_everyone,
+        rate_limit_answers_429_after_the_burst,
+        request_ids_are_echoed_or_generated,
+        timeouts_answer_503_problem,
+    ],
 }
-
-suite!(sqlite, Some(emdp_testkit::sqlite().await));
-suite!(postgres, emdp_testkit::postgres().await);

@@ -61,33 +61,11 @@ async fn files_are_public_when_keys_are_required(server: Server) {
     assert_eq!(server.get("/api/v1/quality/overview").await.0, 401);
 }
 
-macro_rules! suite {
-    ($backend:ident, $open:expr) => {
-        mod $backend {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn overview_equals_the_report() {
-                let Some(store) = $open else { return };
-                super::overview_equals_the_report(start(store).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn pages_are_served_and_api_misses_stay_problems() {
-                let Some(store) = $open else { return };
-                super::pages_are_served_and_api_misses_stay_problems(start(store).await).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn files_are_public_when_keys_are_required() {
-                let Some(store) = $open else { return };
-                let config =
-                    ApiConfig { guard: GuardConfig { auth: true, ..GuardConfig::default() }, ..ApiConfig::default() };
-                super::files_are_public_when_keys_are_required(start_with_config(store, config).await).await;
-            }
-        }
-    };
+emdp_testkit::every_backend! {
+    |store| start(store).await => [overview_equals_the_report, pages_are_served_and_api_misses_stay_problems],
+    |store| start_with_config(
+        store,
+        ApiConfig { guard: GuardConfig { auth: true, ..GuardConfig::default() }, ..ApiConfig::default() },
+    )
+    .await => [files_are_public_when_keys_are_required],
 }
-
-suite!(sqlite, Some(emdp_testkit::sqlite().await));
-suite!(postgres, emdp_testkit::postgres().await);

@@ -440,42 +440,22 @@ async fn quality_and_duplicates(server: Server) {
     assert_eq!(server.post_json("/api/v1/duplicates/999999:resolve", json!({"policy": "keep_first"})).await.0, 404);
 }
 
-macro_rules! suite {
-    ($backend:ident, $open:expr) => {
-        mod $backend {
-            use super::*;
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let Some(store) = $open else { return };
-                        super::$name(start(store).await).await;
-                    }
-                };
-            }
-            case!(operations_and_docs);
-            case!(ingest_one_and_read_back);
-            case!(bulk_bodies);
-            case!(bodies_with_other_column_names);
-            case!(batches_are_listed);
-            case!(gzip_bodies);
-            case!(validate_without_storing);
-            case!(list_filters_and_pages);
-            case!(patch_reclassifies_and_keeps_versions);
-            case!(delete_keeps_raw_payloads);
-            case!(errors_are_problem_details);
-            case!(legacy_routes);
-            case!(analysis_endpoints);
-            case!(quality_and_duplicates);
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn bodies_over_the_limit_are_413() {
-                let Some(store) = $open else { return };
-                super::bodies_over_the_limit_are_413(start_with(store, 1024).await).await;
-            }
-        }
-    };
+emdp_testkit::every_backend! {
+    |store| start(store).await => [
+        operations_and_docs,
+        ingest_one_and_read_back,
+        bulk_bodies,
+        bodies_with_other_column_names,
+        batches_are_listed,
+        gzip_bodies,
+        validate_without_storing,
+        list_filters_and_pages,
+        patch_reclassifies_and_keeps_versions,
+        delete_keeps_raw_payloads,
+        errors_are_problem_details,
+        legacy_routes,
+        analysis_endpoints,
+        quality_and_duplicates,
+    ],
+    |store| start_with(store, 1024).await => [bodies_over_the_limit_are_413],
 }
-
-suite!(sqlite, Some(emdp_testkit::sqlite().await));
-suite!(postgres, emdp_testkit::postgres().await);

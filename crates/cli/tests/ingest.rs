@@ -241,10 +241,12 @@ async fn classic_mac_line_ends_are_lines_sqlite() {
     classic_mac_line_ends_are_lines(emdp_testkit::sqlite().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn classic_mac_line_ends_are_lines_postgres() {
-    let Some(store) = emdp_testkit::postgres().await else { return };
-    classic_mac_line_ends_are_lines(store).await;
+emdp_testkit::needs_postgres! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn classic_mac_line_ends_are_lines_postgres() {
+        let store = emdp_testkit::postgres().await;
+        classic_mac_line_ends_are_lines(store).await;
+    }
 }
 
 #[test]
@@ -562,12 +564,12 @@ async fn a_killed_ingest_resumes_without_duplicates_sqlite() {
     killed_ingest_resumes_to_a_clean_result(emdp_testkit::sqlite().await, emdp_testkit::sqlite().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_ingest_resumes_without_duplicates_postgres() {
-    let (Some(killed), Some(clean)) = (emdp_testkit::postgres().await, emdp_testkit::postgres().await) else {
-        return;
-    };
-    killed_ingest_resumes_to_a_clean_result(killed, clean).await;
+emdp_testkit::needs_postgres! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_ingest_resumes_without_duplicates_postgres() {
+        let (killed, clean) = (emdp_testkit::postgres().await, emdp_testkit::postgres().await);
+        killed_ingest_resumes_to_a_clean_result(killed, clean).await;
+    }
 }
 
 /// A small tmpfs mounted on a test's directory, unmounted when dropped: a disk that fills.

@@ -2,6 +2,18 @@
 
 use emdp_app::ports::StoreError;
 
+/// `.db()?` on a sqlx result: its error classified by [`store_error`].
+pub(crate) trait DbResult<T> {
+    /// The result with a [`StoreError`].
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> DbResult<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(store_error)
+    }
+}
+
 /// Classifies a sqlx error by what an operator can do about it.
 pub fn store_error(err: sqlx::Error) -> StoreError {
     match &err {

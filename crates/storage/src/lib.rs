@@ -6,19 +6,13 @@
 mod alerts_sql;
 mod error;
 pub mod postgres;
-mod postgres_alerts;
-mod postgres_analytics;
-mod postgres_keys;
-mod postgres_quality;
 mod quality_sql;
 mod rows;
+mod sql;
 pub mod sqlite;
-mod sqlite_alerts;
-mod sqlite_analytics;
 mod sqlite_bulk;
 mod sqlite_functions;
-mod sqlite_keys;
-mod sqlite_quality;
+mod store;
 
 use std::sync::Arc;
 
@@ -26,6 +20,7 @@ use emdp_app::ports::{AlertStore, AnalyticsStore, DuplicateStore, KeyStore, Qual
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+use store::SqlStore;
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://emdp.db";
@@ -33,13 +28,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://emdp.db";
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`), creating the
 /// SQLite file if needed and applying pending migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn RecordStore>, StoreError> {
-    match backend(url)? {
-        Backend::Sqlite => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Backend::Postgres => Ok(Arc::new(PostgresStore::open(url).await?)),
-    }
+    Ok(open_stores(url).await?.records)
 }
 
-/// Both ports on one database, sharing one connection pool.
+/// Every port on one database, sharing one connection pool.
 #[derive(Clone)]
 pub struct Stores {
     /// The raw and curated stores.
@@ -56,63 +48,62 @@ pub struct Stores {
     pub alerts: Arc<dyn AlertStore>,
 }
 
-/// Opens the database named by `url` like [`open`] and returns both ports over one pool.
+/// Opens the database named by `url` like [`open`] and returns every port over one pool.
 pub async fn open_stores(url: &str) -> Result<Stores, StoreError> {
-    match backend(url)? {
-        Backend::Sqlite => {
-            let store = Arc::new(SqliteStore::open(url).await?);
-            Ok(Stores {
-                records: store.clone(),
-                analytics: store.clone(),
-                quality: store.clone(),
-                duplicates: store.clone(),
-                alerts: store.clone(),
-                keys: store,
-            })
-        }
-        Backend::Postgres => {
-            let store = Arc::new(PostgresStore::open(url).await?);
-            Ok(Stores {
-                records: store.clone(),
-                analytics: store.clone(),
-                quality: store.clone(),
-                duplicates: store.clone(),
-                alerts: store.clone(),
-                keys: store,
-            })
-        }
+    match kind(url)? {
+        Kind::Sqlite => Ok(Stores::over(SqliteStore::open(url).await?)),
+        Kind::Postgres => Ok(Stores::over(PostgresStore::open(url).await?)),
     }
 }
 
-/// Opens the analytical views of the database named by `url` (applying pending migrations).
-pub async fn open_analytics(url: &str) -> Result<Arc<dyn AnalyticsStore>, StoreError> {
-    Ok(open_stores(url).await?.analytics)
-}
-
-/// Opens the quality aggregates of the database named by `url` (applying pending migrations).
-pub async fn open_quality(url: &str) -> Result<Arc<dyn QualityStore>, StoreError> {
-    Ok(open_stores(url).await?.quality)
+impl Stores {
+    /// Every port on one backend.
+    fn over<B: sql::Backend>(backend: B) -> Stores
+    where
+        SqlStore<B>: RecordStore,
+    {
+        let store = Arc::new(SqlStore(backend));
+        Stores {
+            records: store.clone(),
+            analytics: store.clone(),
+            quality: store.clone(),
+            duplicates: store.clone(),
+            alerts: store.clone(),
+            keys: store,
+        }
+    }
 }
 
 /// Applies pending migrations to the database named by `url` and returns the versions applied.
 pub async fn migrate(url: &str) -> Result<Vec<i64>, StoreError> {
-    match backend(url)? {
-        Backend::Sqlite => SqliteStore::migrate_url(url).await,
-        Backend::Postgres => PostgresStore::migrate_url(url).await,
+    match kind(url)? {
+        Kind::Sqlite => applied(SqliteStore::open(url).await?).await,
+        Kind::Postgres => applied(PostgresStore::open(url).await?).await,
     }
 }
 
+/// Every migration applied to the database of a backend just opened (which applied the
+/// pending ones); closes its pool.
+async fn applied<B: sql::Backend>(backend: B) -> Result<Vec<i64>, StoreError> {
+    use sql::Cols;
+    let store = SqlStore(backend);
+    let sql = store.sql("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version", Vec::new());
+    let versions = store.rows(&sql).await?.iter().map(|row| row.int(0)).collect();
+    sql::Backend::pool(&store.0).close().await;
+    versions
+}
+
 /// The database a URL names.
-enum Backend {
+enum Kind {
     Sqlite,
     Postgres,
 }
 
-fn backend(url: &str) -> Result<Backend, StoreError> {
+fn kind(url: &str) -> Result<Kind, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Backend::Sqlite)
+        Ok(Kind::Sqlite)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Backend::Postgres)
+        Ok(Kind::Postgres)
     } else {
         Err(StoreError::Unavailable(format!(
             "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB",
@@ -121,26 +112,61 @@ fn backend(url: &str) -> Result<Backend, StoreError> {
     }
 }
 
-/// A database URL with its password hidden, for messages and logs.
+/// A database URL with its passwords hidden, for messages and logs: the one in its user
+/// information (`postgres://u:***@h/db`) and any given as a query parameter
+/// (`?password=***`, `&sslpassword=***`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if ["password", "sslpassword"].iter().any(|secret| key.eq_ignore_ascii_case(secret)) => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
     }
+    shown
 }
 
 #[cfg(test)]
 mod tests {
+    use super::redact;
+
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact("sqlite://emdp.db"), "sqlite://emdp.db");
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://emdp.db"), "sqlite://emdp.db");
+    }
+
+    #[test]
+    fn redacts_passwords_given_as_query_parameters() {
+        assert_eq!(redact("postgres://u@h/db?password=secret"), "postgres://u@h/db?password=***");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=x"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u:a@h/db?password=b&application_name=emdp"),
+            "postgres://u:***@h/db?password=***&application_name=emdp"
+        );
+        assert_eq!(redact("postgres://h/db?sslpassword=k&user=u"), "postgres://h/db?sslpassword=***&user=u");
+        assert_eq!(redact("postgres://u@h/db?sslmode=require"), "postgres://u@h/db?sslmode=require");
+        assert_eq!(redact("sqlite://emdp.db?mode=rwc"), "sqlite://emdp.db?mode=rwc");
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use emdp_app::ports::{
     BatchCounts, BuildingQuality, Completeness, CompletenessTotals, ConflictGroup, Decision, DecisionMethod,
     DuplicateFilter, DuplicateTotals, Flatline, Freshness, Gap, GroupCounts, GroupVersion, QualityFilter, ReasonCounts,
@@ -17,102 +17,8 @@ use emdp_app::ports::{
 };
 use emdp_domain::{Arrival, ConflictPolicy, Reason};
 
-use crate::error::store_error;
 use crate::rows::{self, RecordRow, VersionRow};
-
-/// The database a statement is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// A date column as days since 1970-01-01 (BIGINT).
-    fn day(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("CAST(unixepoch({column}) / 86400 AS BIGINT)"),
-            Dialect::Postgres => format!("CAST({column} - DATE '1970-01-01' AS BIGINT)"),
-        }
-    }
-
-    /// A time column as Unix epoch milliseconds (BIGINT).
-    fn millis(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => column.to_owned(),
-            Dialect::Postgres => format!("CAST(round(EXTRACT(EPOCH FROM {column}) * 1000) AS BIGINT)"),
-        }
-    }
-
-    /// A boolean column as 0/1 (BIGINT).
-    fn flag(self, column: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("CAST({column} AS BIGINT)"),
-            Dialect::Postgres => format!("CAST(CASE WHEN {column} THEN 1 ELSE 0 END AS BIGINT)"),
-        }
-    }
-
-    /// The conflict-group predicate, written exactly as the partial index `records_conflicts`.
-    fn conflict(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "(r.versions > 1 OR r.pending <> 0)",
-            Dialect::Postgres => "(r.versions > 1 OR r.pending)",
-        }
-    }
-
-    fn pending(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "r.pending <> 0",
-            Dialect::Postgres => "r.pending",
-        }
-    }
-
-    /// Byte-order text comparison (SQLite's default; PostgreSQL's depends on the locale).
-    fn collate(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " COLLATE \"C\"",
-        }
-    }
-}
-
-/// A value bound to a statement.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Param {
-    Text(String),
-    Date(NaiveDate),
-}
-
-/// A statement and its parameters, with placeholders in its dialect.
-#[derive(Debug, Clone)]
-pub(crate) struct Sql {
-    pub dialect: Dialect,
-    pub text: String,
-    pub params: Vec<Param>,
-}
-
-impl Sql {
-    fn new(dialect: Dialect) -> Self {
-        Sql { dialect, text: String::with_capacity(1024), params: Vec::new() }
-    }
-
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    fn bind(&mut self, param: Param) -> &mut Self {
-        self.params.push(param);
-        match self.dialect {
-            Dialect::Sqlite => self.text.push('?'),
-            Dialect::Postgres => {
-                let n = self.params.len();
-                self.text.push_str(&format!("${n}"));
-            }
-        }
-        self
-    }
-}
+use crate::sql::{Cols, Dialect, Sql};
 
 /// Days since 1970-01-01.
 pub(crate) fn epoch_day(date: NaiveDate) -> i64 {
@@ -139,16 +45,16 @@ fn record_conditions(
     to: Option<NaiveDate>,
 ) {
     if let Some(building) = building {
-        sql.push(" AND r.building_id = ").bind(Param::Text(building.clone()));
+        sql.push(" AND r.building_id = ").bind(building.clone());
     }
     if let Some(provider) = provider {
-        sql.push(" AND r.provider = ").bind(Param::Text(provider.clone()));
+        sql.push(" AND r.provider = ").bind(provider.clone());
     }
     if let Some(from) = from {
-        sql.push(" AND r.date >= ").bind(Param::Date(from));
+        sql.push(" AND r.date >= ").bind(from);
     }
     if let Some(to) = to {
-        sql.push(" AND r.date <= ").bind(Param::Date(to));
+        sql.push(" AND r.date <= ").bind(to);
     }
 }
 
@@ -195,40 +101,6 @@ fn reason_columns(reasons: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// Reading columns of a result row, whatever the database.
-pub(crate) trait Cols {
-    fn int(&self, index: usize) -> Result<i64, StoreError>;
-    fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError>;
-    fn text(&self, index: usize) -> Result<String, StoreError>;
-    fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError>;
-    fn opt_real(&self, index: usize) -> Result<Option<f64>, StoreError>;
-}
-
-macro_rules! impl_cols {
-    ($row:ty) => {
-        impl Cols for $row {
-            fn int(&self, index: usize) -> Result<i64, StoreError> {
-                sqlx::Row::try_get(self, index).map_err(store_error)
-            }
-            fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError> {
-                sqlx::Row::try_get(self, index).map_err(store_error)
-            }
-            fn text(&self, index: usize) -> Result<String, StoreError> {
-                sqlx::Row::try_get(self, index).map_err(store_error)
-            }
-            fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
-                sqlx::Row::try_get(self, index).map_err(store_error)
-            }
-            fn opt_real(&self, index: usize) -> Result<Option<f64>, StoreError> {
-                sqlx::Row::try_get(self, index).map_err(store_error)
-            }
-        }
-    };
-}
-
-impl_cols!(sqlx::sqlite::SqliteRow);
-impl_cols!(sqlx::postgres::PgRow);
 
 fn status_counts(row: &impl Cols, at: usize) -> Result<StatusCounts, StoreError> {
     Ok(StatusCounts {
@@ -344,10 +216,10 @@ fn gap_ctes(dialect: Dialect, filter: &QualityFilter, today: NaiveDate) -> Sql {
              SUM(CASE WHEN r.status = 'INCOMPLETE' THEN 1 ELSE 0 END) AS ni, \
              SUM(CASE WHEN r.status = 'INCONSISTENT' THEN 1 ELSE 0 END) AS nc, MIN(CASE WHEN r.date <= ",
         );
-        sql.bind(Param::Date(today)).push(" THEN r.date END) AS fd, MAX(CASE WHEN r.date <= ");
-        sql.bind(Param::Date(today)).push(" THEN r.date END) AS ld, MIN(CASE WHEN r.status = 'VALID' AND r.date <= ");
-        sql.bind(Param::Date(today)).push(" THEN r.date END) AS fv, MAX(CASE WHEN r.status = 'VALID' AND r.date <= ");
-        sql.bind(Param::Date(today)).push(&format!(" THEN r.date END) AS lv FROM records r WHERE {condition}"));
+        sql.bind(today).push(" THEN r.date END) AS fd, MAX(CASE WHEN r.date <= ");
+        sql.bind(today).push(" THEN r.date END) AS ld, MIN(CASE WHEN r.status = 'VALID' AND r.date <= ");
+        sql.bind(today).push(" THEN r.date END) AS fv, MAX(CASE WHEN r.status = 'VALID' AND r.date <= ");
+        sql.bind(today).push(&format!(" THEN r.date END) AS lv FROM records r WHERE {condition}"));
         record_filter(&mut sql, filter);
         sql.push(" GROUP BY r.building_id");
     }
@@ -363,7 +235,7 @@ fn gap_ctes(dialect: Dialect, filter: &QualityFilter, today: NaiveDate) -> Sql {
                 "lagged AS (SELECT r.building_id AS b, {day} AS d, \
                  LAG({day}) OVER (PARTITION BY r.building_id ORDER BY r.date) AS prev {valid}"
             ));
-            sql.bind(Param::Date(today));
+            sql.bind(today);
             record_filter(&mut sql, filter);
             sql.push(")");
         }
@@ -374,7 +246,7 @@ fn gap_ctes(dialect: Dialect, filter: &QualityFilter, today: NaiveDate) -> Sql {
                 "lagged AS (SELECT g.b AS b, CAST(j.value ->> 1 AS BIGINT) AS d, CAST(j.value ->> 0 AS BIGINT) AS prev \
                  FROM (SELECT r.building_id AS b, emdp_gap_pairs({day} ORDER BY r.date) AS pairs {valid}"
             ));
-            sql.bind(Param::Date(today));
+            sql.bind(today);
             record_filter(&mut sql, filter);
             sql.push(" GROUP BY r.building_id) g, json_each(g.pairs) j)");
         }
@@ -790,13 +662,13 @@ pub(crate) fn record_groups_tally_sql(dialect: Dialect, filter: &QualityFilter) 
         dialect.day("t.date")
     ));
     if let Some(provider) = &filter.provider {
-        sql.push(" AND t.provider = ").bind(Param::Text(provider.clone()));
+        sql.push(" AND t.provider = ").bind(provider.clone());
     }
     if let Some(from) = filter.from {
-        sql.push(" AND t.date >= ").bind(Param::Date(from));
+        sql.push(" AND t.date >= ").bind(from);
     }
     if let Some(to) = filter.to {
-        sql.push(" AND t.date <> '' AND t.date <= ").bind(Param::Date(to));
+        sql.push(" AND t.date <> '' AND t.date <= ").bind(to);
     }
     sql
 }
@@ -830,7 +702,7 @@ pub(crate) fn freshness_sql(dialect: Dialect, building: Option<&str>, today: Nai
     match building {
         Some(building) => {
             sql.push("WITH bs(b) AS (SELECT DISTINCT building_id FROM records WHERE building_id = ");
-            sql.bind(Param::Text(building.to_owned()));
+            sql.bind(building.to_owned());
             sql.push(")");
         }
         None => {
@@ -847,7 +719,7 @@ pub(crate) fn freshness_sql(dialect: Dialect, building: Option<&str>, today: Nai
         ", lv AS (SELECT (SELECT MAX(r.date) FROM records r WHERE r.building_id = bs.b AND r.status = 'VALID' \
          AND r.content_key IS NULL AND r.date <= ",
     );
-    sql.bind(Param::Date(today));
+    sql.bind(today);
     sql.push(&format!(
         ") AS d FROM bs) SELECT CAST(COUNT(*) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN d IS NULL OR {t} - {day} > {stale_days} THEN 1 ELSE 0 END), 0) AS BIGINT) FROM lv",
@@ -958,19 +830,23 @@ pub(crate) fn groups(heads: &[impl Cols], versions: &[impl Cols]) -> Result<Vec<
     Ok(groups)
 }
 
-/// Records by id, with the columns [`record_rows`] reads.
-pub(crate) fn load_records_sql(dialect: Dialect, ids: &[RecordId]) -> Sql {
+/// `SELECT ... FROM records r` with the columns [`record_rows`] reads, the 18th being `exact`
+/// (the record's exact duplicates).
+pub(crate) fn records_select(dialect: Dialect, exact: &str) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push(&format!(
-        "SELECT r.id, r.building_id, {}, r.provider, r.content_key, r.consumption, r.temperature, r.status, \
+        "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, r.status, \
          CAST(r.reasons AS BIGINT), r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
-         CAST(r.versions AS BIGINT), {}, {}, {} FROM records r WHERE r.id IN ({}) ORDER BY r.id",
-        dialect.day("r.date"),
+         CAST(r.versions AS BIGINT), {}, r.created_at, r.updated_at, {exact} FROM records r",
         dialect.flag("r.pending"),
-        dialect.millis("r.created_at"),
-        dialect.millis("r.updated_at"),
-        id_list(ids)
     ));
+    sql
+}
+
+/// Records by id, with the columns [`record_rows`] reads.
+pub(crate) fn load_records_sql(dialect: Dialect, ids: &[RecordId]) -> Sql {
+    let mut sql = records_select(dialect, "CAST(0 AS BIGINT)");
+    sql.push(&format!(" WHERE r.id IN ({}) ORDER BY r.id", id_list(ids)));
     sql
 }
 
@@ -980,7 +856,7 @@ pub(crate) fn record_rows(rows: &[impl Cols]) -> Result<Vec<RecordRow>, StoreErr
             Ok(RecordRow {
                 id: row.int(0)?,
                 building_id: row.opt_text(1)?,
-                date: opt_day(row.opt_int(2)?)?,
+                date: row.opt_date(2)?,
                 provider: row.opt_text(3)?,
                 content_key: row.opt_text(4)?,
                 consumption: row.opt_real(5)?,
@@ -991,9 +867,9 @@ pub(crate) fn record_rows(rows: &[impl Cols]) -> Result<Vec<RecordRow>, StoreErr
                 winner: Arrival { batch: row.int(11)?, line: row.int(12)? },
                 versions: row.int(13)?,
                 pending: row.int(14)? != 0,
-                created_at: rows::from_millis(row.int(15)?),
-                updated_at: rows::from_millis(row.int(16)?),
-                exact_duplicates: 0,
+                created_at: row.time(15)?,
+                updated_at: row.time(16)?,
+                exact_duplicates: row.int(17)?,
             })
         })
         .collect()
@@ -1075,9 +951,4 @@ pub(crate) fn method_columns(method: DecisionMethod) -> (&'static str, Option<&'
         DecisionMethod::Policy(policy) => ("policy", Some(policy.as_str())),
         DecisionMethod::Explicit => ("explicit", None),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
-    time.timestamp_millis()
 }

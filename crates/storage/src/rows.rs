@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
-    BatchId, KeyProbe, Probed, RecordFields, RecordId, RecordKey, RecordState, StoreError, StoredKey, StoredRecord,
+    KeyProbe, Probed, RecordFields, RecordId, RecordKey, RecordState, StoreError, StoredKey, StoredRecord,
     StoredVersion,
 };
 use emdp_domain::{Arrival, QualityStatus, ReasonSet, ValueFingerprint, Version};
@@ -58,32 +58,6 @@ pub fn status(text: &str) -> Result<QualityStatus, StoreError> {
 /// A stored reason bit set.
 pub fn reasons(bits: i64) -> ReasonSet {
     ReasonSet::from_bits(bits as u16)
-}
-
-/// Appends [`list_batches`](emdp_app::ports::RecordStore::list_batches)' conditions, order and
-/// limit to a query on `batches` whose `WHERE` is pushed, in either database; `source` as the
-/// adapter stores text.
-pub fn push_batch_filter<DB>(
-    query: &mut sqlx::QueryBuilder<DB>,
-    source: Option<String>,
-    unfinished: bool,
-    before: Option<BatchId>,
-    limit: u32,
-) where
-    DB: sqlx::Database,
-    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    if let Some(source) = source {
-        query.push(" AND source = ").push_bind(source);
-    }
-    if unfinished {
-        query.push(" AND finished_at IS NULL");
-    }
-    if let Some(before) = before {
-        query.push(" AND id < ").push_bind(before);
-    }
-    query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
 }
 
 /// A batch's stored summary (JSON text), once it finished.

@@ -14,28 +14,23 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use emdp_app::ports::{
-    BatchFilter, BatchId, BatchInfo, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RawVersion,
-    RecordFields, RecordFilter, RecordId, RecordKey, RecordStore, RecordUpdate, StoreError, StoredKey, StoredRecord,
+    BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RecordFields, RecordId, RecordKey,
+    RecordUpdate, StoreError, StoredKey,
 };
 use emdp_domain::{Arrival, ValueFingerprint};
 use serde::Serialize;
 use serde::ser::Serializer as _;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteExecutor, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Executor, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::error::{migrate_error, store_error};
+use crate::error::{DbResult, migrate_error, store_error};
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
+use crate::sql::{Backend, Dialect, On, Stored};
 use crate::sqlite_bulk;
+use crate::store::{close_batch, insert_batch};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// Columns of `records` in the order [`record_row`] reads them.
-const RECORD_COLUMNS: &str = "r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, r.temperature, \
-     r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, r.versions, r.pending, \
-     r.created_at, r.updated_at";
 
 /// The raw and curated stores in a SQLite file.
 #[derive(Debug, Clone)]
@@ -94,9 +89,9 @@ impl Writer {
 /// connection would make an ingest fill two 64 MB page caches instead of one (peak RSS
 /// 266 MB -> 388 MB measured).
 ///
-/// The last request of a process ([`RecordStore::close`]) asks for a `TRUNCATE` checkpoint:
-/// every page into the database file and the WAL emptied, answered on its channel. It goes
-/// through here so that it never meets a background checkpoint running beside it (SQLite
+/// The last request of a process ([`emdp_app::ports::RecordStore::close`]) asks for a
+/// `TRUNCATE` checkpoint: every page into the database file and the WAL emptied, answered on
+/// its channel. It goes through here so that it never meets a background checkpoint running beside it (SQLite
 /// answers such a second checkpoint "busy" and does nothing).
 async fn checkpoints(options: SqliteConnectOptions, mut requests: tokio::sync::mpsc::Receiver<Checkpoint>) {
     let options = options.pragma("cache_size", "-1024");
@@ -167,7 +162,7 @@ async fn batch_lookups(pool: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<
         let mut keys: Vec<RecordKey> = callers.iter().flat_map(|c| c.keys.iter().cloned()).collect();
         keys.sort();
         keys.dedup();
-        let found = match pool.acquire().await.map_err(store_error) {
+        let found = match pool.acquire().await.db() {
             Ok(mut conn) => load_keys(&mut conn, &keys, Ranges::Try).await,
             Err(err) => Err(err),
         };
@@ -197,13 +192,13 @@ pub(crate) fn millis(time: DateTime<Utc>) -> i64 {
 /// Opens the ingest writer's connection (see [`SqliteStore::writer`]), with the pool's
 /// settings and functions.
 async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection, StoreError> {
-    let mut conn = options.connect().await.map_err(store_error)?;
-    let mut handle = conn.lock_handle().await.map_err(store_error)?;
+    let mut conn = options.connect().await.db()?;
+    let mut handle = conn.lock_handle().await.db()?;
     crate::sqlite_functions::register(handle.as_raw_handle().as_ptr()).map_err(StoreError::Other)?;
     drop(handle);
     // A smaller page cache than the readers' 64 MB: it bounds an ingest's memory (a re-run of
     // 1M rows peaked at 254-267 MB with 64 MB, 225 MB with 48 MB) and cost no measurable time.
-    conn.execute("PRAGMA cache_size = -49152").await.map_err(store_error)?;
+    conn.execute("PRAGMA cache_size = -49152").await.db()?;
     Ok(conn)
 }
 
@@ -212,7 +207,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     Ok(SqliteConnectOptions::from_str(url)
-        .map_err(store_error)?
+        .db()?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -251,7 +246,7 @@ async fn connect(options: &SqliteConnectOptions) -> Result<SqlitePool, StoreErro
             })
             .connect_with(options.clone())
             .await;
-        match connected.map_err(store_error) {
+        match connected.db() {
             Ok(pool) => return Ok(pool),
             Err(StoreError::Conflict(_)) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -314,38 +309,93 @@ impl SqliteStore {
         tokio::spawn(checkpoints(options.clone().create_if_missing(false), requests));
         Ok(SqliteStore { pool, lookups, checkpoint, writer: Arc::default(), options })
     }
+}
 
-    /// Applies pending migrations and returns every applied version.
-    pub async fn migrate_url(url: &str) -> Result<Vec<i64>, StoreError> {
-        let store = Self::open(url).await?;
-        let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&store.pool)
-            .await
-            .map_err(store_error)?;
-        store.pool.close().await;
-        Ok(versions)
+#[async_trait]
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    const DIALECT: Dialect = Dialect::Sqlite;
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const TALLIES: bool = true;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // The ingest writer's own connection first, any transaction it left rolled back.
+        if let Some(mut writer) = self.writer.lock().await.take() {
+            writer.settle().await;
+            sqlx::Connection::close(writer.conn).await.db()?;
+        }
+        // Every committed page into the database file, and the WAL emptied. Without it the
+        // last chunks of an ingest stayed in `emdp.db-wal` after the process ended (the
+        // background checkpoint runs after a commit, and SQLite checkpoints at the close of
+        // the last connection only, which a process that exits does not wait for).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let mut checkpointed = Ok(());
+        if self.checkpoint.send(Some(reply)).await.is_ok() {
+            match answer.await {
+                Ok(Ok(true)) => {}
+                // Nothing is lost: the pages stay in the WAL, which SQLite reads with the file.
+                Ok(Ok(false)) => tracing::warn!("the final WAL checkpoint was refused: busy"),
+                // Likewise (a full disk, say), but the caller says so: the file alone is not whole.
+                Ok(Err(err)) => checkpointed = Err(store_error(err)),
+                Err(_) => tracing::warn!("the WAL checkpoint task ended before the final checkpoint"),
+            }
+        }
+        self.pool.close().await;
+        checkpointed
+    }
+
+    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
+        let mut turn = Arc::clone(&self.writer).lock_owned().await;
+        let writer = match turn.as_mut() {
+            Some(writer) => writer,
+            None => turn.insert(Writer { conn: open_writer(&self.options).await?, open: false }),
+        };
+        writer.settle().await;
+        writer.conn.execute("BEGIN IMMEDIATE").await.db()?;
+        writer.open = true;
+        let writer = tokio::sync::OwnedMutexGuard::try_map(turn, Option::as_mut)
+            .map_err(|_| StoreError::Other("the ingest writer connection is not open".into()))?;
+        Ok(Box::new(SqliteIngest { writer, turns: Arc::clone(&self.writer), checkpoint: self.checkpoint.clone() }))
+    }
+
+    async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let closed = || StoreError::Unavailable("the key look-up task stopped".into());
+        self.lookups.send(Lookup { keys: keys.to_vec(), reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 }
 
-fn record_row(row: &SqliteRow) -> Result<RecordRow, sqlx::Error> {
-    Ok(RecordRow {
-        id: row.try_get(0)?,
-        building_id: row.try_get(1)?,
-        date: row.try_get(2)?,
-        provider: row.try_get(3)?,
-        content_key: row.try_get(4)?,
-        consumption: row.try_get(5)?,
-        temperature: row.try_get(6)?,
-        status: row.try_get(7)?,
-        reasons: row.try_get(8)?,
-        fp: [row.try_get(9)?, row.try_get(10)?],
-        winner: Arrival { batch: row.try_get(11)?, line: row.try_get(12)? },
-        versions: row.try_get(13)?,
-        pending: row.try_get::<i64, _>(14)? != 0,
-        created_at: rows::from_millis(row.try_get(15)?),
-        updated_at: rows::from_millis(row.try_get(16)?),
-        exact_duplicates: row.try_get::<Option<i64>, _>(17).ok().flatten().unwrap_or(0),
-    })
+/// Dates as 'YYYY-MM-DD' text, times as epoch milliseconds, booleans as 0/1, texts as given.
+impl Stored for Sqlite {
+    type Date = String;
+    type Time = i64;
+    type Bool = i64;
+
+    fn date(date: NaiveDate) -> String {
+        day_text(date)
+    }
+
+    fn time(time: DateTime<Utc>) -> i64 {
+        millis(time)
+    }
+
+    fn flag(flag: bool) -> i64 {
+        i64::from(flag)
+    }
+
+    fn put(text: &str) -> String {
+        text.to_owned()
+    }
+
+    fn text(stored: String) -> String {
+        stored
+    }
 }
 
 /// One ingestion transaction on SQLite.
@@ -430,7 +480,7 @@ impl IngestTx for SqliteIngest {
             .bind(update.id)
             .execute(self.conn())
             .await
-            .map_err(store_error)?;
+            .db()?;
         }
         Ok(())
     }
@@ -446,20 +496,20 @@ impl IngestTx for SqliteIngest {
             .bind(batch)
             .execute(self.conn())
             .await
-            .map_err(store_error)?;
+            .db()?;
         Ok(())
     }
 
     async fn create_batch(&mut self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(self.conn(), batch).await
+        insert_batch::<SqliteStore>(On::Conn(self.conn()), batch).await
     }
 
     async fn finish_batch(&mut self, batch: BatchId, rows: i64, summary: &serde_json::Value) -> Result<(), StoreError> {
-        close_batch(self.conn(), batch, Some(rows), summary).await
+        close_batch::<SqliteStore>(On::Conn(self.conn()), batch, Some(rows), summary).await.map(drop)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.conn().execute("COMMIT").await.map_err(store_error)?;
+        self.conn().execute("COMMIT").await.db()?;
         self.writer.open = false;
         // Full: a checkpoint is already due and will see this commit too.
         let _ = self.checkpoint.try_send(None);
@@ -467,41 +517,8 @@ impl IngestTx for SqliteIngest {
     }
 }
 
-/// Inserts a batch, in a transaction or on its own.
-async fn insert_batch<'e>(executor: impl SqliteExecutor<'e>, batch: &NewBatch) -> Result<BatchId, StoreError> {
-    sqlx::query_scalar(
-        "INSERT INTO batches (source, format, header, columns, started_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&batch.source)
-    .bind(batch.format.as_str())
-    .bind(&batch.header)
-    .bind(&batch.columns)
-    .bind(millis(batch.started_at))
-    .fetch_one(executor)
-    .await
-    .map_err(store_error)
-}
-
-/// Marks a batch finished with its summary and, when given, its rows stored.
-async fn close_batch<'e>(
-    executor: impl SqliteExecutor<'e>,
-    batch: BatchId,
-    rows: Option<i64>,
-    summary: &serde_json::Value,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE batches SET finished_at = ?, summary = ?, rows_stored = COALESCE(?, rows_stored) WHERE id = ?")
-        .bind(millis(Utc::now()))
-        .bind(summary.to_string())
-        .bind(rows)
-        .bind(batch)
-        .execute(executor)
-        .await
-        .map_err(store_error)?;
-    Ok(())
-}
-
 /// A day as SQLite stores it ('YYYY-MM-DD'), without `Display`'s formatting machinery: two
-/// per ingested row. The analytics adapter binds its bounds with it too.
+/// per ingested row.
 pub(crate) fn day_text(date: NaiveDate) -> String {
     use chrono::Datelike;
     let year = date.year();
@@ -584,7 +601,7 @@ async fn load_key_part(
         .bind(to_json(readings.into_iter())?)
         .fetch_one(&mut *conn)
         .await
-        .map_err(store_error)?;
+        .db()?;
         records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
     }
     if !contents.is_empty() {
@@ -595,7 +612,7 @@ async fn load_key_part(
         .bind(to_json(contents.into_iter())?)
         .fetch_one(&mut *conn)
         .await
-        .map_err(store_error)?;
+        .db()?;
         records.extend(from_json::<Vec<RecordTuple>>(&json)?.into_iter().map(record_from_tuple));
     }
     let multi: Vec<RecordId> = records.iter().filter(|r| r.versions > 1).map(|r| r.id).collect();
@@ -609,7 +626,7 @@ async fn load_key_part(
         .bind(to_json(multi.iter())?)
         .fetch_one(&mut *conn)
         .await
-        .map_err(store_error)?;
+        .db()?;
         type VersionTuple =
             (RecordId, i64, i64, String, i64, i64, i64, Option<String>, Option<NaiveDate>, Option<String>);
         for (record_id, batch, line, status, reasons, fp_c, fp_t, building_id, date, provider) in
@@ -699,7 +716,7 @@ async fn reading_range(
     .bind((RANGE_MAX_SPREAD * keys.len()) as i64)
     .fetch_one(&mut *conn)
     .await
-    .map_err(store_error)
+    .db()
 }
 
 /// The records of the key index from one key to another (parameters 1-3 and 4-6: building,
@@ -864,194 +881,6 @@ fn record_from_tuple(t: RecordTuple) -> RecordRow {
         created_at: rows::from_millis(created),
         updated_at: rows::from_millis(updated),
         exact_duplicates: 0,
-    }
-}
-
-/// Appends the filter's conditions (`WHERE` already pushed).
-fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &RecordFilter) {
-    if let Some(building) = &filter.building_id {
-        query.push(" AND r.building_id = ").push_bind(building.clone());
-    }
-    if let Some(provider) = &filter.provider {
-        query.push(" AND r.provider = ").push_bind(provider.clone());
-    }
-    if let Some(status) = filter.status {
-        query.push(" AND r.status = ").push_bind(status.as_str());
-    }
-    if let Some(from) = filter.from {
-        query.push(" AND r.date >= ").push_bind(from);
-    }
-    if let Some(to) = filter.to {
-        query.push(" AND r.date <= ").push_bind(to);
-    }
-}
-
-const EXACT_COUNT: &str =
-    "(SELECT count(*) FROM raw_records x WHERE x.record_id = r.id AND x.admission = 'exact') AS exact_duplicates";
-
-#[async_trait]
-impl RecordStore for SqliteStore {
-    fn pool_usage(&self) -> emdp_app::ports::PoolUsage {
-        emdp_app::ports::PoolUsage {
-            open: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections(),
-        }
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {
-        insert_batch(&self.pool, batch).await
-    }
-
-    async fn finish_batch(&self, batch: BatchId, summary: &serde_json::Value) -> Result<(), StoreError> {
-        close_batch(&self.pool, batch, None, summary).await
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        // The ingest writer's own connection first, any transaction it left rolled back.
-        if let Some(mut writer) = self.writer.lock().await.take() {
-            writer.settle().await;
-            sqlx::Connection::close(writer.conn).await.map_err(store_error)?;
-        }
-        // Every committed page into the database file, and the WAL emptied. Without it the
-        // last chunks of an ingest stayed in `emdp.db-wal` after the process ended (the
-        // background checkpoint runs after a commit, and SQLite checkpoints at the close of
-        // the last connection only, which a process that exits does not wait for).
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let mut checkpointed = Ok(());
-        if self.checkpoint.send(Some(reply)).await.is_ok() {
-            match answer.await {
-                Ok(Ok(true)) => {}
-                // Nothing is lost: the pages stay in the WAL, which SQLite reads with the file.
-                Ok(Ok(false)) => tracing::warn!("the final WAL checkpoint was refused: busy"),
-                // Likewise (a full disk, say), but the caller says so: the file alone is not whole.
-                Ok(Err(err)) => checkpointed = Err(store_error(err)),
-                Err(_) => tracing::warn!("the WAL checkpoint task ended before the final checkpoint"),
-            }
-        }
-        self.pool.close().await;
-        checkpointed
-    }
-
-    async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
-        let mut turn = Arc::clone(&self.writer).lock_owned().await;
-        let writer = match turn.as_mut() {
-            Some(writer) => writer,
-            None => turn.insert(Writer { conn: open_writer(&self.options).await?, open: false }),
-        };
-        writer.settle().await;
-        writer.conn.execute("BEGIN IMMEDIATE").await.map_err(store_error)?;
-        writer.open = true;
-        let writer = tokio::sync::OwnedMutexGuard::try_map(turn, Option::as_mut)
-            .map_err(|_| StoreError::Other("the ingest writer connection is not open".into()))?;
-        Ok(Box::new(SqliteIngest { writer, turns: Arc::clone(&self.writer), checkpoint: self.checkpoint.clone() }))
-    }
-
-    async fn find_keys(&self, keys: &[RecordKey]) -> Result<Vec<StoredKey>, StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let closed = || StoreError::Unavailable("the key look-up task stopped".into());
-        self.lookups.send(Lookup { keys: keys.to_vec(), reply }).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
-    }
-
-    async fn get_record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS}, {EXACT_COUNT} FROM records r WHERE r.id = ?");
-        let row =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(store_error)?;
-        row.map(|row| record_row(&row).map_err(store_error)?.into_stored()).transpose()
-    }
-
-    async fn list_records(
-        &self,
-        filter: &RecordFilter,
-        after: Option<RecordId>,
-        limit: u32,
-    ) -> Result<Vec<StoredRecord>, StoreError> {
-        let mut query =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {RECORD_COLUMNS}, {EXACT_COUNT} FROM records r WHERE 1 = 1"));
-        push_filter(&mut query, filter);
-        if let Some(after) = after {
-            query.push(" AND r.id > ").push_bind(after);
-        }
-        query.push(" ORDER BY r.id LIMIT ").push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
-        rows.iter().map(|row| record_row(row).map_err(store_error)?.into_stored()).collect()
-    }
-
-    async fn record_history(&self, id: RecordId) -> Result<Vec<RawVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT x.batch_id, x.line, b.source, b.format, b.header, x.received_at, x.payload, x.parse_error, \
-             x.admission, x.status, x.reasons, x.original_id, x.original_created_at, \
-             (r.winner_batch = x.batch_id AND r.winner_line = x.line), b.columns \
-             FROM raw_records x JOIN batches b ON b.id = x.batch_id LEFT JOIN records r ON r.id = x.record_id \
-             WHERE x.record_id = ? ORDER BY x.batch_id, x.line",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.iter()
-            .map(|row| -> Result<RawVersion, StoreError> {
-                let get = |e: sqlx::Error| store_error(e);
-                Ok(RawVersion {
-                    batch_id: row.try_get(0).map_err(get)?,
-                    line: row.try_get(1).map_err(get)?,
-                    source: row.try_get(2).map_err(get)?,
-                    format: row.try_get(3).map_err(get)?,
-                    header: row.try_get(4).map_err(get)?,
-                    columns: row.try_get(14).map_err(get)?,
-                    received_at: rows::from_millis(row.try_get(5).map_err(get)?),
-                    payload: row.try_get(6).map_err(get)?,
-                    parse_error: row.try_get(7).map_err(get)?,
-                    admission: row.try_get(8).map_err(get)?,
-                    status: rows::status(&row.try_get::<String, _>(9).map_err(get)?)?,
-                    reasons: rows::reasons(row.try_get(10).map_err(get)?).iter().map(|r| r.code()).collect(),
-                    original_id: row.try_get(11).map_err(get)?,
-                    original_created_at: row.try_get::<Option<i64>, _>(12).map_err(get)?.map(rows::from_millis),
-                    winner: row.try_get::<Option<bool>, _>(13).map_err(get)?.unwrap_or(false),
-                })
-            })
-            .collect()
-    }
-
-    async fn list_batches(
-        &self,
-        filter: &BatchFilter,
-        before: Option<BatchId>,
-        limit: u32,
-    ) -> Result<Vec<BatchInfo>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT id, source, format, header, columns, started_at, finished_at, rows_stored, summary \
-             FROM batches WHERE 1 = 1",
-        );
-        rows::push_batch_filter(&mut query, filter.source.clone(), filter.unfinished, before, limit);
-        let rows = query.build().fetch_all(&self.pool).await.map_err(store_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(BatchInfo {
-                    id: row.try_get(0).map_err(store_error)?,
-                    source: row.try_get(1).map_err(store_error)?,
-                    format: row.try_get(2).map_err(store_error)?,
-                    header: row.try_get(3).map_err(store_error)?,
-                    columns: row.try_get(4).map_err(store_error)?,
-                    started_at: rows::from_millis(row.try_get(5).map_err(store_error)?),
-                    finished_at: row.try_get::<Option<i64>, _>(6).map_err(store_error)?.map(rows::from_millis),
-                    rows_stored: row.try_get(7).map_err(store_error)?,
-                    summary: rows::batch_summary(row.try_get(8).map_err(store_error)?)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn delete_record(&self, id: RecordId) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM records WHERE id = ?").bind(id).execute(&self.pool).await.map_err(store_error)?;
-        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -18,7 +18,7 @@ use emdp_domain::Admission;
 use rusqlite::{OptionalExtension, Statement};
 use sqlx::SqliteConnection;
 
-use crate::error::{rusqlite_error, store_error};
+use crate::error::{DbResult, rusqlite_error};
 use crate::rows::key_columns;
 use crate::sqlite::{day_text, millis};
 
@@ -149,7 +149,7 @@ pub(crate) async fn with_connection<T>(
     rows: usize,
     work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
-    let mut handle = conn.lock_handle().await.map_err(store_error)?;
+    let mut handle = conn.lock_handle().await.db()?;
     // SAFETY: `from_handle` borrows the handle without taking it over (rusqlite does not close
     // it on drop), and `handle` keeps sqlx's worker off the connection until `db`, and every
     // statement prepared on it, is dropped at the end of this function, before `handle`.

@@ -358,49 +358,33 @@ async fn concurrent_fires_get_distinct_sequence_numbers(store: Arc<dyn AlertStor
     vec![]
 }
 
-macro_rules! contract {
-    ($backend:ident, $open:expr) => {
-        mod $backend {
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let Some(fixture) = $open else { return };
-                        super::$name(super::alerts_of(&fixture.url).await).await;
-                    }
-                };
-            }
-            case!(rules_crud);
-            case!(alert_lifecycle_and_events);
-            case!(delivery_attempts);
-            case!(texts_round_trip_exactly);
-            case!(concurrent_fires_get_distinct_sequence_numbers);
-        }
-    };
+emdp_testkit::every_backend! {
+    |fixture| alerts_of(&fixture.url).await => [
+        rules_crud,
+        alert_lifecycle_and_events,
+        delivery_attempts,
+        texts_round_trip_exactly,
+        concurrent_fires_get_distinct_sequence_numbers,
+    ],
 }
 
-contract!(sqlite, Some(emdp_testkit::sqlite().await));
-contract!(postgres, emdp_testkit::postgres().await);
-
-/// The same scripts on both backends (fresh databases) return the same rules, alerts, events
-/// and attempts, ids and sequence numbers included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_and_postgres_return_equal_results() {
-    if emdp_testkit::postgres_url().is_none() {
-        return;
-    }
-    for script in 0..4 {
-        let mut both = Vec::new();
-        for fixture in [Some(emdp_testkit::sqlite().await), emdp_testkit::postgres().await] {
-            let fixture = fixture.expect("a PostgreSQL fixture");
-            let store = alerts_of(&fixture.url).await;
-            both.push(match script {
-                0 => rules_crud(store).await,
-                1 => alert_lifecycle_and_events(store).await,
-                2 => delivery_attempts(store).await,
-                _ => texts_round_trip_exactly(store).await,
-            });
+emdp_testkit::needs_postgres! {
+    /// The same scripts on both backends (fresh databases) return the same rules, alerts, events
+    /// and attempts, ids and sequence numbers included.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_and_postgres_return_equal_results() {
+        for script in 0..4 {
+            let mut both = Vec::new();
+            for fixture in [emdp_testkit::sqlite().await, emdp_testkit::postgres().await] {
+                let store = alerts_of(&fixture.url).await;
+                both.push(match script {
+                    0 => rules_crud(store).await,
+                    1 => alert_lifecycle_and_events(store).await,
+                    2 => delivery_attempts(store).await,
+                    _ => texts_round_trip_exactly(store).await,
+                });
+            }
+            assert_eq!(both[0], both[1], "script {script}");
         }
-        assert_eq!(both[0], both[1], "script {script}");
     }
 }

@@ -90,7 +90,7 @@ fn reference(analytics: &[emdp_domain::analysis::DailyObservation], q: &SeriesQu
 /// Checks one backend against the reference; returns what it read, to compare backends.
 async fn check(fixture: &emdp_testkit::TestStore) -> (Vec<emdp_app::ports::BuildingSummary>, Vec<Vec<SeriesPoint>>) {
     load(&fixture.store).await;
-    let analytics: Arc<dyn AnalyticsStore> = emdp_storage::open_analytics(&fixture.url).await.unwrap();
+    let analytics: Arc<dyn AnalyticsStore> = emdp_storage::open_stores(&fixture.url).await.unwrap().analytics;
 
     let buildings = analytics.buildings().await.unwrap();
     assert_eq!(buildings.iter().map(|b| b.building_id.as_str()).collect::<Vec<_>>(), ["B1", "B2", "B3"]);
@@ -145,19 +145,23 @@ async fn sqlite_analytics_match_the_reference() {
     check(&emdp_testkit::sqlite().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_analytics_match_the_reference() {
-    let Some(fixture) = emdp_testkit::postgres().await else { return };
-    check(&fixture).await;
+emdp_testkit::needs_postgres! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_analytics_match_the_reference() {
+        let fixture = emdp_testkit::postgres().await;
+        check(&fixture).await;
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_and_postgres_return_equal_results() {
-    let Some(pg) = emdp_testkit::postgres().await else { return };
-    let (pg_buildings, pg_series) = check(&pg).await;
-    let (lite_buildings, lite_series) = check(&emdp_testkit::sqlite().await).await;
-    assert_eq!(pg_buildings, lite_buildings);
-    for (a, b) in pg_series.iter().zip(&lite_series) {
-        same_series(a, b);
+emdp_testkit::needs_postgres! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_and_postgres_return_equal_results() {
+        let pg = emdp_testkit::postgres().await;
+        let (pg_buildings, pg_series) = check(&pg).await;
+        let (lite_buildings, lite_series) = check(&emdp_testkit::sqlite().await).await;
+        assert_eq!(pg_buildings, lite_buildings);
+        for (a, b) in pg_series.iter().zip(&lite_series) {
+            same_series(a, b);
+        }
     }
 }

@@ -637,112 +637,102 @@ async fn sqlite_probes_answer_repeats_without_loading_them() {
     assert_eq!(probe_answers(&fixture.store).await, 2_997);
 }
 
-macro_rules! contract {
-    ($backend:ident, $open:expr) => {
-        mod $backend {
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let Some(fixture) = $open else { return };
-                        super::$name(std::sync::Arc::clone(&fixture.store)).await;
-                    }
-                };
+emdp_testkit::every_backend! {
+    |fixture| Arc::clone(&fixture.store) => [
+        first_ingest_stores_every_row,
+        reingest_is_idempotent,
+        conflicts_across_batches_follow_the_policy,
+        a_batch_opened_in_a_transaction_lives_and_dies_with_it,
+        other_policies,
+        keyless_rows_are_idempotent_by_content,
+        malformed_payloads_are_kept_raw,
+        list_filters_and_keyset_pagination,
+        get_and_delete_keep_raw_payloads,
+        an_uncommitted_chunk_leaves_nothing,
+        concurrent_ingests_do_not_duplicate,
+        nul_bytes_are_stored_and_returned_exactly,
+        rows_out_of_key_order_link_to_their_own_records,
+        probing_stored_keys_first_gives_the_same_outcome,
+        probing_days_apart_leaves_the_stored_days_between_them,
+        unseen_keys_are_inserted_and_linked,
+        unseen_keys_that_are_stored_take_the_usual_way,
+        a_rerun_draws_no_ids,
+        a_batch_keeps_its_column_mapping,
+        batches_are_listed_newest_first,
+        concurrent_unseen_copies_do_not_duplicate,
+        large_lookups_find_exactly_the_keys_asked_for,
+        probes_answer_like_a_full_load,
+    ],
+}
+
+emdp_testkit::needs_postgres! {
+    /// PostgreSQL runs ingest transactions side by side: a chunk that shares a key with another
+    /// one in flight waits for it (`IngestTx::lock_keys`), then reads what it committed. Without
+    /// the wait, two ingests of the same conflicting rows each stored the second version as new.
+    /// (SQLite's ingest transactions take turns whole, in `begin_ingest`.)
+    /// A PostgreSQL ingest writes two chunks at once, yet a chunk that fails stops every chunk
+    /// after it: they roll back even when done first, so the stores end at a chunk boundary.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgres_chunks_after_a_failed_one_roll_back() {
+        use sqlx::Connection as _;
+        let test = emdp_testkit::postgres().await;
+        // 100 buildings x 1,000 days, day by day: in key order, chunks of 25,000 rows hold
+        // buildings B000-B024, B025-B049, B050-B074 and B075-B099.
+        let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let mut rows = String::new();
+        for day in 0..1000 {
+            let date = first + chrono::Days::new(day);
+            for building in 0..100 {
+                rows.push_str(&format!("B{building:03},{date},{}.5,10,p\n", day % 7));
             }
-            case!(first_ingest_stores_every_row);
-            case!(reingest_is_idempotent);
-            case!(conflicts_across_batches_follow_the_policy);
-            case!(a_batch_opened_in_a_transaction_lives_and_dies_with_it);
-            case!(other_policies);
-            case!(keyless_rows_are_idempotent_by_content);
-            case!(malformed_payloads_are_kept_raw);
-            case!(list_filters_and_keyset_pagination);
-            case!(get_and_delete_keep_raw_payloads);
-            case!(an_uncommitted_chunk_leaves_nothing);
-            case!(concurrent_ingests_do_not_duplicate);
-            case!(nul_bytes_are_stored_and_returned_exactly);
-            case!(rows_out_of_key_order_link_to_their_own_records);
-            case!(probing_stored_keys_first_gives_the_same_outcome);
-            case!(probing_days_apart_leaves_the_stored_days_between_them);
-            case!(unseen_keys_are_inserted_and_linked);
-            case!(unseen_keys_that_are_stored_take_the_usual_way);
-            case!(a_rerun_draws_no_ids);
-            case!(a_batch_keeps_its_column_mapping);
-            case!(batches_are_listed_newest_first);
-            case!(concurrent_unseen_copies_do_not_duplicate);
-            case!(large_lookups_find_exactly_the_keys_asked_for);
-            case!(probes_answer_like_a_full_load);
         }
-    };
+        // The raw row of B050 on day 500 (line 2 + 500 * 100 + 50) fails the third chunk.
+        let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
+        for statement in [
+            "CREATE FUNCTION fail_one_row() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN IF NEW.line = 50052 THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER fail_one_row BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION fail_one_row()",
+        ] {
+            sqlx::query(statement).execute(&mut admin).await.unwrap();
+        }
+
+        let failed = ingestor(&test.store, ConflictPolicy::PreferValid).ingest(csv(&rows), "big.csv", &()).await;
+        assert!(failed.is_err_and(|err| err.to_string().contains("injected failure")));
+        let (records, low, high): (i64, String, String) =
+            sqlx::query_as("SELECT count(*), min(building_id), max(building_id) FROM records")
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert_eq!((records, low.as_str(), high.as_str()), (50_000, "B000", "B049"), "the first two chunks only");
+        let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_records").fetch_one(&mut admin).await.unwrap();
+        assert_eq!(raw, 50_000);
+    }
 }
 
-contract!(sqlite, Some(emdp_testkit::sqlite().await));
-contract!(postgres, emdp_testkit::postgres().await);
-
-/// PostgreSQL runs ingest transactions side by side: a chunk that shares a key with another
-/// one in flight waits for it (`IngestTx::lock_keys`), then reads what it committed. Without
-/// the wait, two ingests of the same conflicting rows each stored the second version as new.
-/// (SQLite's ingest transactions take turns whole, in `begin_ingest`.)
-/// A PostgreSQL ingest writes two chunks at once, yet a chunk that fails stops every chunk
-/// after it: they roll back even when done first, so the stores end at a chunk boundary.
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_chunks_after_a_failed_one_roll_back() {
-    use sqlx::Connection as _;
-    let Some(test) = emdp_testkit::postgres().await else { return };
-    // 100 buildings x 1,000 days, day by day: in key order, chunks of 25,000 rows hold
-    // buildings B000-B024, B025-B049, B050-B074 and B075-B099.
-    let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-    let mut rows = String::new();
-    for day in 0..1000 {
-        let date = first + chrono::Days::new(day);
-        for building in 0..100 {
-            rows.push_str(&format!("B{building:03},{date},{}.5,10,p\n", day % 7));
-        }
+emdp_testkit::needs_postgres! {
+    /// Two request bodies of several chunks each, with the same buildings in opposite orders,
+    /// stored at once: each body locks all its keys before its first chunk, so one waits for the
+    /// other (locked chunk by chunk, each held a building the other waited for, and PostgreSQL
+    /// aborted one as a deadlock).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgres_bodies_of_several_chunks_with_the_same_buildings_take_turns() {
+        let test = emdp_testkit::postgres().await;
+        let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+        let rows_of = |building: &str| -> String {
+            (0..emdp_app::usecases::ingest::CHUNK_ROWS as u64)
+                .map(|day| format!("{building},{},1.5,10,p\n", first + chrono::Days::new(day)))
+                .collect()
+        };
+        let ingestor = ingestor(&test.store, ConflictPolicy::PreferValid);
+        let forward = ingestor.classify_all(csv(&(rows_of("A") + &rows_of("B"))).as_mut()).unwrap();
+        let backward = ingestor.classify_all(csv(&(rows_of("B") + &rows_of("A"))).as_mut()).unwrap();
+        let body = |rows| ingestor.ingest_rows(rows, "api", emdp_app::ports::SourceFormat::Csv, None, None);
+        let (one, other) = tokio::join!(body(&forward), body(&backward));
+        let (one, other) = (one.expect("first body").0, other.expect("second body").0);
+        let mut inserted = [one.stored.inserted, other.stored.inserted];
+        inserted.sort_unstable();
+        assert_eq!(inserted, [0, 100_000], "one body stored every key, the other found them stored");
     }
-    // The raw row of B050 on day 500 (line 2 + 500 * 100 + 50) fails the third chunk.
-    let mut admin = sqlx::PgConnection::connect(&test.url).await.unwrap();
-    for statement in [
-        "CREATE FUNCTION fail_one_row() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN IF NEW.line = 50052 THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
-        "CREATE TRIGGER fail_one_row BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION fail_one_row()",
-    ] {
-        sqlx::query(statement).execute(&mut admin).await.unwrap();
-    }
-
-    let failed = ingestor(&test.store, ConflictPolicy::PreferValid).ingest(csv(&rows), "big.csv", &()).await;
-    assert!(failed.is_err_and(|err| err.to_string().contains("injected failure")));
-    let (records, low, high): (i64, String, String) =
-        sqlx::query_as("SELECT count(*), min(building_id), max(building_id) FROM records")
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-    assert_eq!((records, low.as_str(), high.as_str()), (50_000, "B000", "B049"), "the first two chunks only");
-    let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM raw_records").fetch_one(&mut admin).await.unwrap();
-    assert_eq!(raw, 50_000);
-}
-
-/// Two request bodies of several chunks each, with the same buildings in opposite orders,
-/// stored at once: each body locks all its keys before its first chunk, so one waits for the
-/// other (locked chunk by chunk, each held a building the other waited for, and PostgreSQL
-/// aborted one as a deadlock).
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_bodies_of_several_chunks_with_the_same_buildings_take_turns() {
-    let Some(test) = emdp_testkit::postgres().await else { return };
-    let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
-    let rows_of = |building: &str| -> String {
-        (0..emdp_app::usecases::ingest::CHUNK_ROWS as u64)
-            .map(|day| format!("{building},{},1.5,10,p\n", first + chrono::Days::new(day)))
-            .collect()
-    };
-    let ingestor = ingestor(&test.store, ConflictPolicy::PreferValid);
-    let forward = ingestor.classify_all(csv(&(rows_of("A") + &rows_of("B"))).as_mut()).unwrap();
-    let backward = ingestor.classify_all(csv(&(rows_of("B") + &rows_of("A"))).as_mut()).unwrap();
-    let body = |rows| ingestor.ingest_rows(rows, "api", emdp_app::ports::SourceFormat::Csv, None, None);
-    let (one, other) = tokio::join!(body(&forward), body(&backward));
-    let (one, other) = (one.expect("first body").0, other.expect("second body").0);
-    let mut inserted = [one.stored.inserted, other.stored.inserted];
-    inserted.sort_unstable();
-    assert_eq!(inserted, [0, 100_000], "one body stored every key, the other found them stored");
 }
 
 /// Counts this database's sessions waiting for an advisory lock.
@@ -780,63 +770,67 @@ async fn second_waits(test: &emdp_testkit::TestStore, first: &[RecordKey], secon
     waits
 }
 
-/// Chunks of few buildings lock each building (two ingests of different buildings, or two
-/// chunks of one ingest in key order, are written at once); a chunk of many buildings locks
-/// buckets of them, and still waits for (and is waited for by) any chunk with one of them.
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_chunks_wait_only_for_chunks_with_a_building_in_common() {
-    let Some(test) = emdp_testkit::postgres().await else { return };
-    let key = |building: &str, day: u32| RecordKey::Reading {
-        building_id: building.into(),
-        date: NaiveDate::from_ymd_opt(2025, 1, day).unwrap(),
-        provider: "p".into(),
-    };
-    let many: Vec<RecordKey> = (0..2000).map(|i| key(&format!("M{i}"), 1)).collect();
-    assert!(second_waits(&test, &[key("B1", 1)], vec![key("B1", 2)]).await, "same building");
-    assert!(!second_waits(&test, &[key("B1", 1)], vec![key("B2", 1)]).await, "another building");
-    // A building whose bucket is B1's (FNV-1a modulo 1,024, as the adapter hashes them).
-    let bucket =
-        |id: &str| id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) % 1024;
-    let neighbour = (0..).map(|i| format!("F{i}")).find(|id| bucket(id) == bucket("B1")).unwrap();
-    assert!(!second_waits(&test, &[key("B1", 1)], vec![key(&neighbour, 1)]).await, "a building in the same bucket");
-    assert!(!second_waits(&test, &[key("B1", 1)], (0..300).map(|i| key(&format!("F{i}"), 1)).collect()).await);
-    assert!(second_waits(&test, &[key("M7", 3)], many.clone()).await, "many after few");
-    assert!(second_waits(&test, &many, vec![key("M1999", 2)]).await, "few after many");
-    let content = RecordKey::Content("ab".repeat(16));
-    assert!(second_waits(&test, std::slice::from_ref(&content), vec![content.clone()]).await, "a content key");
+emdp_testkit::needs_postgres! {
+    /// Chunks of few buildings lock each building (two ingests of different buildings, or two
+    /// chunks of one ingest in key order, are written at once); a chunk of many buildings locks
+    /// buckets of them, and still waits for (and is waited for by) any chunk with one of them.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn postgres_chunks_wait_only_for_chunks_with_a_building_in_common() {
+        let test = emdp_testkit::postgres().await;
+        let key = |building: &str, day: u32| RecordKey::Reading {
+            building_id: building.into(),
+            date: NaiveDate::from_ymd_opt(2025, 1, day).unwrap(),
+            provider: "p".into(),
+        };
+        let many: Vec<RecordKey> = (0..2000).map(|i| key(&format!("M{i}"), 1)).collect();
+        assert!(second_waits(&test, &[key("B1", 1)], vec![key("B1", 2)]).await, "same building");
+        assert!(!second_waits(&test, &[key("B1", 1)], vec![key("B2", 1)]).await, "another building");
+        // A building whose bucket is B1's (FNV-1a modulo 1,024, as the adapter hashes them).
+        let bucket =
+            |id: &str| id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) % 1024;
+        let neighbour = (0..).map(|i| format!("F{i}")).find(|id| bucket(id) == bucket("B1")).unwrap();
+        assert!(!second_waits(&test, &[key("B1", 1)], vec![key(&neighbour, 1)]).await, "a building in the same bucket");
+        assert!(!second_waits(&test, &[key("B1", 1)], (0..300).map(|i| key(&format!("F{i}"), 1)).collect()).await);
+        assert!(second_waits(&test, &[key("M7", 3)], many.clone()).await, "many after few");
+        assert!(second_waits(&test, &many, vec![key("M1999", 2)]).await, "few after many");
+        let content = RecordKey::Content("ab".repeat(16));
+        assert!(second_waits(&test, std::slice::from_ref(&content), vec![content.clone()]).await, "a content key");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_chunks_with_a_key_in_common_take_turns() {
-    use emdp_app::ports::NewRecord;
+emdp_testkit::needs_postgres! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_chunks_with_a_key_in_common_take_turns() {
+        use emdp_app::ports::NewRecord;
 
-    let Some(test) = emdp_testkit::postgres().await else { return };
-    let store = Arc::clone(&test.store);
-    ingest(&store, ConflictPolicy::PreferValid, "B0,2025-01-01,1,2,p\n").await;
-    let day = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
-    let key = RecordKey::Reading { building_id: "B1".into(), date: day, provider: "p".into() };
-    // B0's state, moved to the new key.
-    let mut state = all(&store).await[0].state.clone();
-    (state.fields.building_id, state.fields.date) = (Some("B1".into()), Some(day));
+        let test = emdp_testkit::postgres().await;
+        let store = Arc::clone(&test.store);
+        ingest(&store, ConflictPolicy::PreferValid, "B0,2025-01-01,1,2,p\n").await;
+        let day = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
+        let key = RecordKey::Reading { building_id: "B1".into(), date: day, provider: "p".into() };
+        // B0's state, moved to the new key.
+        let mut state = all(&store).await[0].state.clone();
+        (state.fields.building_id, state.fields.date) = (Some("B1".into()), Some(day));
 
-    let mut first = store.begin_ingest().await.unwrap();
-    first.lock_keys(&[&key]).await.unwrap();
-    let record = NewRecord { key: key.clone(), state, created_at: chrono::Utc::now() };
-    assert!(first.insert_absent(&[record]).await.unwrap()[0].is_some());
+        let mut first = store.begin_ingest().await.unwrap();
+        first.lock_keys(&[&key]).await.unwrap();
+        let record = NewRecord { key: key.clone(), state, created_at: chrono::Utc::now() };
+        assert!(first.insert_absent(&[record]).await.unwrap()[0].is_some());
 
-    let second = tokio::spawn({
-        let (store, key) = (Arc::clone(&store), key.clone());
-        async move {
-            let mut second = store.begin_ingest().await.unwrap();
-            second.lock_keys(&[&key]).await.unwrap();
-            let found = second.load_keys(&[key]).await.unwrap().len();
-            second.commit().await.unwrap();
-            found
-        }
-    });
-    // Until the second chunk waits for the first one's lock (not merely has not started), or
-    // has finished without waiting, which the assertion below reports.
-    waits_or_finishes(&test, &second).await;
-    first.commit().await.unwrap();
-    assert_eq!(second.await.unwrap(), 1, "the second chunk read the key the first one committed");
+        let second = tokio::spawn({
+            let (store, key) = (Arc::clone(&store), key.clone());
+            async move {
+                let mut second = store.begin_ingest().await.unwrap();
+                second.lock_keys(&[&key]).await.unwrap();
+                let found = second.load_keys(&[key]).await.unwrap().len();
+                second.commit().await.unwrap();
+                found
+            }
+        });
+        // Until the second chunk waits for the first one's lock (not merely has not started), or
+        // has finished without waiting, which the assertion below reports.
+        waits_or_finishes(&test, &second).await;
+        first.commit().await.unwrap();
+        assert_eq!(second.await.unwrap(), 1, "the second chunk read the key the first one committed");
+    }
 }

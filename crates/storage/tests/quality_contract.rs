@@ -388,109 +388,97 @@ async fn groups_paginate_by_keyset(fixture: &TestStore) {
     assert!(list_groups(store, &later, None, 10).await.unwrap().items.is_empty());
 }
 
-macro_rules! quality_contract {
-    ($backend:ident, $open:expr) => {
-        mod $backend {
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        let Some(fixture) = $open else { return };
-                        super::$name(&fixture).await;
-                    }
-                };
-            }
-            case!(report_counts_every_figure);
-            case!(filters_narrow_every_figure);
-            case!(policies_re_resolve_and_decisions_are_recorded);
-            case!(explicit_version_clears_a_manual_decision);
-            case!(stale_resolutions_are_refused);
-            case!(groups_paginate_by_keyset);
-        }
-    };
+emdp_testkit::every_backend! {
+    |fixture| &fixture => [
+        report_counts_every_figure,
+        filters_narrow_every_figure,
+        policies_re_resolve_and_decisions_are_recorded,
+        explicit_version_clears_a_manual_decision,
+        stale_resolutions_are_refused,
+        groups_paginate_by_keyset,
+    ],
 }
 
-quality_contract!(sqlite, Some(emdp_testkit::sqlite().await));
-quality_contract!(postgres, emdp_testkit::postgres().await);
-
-/// The same data on both databases gives the identical report (every figure, every list).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_and_postgres_compute_identical_reports() {
-    let Some(pg) = emdp_testkit::postgres().await else { return };
-    let lite = emdp_testkit::sqlite().await;
-    let mut data = String::from(DATA);
-    // A larger, irregular set: 6 buildings x 60 days with holes, stuck values and faults.
-    for b in 0..6 {
-        for d in 0..60u32 {
-            if (d * 7 + b * 3) % 11 == 0 {
-                continue;
+emdp_testkit::needs_postgres! {
+    /// The same data on both databases gives the identical report (every figure, every list).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_and_postgres_compute_identical_reports() {
+        let pg = emdp_testkit::postgres().await;
+        let lite = emdp_testkit::sqlite().await;
+        let mut data = String::from(DATA);
+        // A larger, irregular set: 6 buildings x 60 days with holes, stuck values and faults.
+        for b in 0..6 {
+            for d in 0..60u32 {
+                if (d * 7 + b * 3) % 11 == 0 {
+                    continue;
+                }
+                let date = day("2025-03-01") + chrono::Days::new(u64::from(d));
+                let consumption = if d % 13 < 5 && b % 2 == 0 { 42.0 } else { f64::from(d * 3 + b) + 0.25 };
+                let consumption = if (d + b) % 17 == 0 { "-3".to_owned() } else { consumption.to_string() };
+                data.push_str(&format!("Z{b},{date},{consumption},{},prov{}\n", 10 + d % 5, b % 3));
             }
-            let date = day("2025-03-01") + chrono::Days::new(u64::from(d));
-            let consumption = if d % 13 < 5 && b % 2 == 0 { 42.0 } else { f64::from(d * 3 + b) + 0.25 };
-            let consumption = if (d + b) % 17 == 0 { "-3".to_owned() } else { consumption.to_string() };
-            data.push_str(&format!("Z{b},{date},{consumption},{},prov{}\n", 10 + d % 5, b % 3));
         }
-    }
-    let filters = [
-        QualityFilter::default(),
-        QualityFilter { building_id: Some("Z2".into()), ..Default::default() },
-        QualityFilter { provider: Some("prov1".into()), ..Default::default() },
-        QualityFilter { from: Some(day("2025-03-10")), to: Some(day("2025-04-10")), ..Default::default() },
-        QualityFilter { from: Some(day("2025-04-10")), ..Default::default() },
-        QualityFilter { to: Some(day("2025-03-10")), provider: Some("p".into()), ..Default::default() },
-        QualityFilter { batch: Some(1), to: Some(day("2025-06-10")), ..Default::default() },
-        QualityFilter { batch: Some(2), ..Default::default() },
-    ];
-    let mut reports = Vec::new();
-    for fixture in [&lite, &pg] {
-        ingest(&fixture.store, ConflictPolicy::PreferValid, &data).await;
-        // Every other way records change after an ingest: an edit (new key and status), a
-        // deletion, a manual re-resolution and a second batch; counts kept incrementally
-        // (SQLite's tallies) must follow them all.
-        let store = fixture.store.as_ref();
-        let first = store.list_records(&RecordFilter::default(), None, 3).await.unwrap();
-        let ingestor = Ingestor::new(
-            Arc::clone(&fixture.store),
-            Arc::new(RuleSet::default()),
-            Arc::new(FixedClock(today())),
-            ConflictPolicy::PreferValid,
-        );
-        let mut patch = RecordPatch::default();
-        patch.set(FieldName::Date, Some("2025-05-20".into()));
-        patch.set(FieldName::Consumption, Some("-4".into()));
-        edit_record(&ingestor, store, first[0].id, &patch, "test").await.unwrap().expect("edited");
-        // Edited again, the record keeps its day, status, reasons and flags: only its value moves.
-        let mut same_counts = RecordPatch::default();
-        same_counts.set(FieldName::Consumption, Some("-5".into()));
-        edit_record(&ingestor, store, first[0].id, &same_counts, "test").await.unwrap().expect("edited");
-        assert!(store.delete_record(first[1].id).await.unwrap());
-        let stores = stores(fixture).await;
-        resolve_all(
-            stores.duplicates.as_ref(),
-            &DuplicateFilter::default(),
-            ConflictPolicy::Manual,
-            "test",
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        ingest(&fixture.store, ConflictPolicy::PreferValid, "Z1,2025-03-02,99,5,prov1\nZ9,,1,1,p\n").await;
-        let mut json = Vec::new();
-        for filter in &filters {
-            json.push(serde_json::to_value(report(&stores, filter).await).unwrap());
+        let filters = [
+            QualityFilter::default(),
+            QualityFilter { building_id: Some("Z2".into()), ..Default::default() },
+            QualityFilter { provider: Some("prov1".into()), ..Default::default() },
+            QualityFilter { from: Some(day("2025-03-10")), to: Some(day("2025-04-10")), ..Default::default() },
+            QualityFilter { from: Some(day("2025-04-10")), ..Default::default() },
+            QualityFilter { to: Some(day("2025-03-10")), provider: Some("p".into()), ..Default::default() },
+            QualityFilter { batch: Some(1), to: Some(day("2025-06-10")), ..Default::default() },
+            QualityFilter { batch: Some(2), ..Default::default() },
+        ];
+        let mut reports = Vec::new();
+        for fixture in [&lite, &pg] {
+            ingest(&fixture.store, ConflictPolicy::PreferValid, &data).await;
+            // Every other way records change after an ingest: an edit (new key and status), a
+            // deletion, a manual re-resolution and a second batch; counts kept incrementally
+            // (SQLite's tallies) must follow them all.
+            let store = fixture.store.as_ref();
+            let first = store.list_records(&RecordFilter::default(), None, 3).await.unwrap();
+            let ingestor = Ingestor::new(
+                Arc::clone(&fixture.store),
+                Arc::new(RuleSet::default()),
+                Arc::new(FixedClock(today())),
+                ConflictPolicy::PreferValid,
+            );
+            let mut patch = RecordPatch::default();
+            patch.set(FieldName::Date, Some("2025-05-20".into()));
+            patch.set(FieldName::Consumption, Some("-4".into()));
+            edit_record(&ingestor, store, first[0].id, &patch, "test").await.unwrap().expect("edited");
+            // Edited again, the record keeps its day, status, reasons and flags: only its value moves.
+            let mut same_counts = RecordPatch::default();
+            same_counts.set(FieldName::Consumption, Some("-5".into()));
+            edit_record(&ingestor, store, first[0].id, &same_counts, "test").await.unwrap().expect("edited");
+            assert!(store.delete_record(first[1].id).await.unwrap());
+            let stores = stores(fixture).await;
+            resolve_all(
+                stores.duplicates.as_ref(),
+                &DuplicateFilter::default(),
+                ConflictPolicy::Manual,
+                "test",
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+            ingest(&fixture.store, ConflictPolicy::PreferValid, "Z1,2025-03-02,99,5,prov1\nZ9,,1,1,p\n").await;
+            let mut json = Vec::new();
+            for filter in &filters {
+                json.push(serde_json::to_value(report(&stores, filter).await).unwrap());
+            }
+            let quality = stores.quality.as_ref();
+            for building in [None, Some("Z1"), Some("A")] {
+                json.push(serde_json::to_value(quality.freshness(building, today(), 3).await.unwrap()).unwrap());
+            }
+            reports.push(json);
         }
-        let quality = stores.quality.as_ref();
-        for building in [None, Some("Z1"), Some("A")] {
-            json.push(serde_json::to_value(quality.freshness(building, today(), 3).await.unwrap()).unwrap());
+        for (i, (lite, pg)) in reports[0].iter().zip(&reports[1]).enumerate() {
+            let what = filters.get(i).map_or_else(|| "freshness".to_owned(), |f| format!("{f:?}"));
+            assert_eq!(lite, pg, "SQLite and PostgreSQL differ for {what}");
         }
-        reports.push(json);
+        assert!(reports[0][0]["records"]["pending"].as_i64().unwrap() > 0, "the manual policy left decisions");
+        let flatlines = reports[0][0]["flatlines"].as_array().unwrap().len();
+        let gaps = reports[0][0]["gaps"].as_array().unwrap().len();
+        assert!(flatlines > 0 && gaps > 10, "the data exercises flatlines ({flatlines}) and gaps ({gaps})");
     }
-    for (i, (lite, pg)) in reports[0].iter().zip(&reports[1]).enumerate() {
-        let what = filters.get(i).map_or_else(|| "freshness".to_owned(), |f| format!("{f:?}"));
-        assert_eq!(lite, pg, "SQLite and PostgreSQL differ for {what}");
-    }
-    assert!(reports[0][0]["records"]["pending"].as_i64().unwrap() > 0, "the manual policy left decisions");
-    let flatlines = reports[0][0]["flatlines"].as_array().unwrap().len();
-    let gaps = reports[0][0]["gaps"].as_array().unwrap().len();
-    assert!(flatlines > 0 && gaps > 10, "the data exercises flatlines ({flatlines}) and gaps ({gaps})");
 }

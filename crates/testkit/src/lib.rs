@@ -2,8 +2,12 @@
 //!
 //! - [`sqlite`]: a new SQLite file in a temporary directory.
 //! - [`postgres`]: a new PostgreSQL database on the server named by `EMDP_TEST_POSTGRES_URL`
-//!   (set by `scripts/test`); `None` (with a printed notice) when the variable is unset, so a
-//!   laptop without PostgreSQL skips those tests. CI sets it and fails when the server is down.
+//!   (set by `scripts/test`); without the variable it panics: a PostgreSQL test that cannot
+//!   run fails, and is never counted as passed.
+//! - [`every_backend!`]: one test per backend (SQLite, PostgreSQL) for each of a list of async
+//!   test functions; [`needs_postgres!`] for a hand-written PostgreSQL test. PostgreSQL
+//!   tests are `#[ignore]`d, so that a plain `cargo test` reports them as skipped;
+//!   `scripts/test` runs them (`--run-ignored all`) when PostgreSQL is up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,18 +60,20 @@ pub async fn sqlite() -> TestStore {
 }
 
 /// The PostgreSQL server tests use, if any.
-pub fn postgres_url() -> Option<String> {
+fn postgres_url() -> Option<String> {
     std::env::var("EMDP_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
 }
 
-/// A brand-new, empty PostgreSQL database (its URL, and a guard that drops it), or `None`
-/// when no server is configured.
-async fn postgres_database() -> Option<(String, DropDatabase)> {
+/// A brand-new, empty PostgreSQL database: its URL, and a guard that drops it.
+///
+/// # Panics
+/// When `EMDP_TEST_POSTGRES_URL` is not set: run PostgreSQL tests through `scripts/test`, or
+/// set the variable.
+async fn postgres_database() -> (String, DropDatabase) {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let Some(admin_url) = postgres_url() else {
-        eprintln!("NOTICE: EMDP_TEST_POSTGRES_URL is not set: skipping a PostgreSQL test");
-        return None;
-    };
+    let admin_url = postgres_url().expect(
+        "EMDP_TEST_POSTGRES_URL is not set: this PostgreSQL test cannot run (scripts/test sets it when PostgreSQL is up)",
+    );
     let name = format!(
         "emdp_test_{}_{}_{}",
         std::process::id(),
@@ -81,12 +87,85 @@ async fn postgres_database() -> Option<(String, DropDatabase)> {
         .expect("create a test database");
     let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
     let url = format!("{base}/{name}");
-    Some((url, DropDatabase { admin_url, name }))
+    (url, DropDatabase { admin_url, name })
 }
 
-/// A store on a new PostgreSQL database, or `None` when no server is configured.
-pub async fn postgres() -> Option<TestStore> {
-    let (url, guard) = postgres_database().await?;
+/// A store on a new PostgreSQL database.
+///
+/// # Panics
+/// When `EMDP_TEST_POSTGRES_URL` is not set (see [`needs_postgres!`]).
+pub async fn postgres() -> TestStore {
+    let (url, guard) = postgres_database().await;
     let store = emdp_storage::open(&url).await.expect("open PostgreSQL store");
-    Some(TestStore { store, url, _dir: None, _database: Some(guard) })
+    TestStore { store, url, _dir: None, _database: Some(guard) }
+}
+
+/// Marks PostgreSQL tests `#[ignore]`d: skipped (and reported so) unless ignored tests are
+/// asked for, as `scripts/test` does when PostgreSQL is up. Such a test takes its database
+/// from [`postgres`], which fails without one, so it never passes without running.
+///
+/// ```ignore
+/// emdp_testkit::needs_postgres! {
+///     #[tokio::test(flavor = "multi_thread")]
+///     async fn postgres_only_behaviour() {
+///         let fixture = emdp_testkit::postgres().await;
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! needs_postgres {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)+) => {
+        $(
+            $(#[$meta])*
+            #[ignore = "needs PostgreSQL: EMDP_TEST_POSTGRES_URL, set by scripts/test"]
+            async fn $name() $body
+        )+
+    };
+}
+
+/// Generates, for each listed async test function, a test per backend: `sqlite::NAME` on a new
+/// SQLite file and `postgres::NAME` on a new PostgreSQL database, the latter marked by
+/// [`needs_postgres!`].
+///
+/// Each group names the fixture (a [`TestStore`]), the expression the functions are called
+/// with, and the functions:
+///
+/// ```ignore
+/// emdp_testkit::every_backend! {
+///     |fixture| Arc::clone(&fixture.store) => [first_ingest_stores_every_row, reingest_is_idempotent],
+///     |fixture| start_with(fixture, 1024).await => [bodies_over_the_limit_are_413],
+/// }
+/// ```
+///
+/// The expression is evaluated inside the generated module, which sees the calling module's
+/// items; the tests run on a two-thread Tokio runtime.
+#[macro_export]
+macro_rules! every_backend {
+    ($(|$fixture:ident| $argument:expr => [$($name:ident),+ $(,)?]),+ $(,)?) => {
+        #[allow(unused_imports)]
+        mod sqlite {
+            use super::*;
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $fixture = $crate::sqlite().await;
+                    super::$name($argument).await;
+                }
+            )+)+
+        }
+
+        #[allow(unused_imports)]
+        mod postgres {
+            use super::*;
+            $($(
+                $crate::needs_postgres! {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let $fixture = $crate::postgres().await;
+                        super::$name($argument).await;
+                    }
+                }
+            )+)+
+        }
+    };
 }
