@@ -1,6 +1,8 @@
 //! Alert rules and alerts over HTTP: CRUD, evaluation after `POST /records`, cooldown,
 //! resolution, acknowledgement, and the SSE stream (live and resumed with `Last-Event-ID`).
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Authentication, roles, rate limits, request ids and metrics, as a client meets them: a
 //! real server on a random port, a fresh database per test, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::time::Duration;

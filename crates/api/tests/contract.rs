@@ -2,6 +2,8 @@
 //! and nothing else is, every 2xx body has a schema, and every operation documents the
 //! problems the layers around its handler can answer.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use emdp_api::ApiDoc;

@@ -2,6 +2,8 @@
 //! policy, even when keys are required), and `GET /api/v1/quality/overview`, whose figures must
 //! equal the full report's for every filter. Run against SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use common::{Server, start, start_with_config};

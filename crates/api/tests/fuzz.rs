@@ -1,6 +1,8 @@
 //! No client input makes the server answer 5xx: random bodies, content types and paths
 //! thrown at every route (property test), against a real server on SQLite.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! The API as a client uses it: a real server on a random port, a fresh database per test,
 //! run against SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use common::{Server, gzip, start, start_with};

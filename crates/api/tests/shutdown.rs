@@ -1,6 +1,8 @@
 //! Graceful shutdown: a request in flight when the shutdown signal arrives finishes, and every
 //! record it was told about is stored.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! End-to-end tests of `emdp analyze` on a generated dataset ingested into a SQLite file.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use common::{arg, emdp, parse_json, temp_dir};

@@ -7,6 +7,8 @@
 //!   that exist, and SUMMARY.md lists every chapter;
 //! - every `EMDP_*` variable the docs name is one the code or scripts read.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

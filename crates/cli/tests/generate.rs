@@ -1,5 +1,7 @@
 //! End-to-end tests of `emdp generate`, reconciled against `emdp validate`.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

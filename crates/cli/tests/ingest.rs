@@ -1,6 +1,8 @@
 //! End-to-end tests of storage through the `emdp` binary: `ingest`, `records`, `migrate`,
 //! `import-mongo`, their exit codes, and a kill in the middle of an ingest.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};

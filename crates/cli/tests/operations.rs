@@ -1,6 +1,8 @@
 //! `emdp keys`, `emdp config show`, `emdp serve` start-up checks and `emdp health`, run as an
 //! operator would.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use std::process::{Child, Stdio};

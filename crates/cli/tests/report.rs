@@ -1,5 +1,7 @@
 //! End-to-end tests of `emdp report` and `emdp duplicates`: the real binary on a SQLite file.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use common::{

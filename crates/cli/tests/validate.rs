@@ -1,5 +1,7 @@
 //! End-to-end tests of `emdp validate`: the real binary on real files, as a user runs it.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 mod common;
 
 use common::{

@@ -1,5 +1,7 @@
 //! The manifest of a generated file must be exactly what emdp's rules find in it.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::collections::HashSet;
 
 use chrono::{Days, NaiveDate};

@@ -2,6 +2,8 @@
 //! `EMDP_TEST_MQTT_URL` (set by `scripts/test`), and, for the restart test, a private broker
 //! started on a random port so that other tests are not disturbed.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

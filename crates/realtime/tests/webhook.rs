@@ -1,6 +1,8 @@
 //! Webhooks: a correctly signed payload reaches a receiver; a failing one is retried with
 //! backoff and every attempt is recorded.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

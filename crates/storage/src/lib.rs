@@ -10,7 +10,11 @@ mod quality_sql;
 mod rows;
 mod sql;
 pub mod sqlite;
+// The two modules that call SQLite's C API (rusqlite on sqlx's handle, aggregate callbacks):
+// the workspace denies unsafe code everywhere else.
+#[allow(unsafe_code)]
 mod sqlite_bulk;
+#[allow(unsafe_code)]
 mod sqlite_functions;
 mod store;
 

@@ -187,6 +187,7 @@ unsafe fn state<A: Aggregate>(ctx: *mut ffi::sqlite3_context, create: bool) -> O
     if !current.is_null() {
         // SAFETY: taken back exactly once per step; `keep` puts it back.
         unsafe { *slot = std::ptr::null_mut() };
+        // SAFETY: `current` came from `Box::into_raw` in `keep` and the slot no longer holds it.
         return Some(unsafe { Box::from_raw(current) });
     }
     create.then(Box::default)
@@ -201,6 +202,7 @@ unsafe fn keep<A: Aggregate>(ctx: *mut ffi::sqlite3_context, boxed: Box<A>) {
     if slot.is_null() {
         return;
     }
+    // SAFETY: the slot is this group's pointer-sized block, emptied by `state` before this step.
     unsafe { *slot = Box::into_raw(boxed) };
 }
 
@@ -218,6 +220,7 @@ unsafe extern "C" fn step<A: Aggregate>(
         // SAFETY: called by SQLite as this function's xStep.
         let Some(mut state) = (unsafe { state::<A>(ctx, true) }) else { return Err("out of memory") };
         let result = state.step(&Args { values, count });
+        // SAFETY: the same aggregate call as `state` above, whose state type is `A`.
         unsafe { keep(ctx, state) };
         result
     }));

@@ -1,5 +1,7 @@
 //! The alert engine's periodic staleness rule, on a real store with a clock the test moves.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};

@@ -4,6 +4,8 @@
 //! webhook delivery attempts. A last test runs the same script on both backends and compares
 //! everything they return.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};

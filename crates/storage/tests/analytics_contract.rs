@@ -2,6 +2,8 @@
 //! same buildings, daily observations and day/ISO-week/month series, and both match a
 //! reference computed in Rust from the rows.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};

@@ -2,6 +2,8 @@
 //! gets a fresh database and drives the stores through the ingest use case, as the CLI and
 //! the API do.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};

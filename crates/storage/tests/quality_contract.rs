@@ -3,6 +3,8 @@
 //! (gaps, flatlines, stale buildings, conflicts); and one test that both databases compute
 //! the identical report on the same data.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap fails the test")]
+
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};

@@ -39,7 +39,7 @@ pub struct RuleRequest {
     pub name: String,
     /// Its kind.
     pub kind: String,
-    /// The kind's parameters (see the README).
+    /// The kind's parameters (see docs/src/realtime.md).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
