@@ -263,13 +263,8 @@ pub struct ConfigError(pub String);
 
 /// The policy named by `text` (`prefer-valid` or `prefer_valid`, ...).
 pub fn parse_policy(text: &str) -> Result<ConflictPolicy, String> {
-    match text.trim().replace('_', "-").as_str() {
-        "prefer-valid" => Ok(ConflictPolicy::PreferValid),
-        "keep-first" => Ok(ConflictPolicy::KeepFirst),
-        "keep-latest" => Ok(ConflictPolicy::KeepLatest),
-        "manual" => Ok(ConflictPolicy::Manual),
-        _ => Err("expected prefer-valid, keep-first, keep-latest or manual".to_owned()),
-    }
+    ConflictPolicy::parse(&text.replace('-', "_"))
+        .ok_or_else(|| "expected prefer-valid, keep-first, keep-latest or manual".to_owned())
 }
 
 /// `server.policy` as its name (`prefer-valid`, ...).

@@ -69,18 +69,24 @@ impl FaultCounts {
     }
 }
 
-/// What the manifest reports as injected; each label is one row count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the manifest reports as injected; each label is one row count, under its manifest key
+/// (the variant's name in snake case unless it says otherwise), in declaration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub(crate) enum Label {
     MissingBuildingId,
     MissingDate,
     MissingConsumption,
     MissingTemperature,
     MissingProvider,
+    #[strum(serialize = "nonpositive_zero")]
     NonPositiveZero,
+    #[strum(serialize = "nonpositive_negative")]
     NonPositiveNegative,
     Absurd,
+    #[strum(serialize = "temp_out_of_range_low")]
     TemperatureLow,
+    #[strum(serialize = "temp_out_of_range_high")]
     TemperatureHigh,
     FutureDate,
     UnparsableConsumption,
@@ -88,55 +94,19 @@ pub(crate) enum Label {
     UnparsableDate,
     Spike,
     BoundaryValid,
+    #[strum(serialize = "dup_exact")]
     DuplicateExact,
+    #[strum(serialize = "dup_conflict")]
     DuplicateConflicting,
 }
 
 impl Label {
     /// Every label, in manifest order.
-    pub(crate) const ALL: [Label; 18] = [
-        Label::MissingBuildingId,
-        Label::MissingDate,
-        Label::MissingConsumption,
-        Label::MissingTemperature,
-        Label::MissingProvider,
-        Label::NonPositiveZero,
-        Label::NonPositiveNegative,
-        Label::Absurd,
-        Label::TemperatureLow,
-        Label::TemperatureHigh,
-        Label::FutureDate,
-        Label::UnparsableConsumption,
-        Label::UnparsableTemperature,
-        Label::UnparsableDate,
-        Label::Spike,
-        Label::BoundaryValid,
-        Label::DuplicateExact,
-        Label::DuplicateConflicting,
-    ];
+    pub(crate) const ALL: &'static [Label] = <Label as strum::VariantArray>::VARIANTS;
 
     /// The manifest key.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Label::MissingBuildingId => "missing_building_id",
-            Label::MissingDate => "missing_date",
-            Label::MissingConsumption => "missing_consumption",
-            Label::MissingTemperature => "missing_temperature",
-            Label::MissingProvider => "missing_provider",
-            Label::NonPositiveZero => "nonpositive_zero",
-            Label::NonPositiveNegative => "nonpositive_negative",
-            Label::Absurd => "absurd",
-            Label::TemperatureLow => "temp_out_of_range_low",
-            Label::TemperatureHigh => "temp_out_of_range_high",
-            Label::FutureDate => "future_date",
-            Label::UnparsableConsumption => "unparsable_consumption",
-            Label::UnparsableTemperature => "unparsable_temperature",
-            Label::UnparsableDate => "unparsable_date",
-            Label::Spike => "spike",
-            Label::BoundaryValid => "boundary_valid",
-            Label::DuplicateExact => "dup_exact",
-            Label::DuplicateConflicting => "dup_conflict",
-        }
+        self.into()
     }
 
     /// The one rule a row with this fault violates under the default rules, if any.

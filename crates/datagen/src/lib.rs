@@ -300,7 +300,7 @@ fn manifest(config: &GeneratorConfig, layout: &Layout, injected: &[u64; Label::A
     let rows = u64::from(config.buildings) * u64::from(config.days);
     let mut reasons = [0u64; Reason::COUNT];
     let (mut incomplete, mut inconsistent) = (0, 0);
-    for (label, count) in Label::ALL.into_iter().zip(injected) {
+    for (label, count) in Label::ALL.iter().copied().zip(injected) {
         if let Some(reason) = label.reason() {
             reasons[reason as usize] += count;
             if reason.is_missing_field() {
@@ -322,11 +322,7 @@ fn manifest(config: &GeneratorConfig, layout: &Layout, injected: &[u64; Label::A
         fault_rate: config.fault_rate,
         clean_dates: DateRange { first: layout.first_date, last: config.end_date },
         today: DateRange { first: config.end_date, last: layout.first_date + layout.future_shift - Days::new(1) },
-        injected: Label::ALL
-            .into_iter()
-            .zip(injected)
-            .map(|(label, count)| (label.name().to_owned(), *count))
-            .collect(),
+        injected: Label::ALL.iter().zip(injected).map(|(label, count)| (label.name().to_owned(), *count)).collect(),
         expected: Expected {
             total: rows,
             valid: rows - incomplete - inconsistent,
