@@ -12,12 +12,14 @@
 #     records); latency = time the SSE `fired` event is read - time the line is written to the
 #     publisher, both taken by the same Python process; p50/p90/p99/max.
 # Needs mosquitto, mosquitto_pub, psql and a local PostgreSQL (PGURL), python3, curl.
+# SKIP_BUILD=1 EMDP=path runs another emdp binary (e.g. an older build, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-300000}
 PER_MESSAGE=${PER_MESSAGE:-100}
 ALERTS=${ALERTS:-200}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+EMDP=${EMDP:-target/release/emdp}
 for tool in mosquitto mosquitto_pub psql python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install mosquitto mosquitto-clients postgresql-client)" >&2; exit 1; }
 done
@@ -49,7 +51,7 @@ mosquitto -c "$out/mosquitto.conf" >"$out/mosquitto.log" 2>&1 &
 broker_pid=$!
 
 echo "== data: $RECORDS records in messages of $PER_MESSAGE"
-target/release/emdp generate --buildings $((RECORDS / 365 + 1)) --days 365 --faults 0 \
+"$EMDP" generate --buildings $((RECORDS / 365 + 1)) --days 365 --faults 0 \
   --out "$out/data.csv" --manifest "$out/data.manifest.json"
 python3 - "$out/data.csv" "$RECORDS" "$PER_MESSAGE" >"$out/messages.txt" <<'PY'
 import csv, json, sys
@@ -75,7 +77,7 @@ PY
 echo "messages: $(wc -l <"$out/messages.txt"), $(du -h "$out/messages.txt" | cut -f1)"
 
 psql "$PGURL/postgres" -qc "CREATE DATABASE $db"
-EMDP_NO_AUTH=1 EMDP_RATE_LIMIT=false EMDP_LOG_LEVEL=${EMDP_LOG_LEVEL:-info} target/release/emdp serve \
+EMDP_NO_AUTH=1 EMDP_RATE_LIMIT=false EMDP_LOG_LEVEL=${EMDP_LOG_LEVEL:-info} "$EMDP" serve \
   --bind "127.0.0.1:$http_port" --database-url "$PGURL/$db" \
   --mqtt-url "mqtt://127.0.0.1:$mqtt_port" --mqtt-topic 'energy/+/records' >"$out/server.log" 2>&1 &
 server_pid=$!
