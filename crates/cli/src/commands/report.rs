@@ -94,8 +94,10 @@ fn opt<T: ToString>(value: &Option<T>) -> String {
     value.as_ref().map_or_else(String::new, ToString::to_string)
 }
 
+/// A text cell of `--output csv`: safe to open in a spreadsheet, quoted when it must be.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+    let text = emdp_formats::spreadsheet_safe(text);
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.into_owned() }
 }
 
 /// The CSV header of `--output csv`.
@@ -331,5 +333,21 @@ fn text(report: &QualityReport, terminal: bool) -> String {
 fn more(out: &mut String, total: usize, shown: usize) {
     if total > shown {
         out.push_str(&format!("  ... {} more (--output json or csv lists every one)\n", total - shown));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn text_cells_are_quoted_and_safe_to_open_in_a_spreadsheet() {
+        assert_eq!(csv_field("B00001"), "B00001");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("@SUM(1+1)"), "'@SUM(1+1)");
+        assert_eq!(csv_field("=HYPERLINK(\"x\",\"y\")"), "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(csv_field("-5"), "-5");
     }
 }
