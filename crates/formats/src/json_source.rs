@@ -80,17 +80,24 @@ fn visit_object(
             return visit(SourceRow { line, raw: text, record, parse_error: Some(&message), origin: None });
         }
     };
-    for (slot, value) in scratch.iter_mut().zip(&fields.values) {
-        if let Some(json) = value.map(|v| v.get()).filter(|json| json.starts_with('"') && json.contains('\\')) {
-            // A JSON string from serde_json's own parser: unescaping cannot fail.
-            *slot = serde_json::from_str::<String>(json).unwrap_or_default();
+    // Which escaped strings unescaped: one holding a lone surrogate (`"Z\\ud800"`) is valid JSON
+    // but no Rust string, so it is a value of the wrong type (an invalid identifier, an
+    // unparsable number), never an absent one; the payload is kept raw either way.
+    let mut unescaped = [false; 5];
+    for ((slot, value), ok) in scratch.iter_mut().zip(&fields.values).zip(&mut unescaped) {
+        if let Some(json) = value.map(|v| v.get()).filter(|json| json.starts_with('"') && json.contains('\\'))
+            && let Ok(text) = serde_json::from_str::<String>(json)
+        {
+            *slot = text;
+            *ok = true;
         }
     }
     let mut record = RawRecord::default();
     for field in FieldName::ALL {
         let Some(json) = fields.values[field as usize].map(RawValue::get) else { continue };
         let value = match json.as_bytes()[0] {
-            b'"' if json.contains('\\') => RawField::Text(&scratch[field as usize]),
+            b'"' if json.contains('\\') && unescaped[field as usize] => RawField::Text(&scratch[field as usize]),
+            b'"' if json.contains('\\') => RawField::WrongType(json),
             b'"' => RawField::Text(&json[1..json.len() - 1]),
             b'n' => RawField::Absent,
             b't' | b'f' | b'{' | b'[' => RawField::WrongType(json),
@@ -376,6 +383,28 @@ mod tests {
         .unwrap();
         assert_eq!(out[0].2, ["B1", "2024-01-01", "100.50", "<absent>", "<wrong true>"].map(String::from));
         assert!(!out[0].3);
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_a_value_of_the_wrong_type_not_an_absent_one() {
+        let line = "{\"building_id\":\"Z\\ud800\",\"date\":\"2024-01-01\",\"consumption\":\"1\\udc00\",\"temperature\":2,\"provider\":\"p\\u0031\"}\n";
+        let out = ndjson(line).unwrap();
+        assert_eq!(
+            out[0].2,
+            ["<wrong \"Z\\ud800\">", "2024-01-01", "<wrong \"1\\udc00\">", "2", "p1"].map(String::from)
+        );
+        assert!(!out[0].3, "the object itself is well-formed");
+        let rules = emdp_domain::RuleSet::default();
+        let today = emdp_domain::parse_iso_date("2025-01-01").expect("a date");
+        let mut codes = Vec::new();
+        NdjsonSource::new(line.as_bytes())
+            .read_all(&mut |row| {
+                let parsed = emdp_domain::ParsedRecord::parse(&row.record, &rules);
+                codes.extend(emdp_domain::assess(&parsed, &rules, today).reasons.iter().map(|reason| reason.code()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(codes, ["unparsable_consumption", "invalid_identifier"]);
     }
 
     #[test]
