@@ -39,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         // decompressed bytes (a small bomb is still a 413). Other encodings pass through so
         // that the body extractor answers them with problem details, not a bare 415.
         .layer(RequestDecompressionLayer::new().pass_through_unaccepted(true))
+        // A body declared too large is a 413 before a byte of it is read.
+        .layer(axum::middleware::from_fn_with_state(state.config.body_limit, extract::refuse_declared_oversize))
         .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
         // The documentation and the dashboard's files are public (after the guard): the
         // dashboard's page asks for a key itself.

@@ -321,6 +321,15 @@ async fn bodies_over_the_limit_are_413(server: Server) {
     // The limit counts decompressed bytes: 4 KB that gzip makes 100 bytes are still too large.
     let (status, problem) = server.post_encoded("/api/v1/records", "text/csv", "gzip", gzip(&big)).await;
     assert_eq!((status, problem["type"].as_str()), (413, Some("urn:emdp:problem:payload-too-large")));
+    // A body declared far larger than it is: refused at once, not awaited until the request's
+    // time runs out (which answered 503 after 30 s).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let request = "POST /api/v1/records HTTP/1.1\r\nHost: emdp\r\nContent-Type: text/csv\r\nContent-Length: 999999999999\r\n\r\nab";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut status_line = [0; 12];
+    stream.read_exact(&mut status_line).await.unwrap();
+    assert_eq!(std::str::from_utf8(&status_line).unwrap(), "HTTP/1.1 413");
 }
 
 async fn legacy_routes(server: Server) {
