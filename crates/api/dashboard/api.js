@@ -72,6 +72,18 @@ export async function api(path, init = {}) {
   return response.json();
 }
 
+/**
+ * The values of `promises` once every one has settled; the first failure, if any, is thrown only
+ * then. A page that awaits its requests this way has none in flight when it shows a failure and is
+ * marked ready (a late 401 would otherwise come after the key banner).
+ */
+export async function settled(promises) {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((result) => result.value);
+}
+
 export function postJson(path, body) {
   return api(path, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
 }

@@ -2,7 +2,7 @@
 // temperature with anomalies, the baseline against temperature with its metrics, its gaps and
 // its records, 25 a page.
 
-import { api, query } from '../api.js';
+import { api, query, settled } from '../api.js';
 import { consumptionChart, scatterChart } from '../charts.js';
 import { badge, cursorPager, errorBox, fmtInt, fmtNum, fmtPct, h, kpi, reasonCodes, section, table } from '../ui.js';
 
@@ -25,7 +25,7 @@ export async function buildingPage(main, { live }, id) {
     section('Records', records),
   );
   const soft = (promise) => promise.catch((err) => err);
-  const [quality, points, anomalies, baseline, gapList] = await Promise.all([
+  const [quality, points, anomalies, baseline, gapList] = await settled([
     api(`/quality/buildings?building_id=${enc}`),
     soft(api(`/buildings/${enc}/series?granularity=day`)),
     soft(api(`/buildings/${enc}/anomalies`)),

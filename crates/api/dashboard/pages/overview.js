@@ -1,7 +1,7 @@
 // The overview (`/`): KPIs, records per status per day, the top reason codes and a per-provider
 // table, for the filters kept in the URL; one request for the figures (`/quality/overview`).
 
-import { api, query } from '../api.js';
+import { api, query, settled } from '../api.js';
 import { stackedDaily } from '../charts.js';
 import { fmtInt, fmtPct, h, kpi, section, table } from '../ui.js';
 import { alertList, alertState, hasAlerts } from './alerts.js';
@@ -64,7 +64,7 @@ export async function overviewPage(main, { live, navigate }) {
 
   const started = performance.now();
   // All at once: the figures, and the firing alerts when the server has an alerts API.
-  const [report, alerts] = await Promise.all([
+  const [report, alerts] = await settled([
     api(`/quality/overview${query(filters)}`),
     hasAlerts().then((yes) => (yes ? api('/alerts?state=firing&limit=1000').catch(() => null) : null)),
   ]);
