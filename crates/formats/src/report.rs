@@ -59,17 +59,22 @@ mod tests {
     use emdp_app::usecases::validate::validate;
     use emdp_domain::RuleSet;
 
-    #[test]
-    fn one_row_per_record_with_status_duplicate_and_reasons() {
-        let input = b"building_id,date,consumption,temperature,provider\nB1,2024-01-01,1,2,p\nB1,2024-01-01,3,99,p\n";
-        let mut source = crate::CsvSource::new(&input[..]);
+    /// The report of validating the CSV `input` on 2025-01-01.
+    fn report_of(input: &[u8]) -> String {
+        let mut source = crate::CsvSource::new(input);
         let mut out = Vec::new();
         let mut report = ReportWriter::new(&mut out).unwrap();
         let today = emdp_domain::parse_iso_date("2025-01-01").unwrap();
         validate(&mut source as &mut dyn RecordSource, &RuleSet::default(), today, &mut report).unwrap();
         report.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn one_row_per_record_with_status_duplicate_and_reasons() {
+        let input = b"building_id,date,consumption,temperature,provider\nB1,2024-01-01,1,2,p\nB1,2024-01-01,3,99,p\n";
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            report_of(input),
             "line,building_id,date,consumption,temperature,provider,status,duplicate,reasons\n\
              2,B1,2024-01-01,1,2,p,VALID,,\n\
              3,B1,2024-01-01,3,99,p,INCONSISTENT,conflicting,temperature_out_of_range\n"
@@ -80,13 +85,7 @@ mod tests {
     fn formulas_are_neutralized_and_negative_numbers_kept() {
         let input =
             b"building_id,date,consumption,temperature,provider\n=HYPERLINK(\"http://x\"),2024-01-01,-5,-3,@SUM(1+1)\n";
-        let mut source = crate::CsvSource::new(&input[..]);
-        let mut out = Vec::new();
-        let mut report = ReportWriter::new(&mut out).unwrap();
-        let today = emdp_domain::parse_iso_date("2025-01-01").unwrap();
-        validate(&mut source as &mut dyn RecordSource, &RuleSet::default(), today, &mut report).unwrap();
-        report.finish().unwrap();
-        let written = String::from_utf8(out).unwrap();
+        let written = report_of(input);
         let row = written.lines().nth(1).unwrap();
         assert!(
             row.starts_with("2,\"'=HYPERLINK(\"\"http://x\"\")\",2024-01-01,-5,-3,'@SUM(1+1),INCONSISTENT,"),
