@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod columns;
 pub mod date;
 pub mod duplicates;
+pub mod energy;
 pub mod field;
 pub mod identifier;
 #[cfg(test)]
