@@ -174,7 +174,8 @@ async fn assemble(stores: emdp_storage::Stores, settings: Settings) -> Result<Se
     seed_rules(&alerts, &alert_rules).await?;
     // Before anything is ingested: the alert windows as the store left them.
     alerts.restore().await?;
-    let realtime = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(ServerError::Config)?;
+    let realtime = emdp_realtime::start(&realtime, ingestor.clone(), stores.dead_letters.clone(), &alerts)
+        .map_err(ServerError::Config)?;
     let state = AppState::new(Services {
         store: stores.records,
         ingestor,
@@ -186,6 +187,7 @@ async fn assemble(stores: emdp_storage::Stores, settings: Settings) -> Result<Se
         keys,
         config: Arc::new(http),
         alerts,
+        dead_letters: stores.dead_letters,
     });
     Ok(Server { state, realtime })
 }
