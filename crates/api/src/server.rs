@@ -172,7 +172,10 @@ async fn assemble(stores: emdp_storage::Stores, settings: Settings) -> Result<Se
     let alerts =
         AlertEngine::new(stores.alerts.clone(), clock.clone()).with_analyzer(Analyzer::new(stores.analytics.clone()));
     seed_rules(&alerts, &alert_rules).await?;
-    let realtime = emdp_realtime::start(&realtime, ingestor.clone(), &alerts).map_err(ServerError::Config)?;
+    // Before anything is ingested: the alert windows as the store left them.
+    alerts.restore().await?;
+    let realtime = emdp_realtime::start(&realtime, ingestor.clone(), stores.dead_letters.clone(), &alerts)
+        .map_err(ServerError::Config)?;
     let state = AppState::new(Services {
         store: stores.records,
         ingestor,
@@ -184,6 +187,7 @@ async fn assemble(stores: emdp_storage::Stores, settings: Settings) -> Result<Se
         keys,
         config: Arc::new(http),
         alerts,
+        dead_letters: stores.dead_letters,
     });
     Ok(Server { state, realtime })
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use emdp_app::ports::{Clock, DuplicateStore, QualityStore, RecordStore};
+use emdp_app::ports::{Clock, DeadLetterStore, DuplicateStore, QualityStore, RecordStore};
 use emdp_app::usecases::alerts::AlertEngine;
 use emdp_app::usecases::analyze::Analyzer;
 use emdp_app::usecases::ingest::Ingestor;
@@ -100,4 +100,6 @@ pub struct Services {
     pub config: Arc<ApiConfig>,
     /// Alert rules, their evaluation and the live alert events.
     pub alerts: AlertEngine,
+    /// The MQTT messages given up on.
+    pub dead_letters: Arc<dyn DeadLetterStore>,
 }

@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// `[mqtt]`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttSettings {
     /// The broker to ingest from and publish alerts to, `mqtt://HOST:PORT` (off when absent).
@@ -54,6 +54,15 @@ pub struct MqttSettings {
     /// Topic filters subscribed to (`energy/+/records` when empty); a string or a list.
     #[serde(deserialize_with = "one_or_many")]
     pub topic: Vec<String>,
+    /// Store attempts failing with a message's own error before the message is kept as a dead
+    /// letter and acknowledged (a database outage is retried without counting); at least 1.
+    pub max_attempts: std::num::NonZeroU32,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings { url: None, topic: Vec::new(), max_attempts: emdp_realtime::DEFAULT_MAX_ATTEMPTS }
+    }
 }
 
 /// `[alerts]`.
@@ -481,6 +490,7 @@ mod tests {
             ("EMDP_LOG_LEVEL", "emdp=debug,info"),
             ("EMDP_MQTT_URL", "mqtt://broker:1883"),
             ("EMDP_MQTT_TOPIC", "a/+/records"),
+            ("EMDP_MQTT_MAX_ATTEMPTS", "3"),
             ("EMDP_WEBHOOK_URLS", "http://a/hook,, http://b/hook"),
             ("EMDP_WEBHOOK_SECRET", "12345"),
         ]);
@@ -499,7 +509,11 @@ mod tests {
             auth: AuthConfig { enabled: Some(true), metrics_public: true },
             rate_limit: RateLimitConfig { enabled: true, per_second: 2.5, burst: 9 },
             log: LogConfig { format: LogFormat::Json, level: "emdp=debug,info".into() },
-            mqtt: MqttSettings { url: Some("mqtt://broker:1883".into()), topic: vec!["a/+/records".into()] },
+            mqtt: MqttSettings {
+                url: Some("mqtt://broker:1883".into()),
+                topic: vec!["a/+/records".into()],
+                max_attempts: std::num::NonZeroU32::new(3).unwrap(),
+            },
             alerts: AlertsConfig {
                 webhook_urls: vec!["http://a/hook".into(), "http://b/hook".into()],
                 webhook_secret: Some("12345".into()),
@@ -663,6 +677,8 @@ mod tests {
     fn invalid_realtime_settings_name_the_key() {
         let bad = |text: &str| from_file(text).unwrap_err().0;
         assert!(bad("[mqtt]\nurl = \"tcp://x\"\n").contains("(mqtt.url): invalid value 'tcp://x'"));
+        let err = bad("[mqtt]\nmax_attempts = 0\n");
+        assert!(err.contains("(mqtt.max_attempts)") && err.contains("nonzero"), "{err}");
         assert!(
             bad("[alerts]\nwebhook_urls = \"http://a\"\n")
                 .contains("(alerts.webhook_urls): needs alerts.webhook_secret")

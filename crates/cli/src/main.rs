@@ -39,6 +39,8 @@ enum Command {
     Records(commands::records::Command),
     #[command(subcommand)]
     Batches(commands::batches::Command),
+    #[command(subcommand)]
+    DeadLetters(commands::dead_letters::Command),
     Report(commands::report::Args),
     #[command(subcommand)]
     Duplicates(commands::duplicates::Command),
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::ImportMongo(args) => commands::import_mongo::run(args),
         Command::Records(command) => commands::records::run(command),
         Command::Batches(command) => commands::batches::run(command),
+        Command::DeadLetters(command) => commands::dead_letters::run(command),
         Command::Report(args) => commands::report::run(args),
         Command::Duplicates(command) => commands::duplicates::run(command),
         Command::Keys(command) => commands::keys::run(command),

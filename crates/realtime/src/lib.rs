@@ -4,8 +4,12 @@
 //!   object, a JSON array or NDJSON) are batched (up to `batch_messages` or `batch_ms`), stored
 //!   through the same ingest use case as the API (one batch per topic with source
 //!   `mqtt:<topic>`), evaluated by the alert engine, and only then acknowledged. A store that
-//!   fails is retried with backoff without acknowledging, so nothing is lost; the broker
-//!   connection reconnects with backoff (persistent session: `clean_session = false`).
+//!   fails is retried with backoff without acknowledging, so nothing is lost: for as long as
+//!   the database is out (unreachable, full, of another schema), and for a message failing
+//!   with an error of its own up to `max_attempts` (default 5) times, after which the message
+//!   is kept raw as a dead letter ([`emdp_app::ports::DeadLetterStore`]) and acknowledged, so
+//!   that one poison message does not stall the stream. The broker connection reconnects with
+//!   backoff (persistent session: `clean_session = false`).
 //! - [`mqtt::AlertPublisher`]: publishes every alert event to `energy/alerts/<severity>/<building>`.
 //! - [`webhook::WebhookNotifier`]: POSTs every alert event to configured URLs, signed with
 //!   `X-Emdp-Signature: sha256=<hex HMAC-SHA256 of the body>`, retried with exponential
@@ -14,7 +18,7 @@
 pub mod mqtt;
 pub mod webhook;
 
-pub use mqtt::{AlertPublisher, MqttConfig, Subscriber, SubscriberStats, parse_mqtt_url};
+pub use mqtt::{AlertPublisher, DEFAULT_MAX_ATTEMPTS, MqttConfig, Subscriber, SubscriberStats, parse_mqtt_url};
 pub use webhook::{WebhookConfig, WebhookNotifier, sign};
 
 /// Installs the `ring` rustls provider for the process (HTTPS webhooks). Safe to call again.
@@ -29,6 +33,9 @@ pub struct RealtimeOptions {
     pub mqtt_url: Option<String>,
     /// Topic filters to subscribe to (default `energy/+/records`).
     pub mqtt_topics: Vec<String>,
+    /// Store attempts failing with a message's own error before it becomes a dead letter
+    /// (default [`DEFAULT_MAX_ATTEMPTS`]).
+    pub mqtt_max_attempts: Option<std::num::NonZeroU32>,
     /// Webhook URLs for alert events.
     pub webhook_urls: Vec<String>,
     /// The webhooks' HMAC-SHA256 secret.
@@ -58,11 +65,13 @@ impl Drop for Realtime {
     }
 }
 
-/// Starts the staleness checks, and as configured the MQTT subscriber, the MQTT alert
-/// publisher and the webhook notifier. Must run inside a Tokio runtime.
+/// Starts the staleness checks, and as configured the MQTT subscriber (keeping the messages it
+/// gives up on in `dead_letters`), the MQTT alert publisher and the webhook notifier. Must run
+/// inside a Tokio runtime.
 pub fn start(
     options: &RealtimeOptions,
     ingestor: emdp_app::usecases::ingest::Ingestor,
+    dead_letters: std::sync::Arc<dyn emdp_app::ports::DeadLetterStore>,
     alerts: &emdp_app::usecases::alerts::AlertEngine,
 ) -> Result<Realtime, String> {
     let mut realtime = Realtime { tasks: Vec::new(), publisher: None, notifier: None };
@@ -78,9 +87,10 @@ pub fn start(
         } else {
             options.mqtt_topics.clone()
         };
-        let config = MqttConfig::new(url, topics)?;
+        let mut config = MqttConfig::new(url, topics)?;
+        config.max_attempts = options.mqtt_max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         realtime.publisher = Some(AlertPublisher::spawn(&config, alerts.subscribe()));
-        realtime.tasks.push(Subscriber::new(config, ingestor, Some(alerts.clone())).spawn());
+        realtime.tasks.push(Subscriber::new(config, ingestor, dead_letters, Some(alerts.clone())).spawn());
         tracing::info!(%url, "MQTT ingestion and alert publishing started");
     }
     Ok(realtime)

@@ -1,11 +1,15 @@
 //! MQTT ingestion and alert publishing (rumqttc, MQTT 3.1.1).
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use emdp_app::ports::{AlertEvent, RawRow, RecordSource, SourceFormat};
+use chrono::{DateTime, Utc};
+use emdp_app::ports::{
+    AlertEvent, DeadLetterPayload, DeadLetterStore, NewDeadLetter, RawRow, RecordSource, SourceFormat, StoreError,
+};
 use emdp_app::usecases::alerts::AlertEngine;
 use emdp_app::usecases::ingest::Ingestor;
 use emdp_formats::{JsonArraySource, NdjsonSource};
@@ -15,6 +19,10 @@ use tokio::task::JoinHandle;
 
 /// The longest wait between reconnection or store attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How many store attempts failing with a message's own error (not an outage) a message gets
+/// before it is kept as a dead letter, by default.
+pub const DEFAULT_MAX_ATTEMPTS: NonZeroU32 = NonZeroU32::new(5).expect("5 is not zero");
 
 /// Where and how to subscribe.
 #[derive(Debug, Clone)]
@@ -32,13 +40,24 @@ pub struct MqttConfig {
     pub batch_messages: usize,
     /// Longest wait for more messages before a batch is stored, ms.
     pub batch_ms: u64,
+    /// Store attempts failing with a message's own error (a database outage does not count)
+    /// before the message is kept as a dead letter and acknowledged.
+    pub max_attempts: NonZeroU32,
 }
 
 impl MqttConfig {
     /// Settings for `url` (`mqtt://HOST:PORT`) and `topics`, with the default batching.
     pub fn new(url: &str, topics: Vec<String>) -> Result<Self, String> {
         let (host, port) = parse_mqtt_url(url)?;
-        Ok(MqttConfig { host, port, topics, client_id: "emdp-ingest".into(), batch_messages: 1000, batch_ms: 20 })
+        Ok(MqttConfig {
+            host,
+            port,
+            topics,
+            client_id: "emdp-ingest".into(),
+            batch_messages: 1000,
+            batch_ms: 20,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        })
     }
 
     fn options(&self, client_id: &str, clean: bool) -> MqttOptions {
@@ -76,6 +95,8 @@ pub struct SubscriberStats {
     pub records: AtomicU64,
     /// Failed store attempts (retried).
     pub store_failures: AtomicU64,
+    /// Messages kept as dead letters (and acknowledged) after their attempts.
+    pub dead_letters: AtomicU64,
     /// Broker connections made.
     pub connections: AtomicU64,
     /// Subscriptions the broker confirmed.
@@ -86,14 +107,21 @@ pub struct SubscriberStats {
 pub struct Subscriber {
     config: MqttConfig,
     ingestor: Ingestor,
+    dead_letters: Arc<dyn DeadLetterStore>,
     alerts: Option<AlertEngine>,
     stats: Arc<SubscriberStats>,
 }
 
 impl Subscriber {
-    /// A subscriber storing through `ingestor`, evaluating `alerts` after each batch.
-    pub fn new(config: MqttConfig, ingestor: Ingestor, alerts: Option<AlertEngine>) -> Self {
-        Subscriber { config, ingestor, alerts, stats: Arc::default() }
+    /// A subscriber storing through `ingestor`, keeping the messages it gives up on in
+    /// `dead_letters`, evaluating `alerts` after each batch.
+    pub fn new(
+        config: MqttConfig,
+        ingestor: Ingestor,
+        dead_letters: Arc<dyn DeadLetterStore>,
+        alerts: Option<AlertEngine>,
+    ) -> Self {
+        Subscriber { config, ingestor, dead_letters, alerts, stats: Arc::default() }
     }
 
     /// The counters (shared with the running tasks).
@@ -111,10 +139,12 @@ impl Subscriber {
         let writer = Writer {
             client,
             ingestor: self.ingestor,
+            dead_letters: self.dead_letters,
             alerts: self.alerts,
             stats: self.stats,
             batch_messages: self.config.batch_messages.max(1),
             batch_wait: Duration::from_millis(self.config.batch_ms),
+            max_attempts: self.config.max_attempts.get(),
         };
         tokio::spawn(async move {
             let _abort_connection = AbortOnDrop(connection);
@@ -174,83 +204,171 @@ async fn drive(
 struct Writer {
     client: AsyncClient,
     ingestor: Ingestor,
+    dead_letters: Arc<dyn DeadLetterStore>,
     alerts: Option<AlertEngine>,
     stats: Arc<SubscriberStats>,
     batch_messages: usize,
     batch_wait: Duration,
+    max_attempts: u32,
+}
+
+/// A message as received: acknowledged once stored or kept as a dead letter.
+struct Message {
+    publish: Publish,
+    received_at: DateTime<Utc>,
+}
+
+/// Why rows were not stored: a failure of their own, repeated `attempts` times.
+struct GaveUp {
+    error: StoreError,
+    attempts: u32,
 }
 
 impl Writer {
     async fn run(self, mut receiver: mpsc::Receiver<Publish>) {
-        let mut batch: Vec<Publish> = Vec::with_capacity(self.batch_messages);
+        let mut batch: Vec<Message> = Vec::with_capacity(self.batch_messages);
         while let Some(first) = receiver.recv().await {
-            batch.push(first);
+            batch.push(self.received(first));
             let deadline = tokio::time::Instant::now() + self.batch_wait;
             while batch.len() < self.batch_messages {
                 tokio::select! {
                     message = receiver.recv() => match message {
-                        Some(message) => batch.push(message),
+                        Some(message) => batch.push(self.received(message)),
                         None => break,
                     },
                     () = tokio::time::sleep_until(deadline) => break,
                 }
             }
             self.store(&batch).await;
-            for publish in batch.drain(..) {
-                // Acknowledged only now that it is stored.
-                if let Err(err) = self.client.ack(&publish).await {
+            for message in batch.drain(..) {
+                // Acknowledged only now that it is stored (or kept as a dead letter).
+                if let Err(err) = self.client.ack(&message.publish).await {
                     tracing::warn!(error = %err, "MQTT ack failed: the broker will redeliver");
                 }
             }
         }
     }
 
-    /// Stores the batch, one ingest batch per topic, retrying until it succeeds.
-    async fn store(&self, batch: &[Publish]) {
-        let mut topics: Vec<(&str, Vec<RawRow>)> = Vec::new();
+    fn received(&self, publish: Publish) -> Message {
+        Message { publish, received_at: self.ingestor.clock().now() }
+    }
+
+    /// Stores the batch, one ingest batch per topic. A topic's messages that fail together
+    /// with an error of their own are stored one by one, so that one poison message is kept
+    /// as a dead letter and the others are stored.
+    async fn store(&self, batch: &[Message]) {
+        let mut topics: Vec<(&str, Vec<&Message>)> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
-        for publish in batch {
-            let topic = publish.topic.as_str();
+        for message in batch {
+            let topic = message.publish.topic.as_str();
             let slot = *index.entry(topic).or_insert_with(|| {
                 topics.push((topic, Vec::new()));
                 topics.len() - 1
             });
-            let rows = &mut topics[slot].1;
-            let before = rows.len() as i64;
-            let mut message_rows = classify_message(&self.ingestor, &publish.payload);
-            for (offset, row) in message_rows.iter_mut().enumerate() {
-                row.line = before + offset as i64 + 1;
-            }
-            rows.extend(message_rows);
+            topics[slot].1.push(message);
         }
-        for (topic, rows) in topics {
+        for (topic, messages) in topics {
+            let mut rows: Vec<RawRow> = Vec::new();
+            for message in &messages {
+                let before = rows.len() as i64;
+                let mut message_rows = classify_message(&self.ingestor, &message.publish.payload);
+                for (offset, row) in message_rows.iter_mut().enumerate() {
+                    row.line = before + offset as i64 + 1;
+                }
+                rows.extend(message_rows);
+            }
             if rows.is_empty() {
                 continue;
             }
             let source = format!("mqtt:{topic}");
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match self.ingestor.ingest_rows(&rows, &source, SourceFormat::Ndjson, None, None).await {
-                    Ok((_, links)) => {
-                        self.stats.records.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                        if let Some(alerts) = &self.alerts
-                            && let Err(err) = alerts.on_ingested(&source, &rows, &links).await
-                        {
-                            tracing::warn!(error = %err, "alert evaluation failed");
-                        }
-                        break;
+            if let [message] = messages.as_slice() {
+                if let Err(gave_up) = self.store_rows(&source, &rows, self.max_attempts).await {
+                    self.dead_letter(topic, message, gave_up).await;
+                }
+                continue;
+            }
+            if let Err(GaveUp { error, .. }) = self.store_rows(&source, &rows, 1).await {
+                tracing::warn!(%error, %source, messages = messages.len(),
+                    "storing a batch of MQTT messages failed: storing them one by one");
+                for message in messages {
+                    let rows = classify_message(&self.ingestor, &message.publish.payload);
+                    if rows.is_empty() {
+                        continue;
                     }
-                    Err(err) => {
-                        self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %err, %source, retry_in_ms = backoff.as_millis() as u64,
-                            "storing MQTT messages failed: not acknowledged, retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if let Err(gave_up) = self.store_rows(&source, &rows, self.max_attempts).await {
+                        self.dead_letter(topic, message, gave_up).await;
                     }
                 }
             }
         }
         self.stats.messages.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Stores `rows` as one batch from `source` and evaluates the alert rules on them.
+    /// Retries with backoff: an outage (the database unreachable, full, of another schema)
+    /// for as long as it lasts, since every message would fail alike and none is to blame; a
+    /// failure of the rows' own until `max_attempts` of them, then gives up.
+    async fn store_rows(&self, source: &str, rows: &[RawRow], max_attempts: u32) -> Result<(), GaveUp> {
+        let mut backoff = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            match self.ingestor.ingest_rows(rows, source, SourceFormat::Ndjson, None, None).await {
+                Ok((_, links)) => {
+                    self.stats.records.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    if let Some(alerts) = &self.alerts
+                        && let Err(err) = alerts.on_ingested(source, rows, &links).await
+                    {
+                        tracing::warn!(error = %err, "alert evaluation failed");
+                    }
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                    if !error.is_outage() {
+                        attempts += 1;
+                        if attempts >= max_attempts {
+                            return Err(GaveUp { error, attempts });
+                        }
+                    }
+                    tracing::warn!(%error, %source, attempts, retry_in_ms = backoff.as_millis() as u64,
+                        "storing MQTT messages failed: not acknowledged, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Keeps a message given up on as a dead letter, retrying until that is stored: only then
+    /// is it acknowledged, so it is never lost.
+    async fn dead_letter(&self, topic: &str, message: &Message, gave_up: GaveUp) {
+        let letter = NewDeadLetter {
+            topic: topic.to_owned(),
+            payload: DeadLetterPayload::from_bytes(&message.publish.payload),
+            received_at: message.received_at,
+            error: gave_up.error.to_string(),
+            attempts: gave_up.attempts,
+            dead_at: self.ingestor.clock().now(),
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.dead_letters.add_dead_letter(&letter).await {
+                Ok(id) => {
+                    self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("emdp_mqtt_dead_letters_total").increment(1);
+                    tracing::warn!(id, %topic, attempts = letter.attempts, error = %letter.error,
+                        bytes = message.publish.payload.len(),
+                        "MQTT message kept as a dead letter and acknowledged: it could not be stored");
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, %topic, retry_in_ms = backoff.as_millis() as u64,
+                        "keeping an MQTT message as a dead letter failed: not acknowledged, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
     }
 }
 

@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use emdp_app::ports::{
     Alert, AlertEvent, AlertFilter, AlertRule, AlertState, AlertStore, DeliveryAttempt, EventKind, NewAlert, RuleKind,
-    RuleSpec, Severity, StoreError,
+    RuleSpec, Severity, ShareScope, StoreError,
 };
+use emdp_domain::{Admission, QualityStatus};
 
 use crate::error::DbResult;
 use crate::rows::from_millis;
-use crate::sql::{Backend, Cols, On, Sql, Tx, execute};
+use crate::sql::{Backend, Cols, On, Sql, Tx, execute, fetch};
 use crate::store::{SqlStore, row_on};
 
 /// Columns of `alert_rules` in the order `rule_row` reads them.
@@ -310,5 +311,62 @@ impl<B: Backend> AlertStore for SqlStore<B> {
             vec![alert_id.into()],
         );
         self.rows(&sql).await?.iter().map(attempt_row).collect()
+    }
+
+    async fn last_arrivals(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        // An edit (PATCH) is an operator's, not a sign of life from the building.
+        let sql = self.sql(
+            &format!(
+                "SELECT building_id, {} FROM raw_records WHERE building_id IS NOT NULL AND admission <> $1 \
+                 GROUP BY building_id",
+                B::DIALECT.millis("MAX(received_at)")
+            ),
+            vec![Admission::Edit.as_str().into()],
+        );
+        self.rows(&sql).await?.iter().map(|row| Ok((row.text(0)?, millis_at(row, 1)?))).collect()
+    }
+
+    async fn recent_validity(
+        &self,
+        scope: ShareScope,
+        value: Option<&str>,
+        window: usize,
+    ) -> Result<Vec<(String, Vec<bool>)>, StoreError> {
+        let (subject, join) = match scope {
+            ShareScope::Source => ("b.source", " JOIN batches b ON b.id = r.batch_id"),
+            ShareScope::Provider => ("r.provider", ""),
+            ShareScope::Building => ("r.building_id", ""),
+        };
+        // The rule sees new versions and conflicting ones; not exact re-deliveries, nor edits
+        // (PATCH), which it is never shown. Arrival order is batch, then line.
+        let sql = self.sql(
+            &format!(
+                "SELECT subject, valid FROM (SELECT {subject} AS subject, \
+                 CAST(CASE WHEN r.status = $1 THEN 1 ELSE 0 END AS BIGINT) AS valid, r.batch_id, r.line, \
+                 ROW_NUMBER() OVER (PARTITION BY {subject} ORDER BY r.batch_id DESC, r.line DESC) AS n \
+                 FROM raw_records r{join} WHERE r.admission IN ($2, $3) AND {subject} IS NOT NULL \
+                 AND ($4 IS NULL OR {subject} = $4)) w \
+                 WHERE n <= $5 ORDER BY subject, batch_id, line"
+            ),
+            vec![
+                QualityStatus::Valid.as_str().into(),
+                Admission::New.as_str().into(),
+                Admission::Conflicting.as_str().into(),
+                value.into(),
+                (window.min(i64::MAX as usize) as i64).into(),
+            ],
+        );
+        // Streamed, kept as flags: memory is what the windows themselves hold.
+        let mut subjects: Vec<(String, Vec<bool>)> = Vec::new();
+        fetch::<B>(self.pooled(), &sql, &mut |row| {
+            let (subject, valid) = (row.text(0)?, row.int(1)? != 0);
+            match subjects.last_mut() {
+                Some((last, flags)) if *last == subject => flags.push(valid),
+                _ => subjects.push((subject, vec![valid])),
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(subjects)
     }
 }

@@ -4,6 +4,7 @@
 //! and pass the same contract test suite.
 
 mod alerts_sql;
+mod dead_letters_sql;
 mod error;
 pub mod postgres;
 mod quality_sql;
@@ -20,7 +21,9 @@ mod store;
 
 use std::sync::Arc;
 
-use emdp_app::ports::{AlertStore, AnalyticsStore, DuplicateStore, KeyStore, QualityStore, RecordStore, StoreError};
+use emdp_app::ports::{
+    AlertStore, AnalyticsStore, DeadLetterStore, DuplicateStore, KeyStore, QualityStore, RecordStore, StoreError,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -50,6 +53,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     /// Alert rules, alerts, their event log and webhook deliveries.
     pub alerts: Arc<dyn AlertStore>,
+    /// MQTT messages given up on, kept raw with their error.
+    pub dead_letters: Arc<dyn DeadLetterStore>,
 }
 
 /// Opens the database named by `url` like [`open`] and returns every port over one pool.
@@ -73,6 +78,7 @@ impl Stores {
             quality: store.clone(),
             duplicates: store.clone(),
             alerts: store.clone(),
+            dead_letters: store.clone(),
             keys: store,
         }
     }

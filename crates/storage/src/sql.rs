@@ -1,7 +1,8 @@
 //! What the read side needs of a database, written once: statements with their parameters
 //! ([`Sql`], [`Param`]) in a [`Dialect`], rows read through [`Cols`], and the [`Backend`] that
 //! runs them. The SQLite and PostgreSQL modules implement [`Cols`] and [`Backend`]; the ports'
-//! implementations over them live in [`crate::store`] and [`crate::alerts_sql`].
+//! implementations over them live in [`crate::store`], [`crate::alerts_sql`] and
+//! [`crate::dead_letters_sql`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};

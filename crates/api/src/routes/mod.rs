@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod batches;
 pub mod buildings;
+pub mod dead_letters;
 pub mod meta;
 pub mod quality;
 pub mod records;
@@ -49,6 +50,7 @@ fn operations() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         (ADMIN, routes!(records::delete)),
         (READER, routes!(records::history)),
         (READER, routes!(batches::list)),
+        (READER, routes!(dead_letters::list)),
         (READER, routes!(buildings::list)),
         (READER, routes!(buildings::series)),
         (READER, routes!(buildings::baseline)),

@@ -165,4 +165,18 @@ pub trait AlertStore: Send + Sync {
     async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), StoreError>;
     /// The delivery attempts of an alert's events, in order.
     async fn attempts(&self, alert_id: i64) -> Result<Vec<DeliveryAttempt>, StoreError>;
+
+    /// What the staleness rules rebuild after a restart: the last arrival of every building
+    /// (its newest raw row's `received_at`), one entry per building, in one query.
+    async fn last_arrivals(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+    /// What a `valid_share` rule rebuilds after a restart, in one query: per subject of
+    /// `scope` (only `value` when given), whether each of its latest `window` raw rows was
+    /// VALID on arrival, oldest first. Exact re-deliveries are left out, as the rule leaves
+    /// them out live.
+    async fn recent_validity(
+        &self,
+        scope: ShareScope,
+        value: Option<&str>,
+        window: usize,
+    ) -> Result<Vec<(String, Vec<bool>)>, StoreError>;
 }

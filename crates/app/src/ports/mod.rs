@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod analytics;
 pub mod clock;
+pub mod dead_letters;
 pub mod duplicates;
 pub mod keys;
 pub mod quality;
@@ -15,6 +16,7 @@ pub use alerts::{
 };
 pub use analytics::{AnalyticsStore, BuildingObservations, BuildingSummary, Granularity, SeriesPoint, SeriesQuery};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use dead_letters::{DeadLetter, DeadLetterPayload, DeadLetterStore, NewDeadLetter};
 pub use duplicates::{
     ConflictGroup, Decision, DecisionMethod, DuplicateFilter, DuplicateStore, GroupVersion, Resolution,
 };

@@ -282,6 +282,16 @@ pub enum StoreError {
     Other(String),
 }
 
+impl StoreError {
+    /// Whether the database fails every write alike (unreachable, full or read-only, another
+    /// schema) rather than this one operation: waiting is all that helps, and the failure says
+    /// nothing about the data being written (the MQTT subscriber retries such failures without
+    /// counting them towards a message's dead-lettering).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Full(_) | StoreError::Migration(_))
+    }
+}
+
 /// One ingestion transaction: everything written through it becomes visible at
 /// [`IngestTx::commit`], or not at all.
 #[async_trait]
@@ -529,6 +539,18 @@ pub trait RecordStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outage_is_the_database_s_failure_not_the_operation_s() {
+        let outages = [
+            StoreError::Unavailable("connection refused".into()),
+            StoreError::Full("disk is full".into()),
+            StoreError::Migration("migration 12 unknown".into()),
+        ];
+        assert!(outages.iter().all(StoreError::is_outage));
+        let own = [StoreError::Other("bad value".into()), StoreError::Conflict("key".into()), StoreError::NotFound];
+        assert!(!own.iter().any(StoreError::is_outage));
+    }
 
     #[test]
     fn a_probe_repeats_a_record_only_when_its_one_version_is_every_probed_value() {

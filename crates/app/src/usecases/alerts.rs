@@ -10,8 +10,12 @@
 //! `POST /records`, the MQTT subscriber) calls [`AlertEngine::on_ingested`] after each batch.
 //!
 //! In-memory evaluation state: the sliding windows of `valid_share` rules and the last arrival
-//! per building of `stale` rules start empty when the process starts (a building never seen
-//! since is measured from the start); firing alerts are reloaded from the store.
+//! per building of `stale` rules are rebuilt from the store when the process starts
+//! ([`AlertEngine::restore`]: one query per `valid_share` rule and one for every building's last
+//! arrival, never one per building), so that a restart neither forgets a building that went
+//! silent before it nor needs a whole new window; firing alerts are reloaded from the store.
+//! A `valid_share` rule created or changed later starts with an empty window. Memory stays
+//! what the live windows hold: one time per building, at most `window` flags per subject.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -55,6 +59,8 @@ struct EngineState {
     last_fired: HashMap<Key, DateTime<Utc>>,
     windows: HashMap<Key, VecDeque<bool>>,
     last_seen: HashMap<String, DateTime<Utc>>,
+    /// Whether `last_seen` holds the store's last arrivals (loaded once per process).
+    last_seen_restored: bool,
     models: HashMap<String, (DateTime<Utc>, Option<BaselineModel>)>,
 }
 
@@ -81,6 +87,35 @@ struct Observation {
     firing: bool,
     message: String,
     details: serde_json::Value,
+}
+
+/// What a `valid_share` rule (the `index`-th) says about the subject `key` of `scope` given its
+/// window `entry`: nothing until the window holds `window` records.
+fn share_observation(
+    index: usize,
+    scope: ShareScope,
+    key: &str,
+    entry: &VecDeque<bool>,
+    window: usize,
+    min_percent: f64,
+) -> Option<Observation> {
+    if entry.len() < window {
+        return None;
+    }
+    let valid = entry.iter().filter(|v| **v).count();
+    let share = 100.0 * valid as f64 / entry.len() as f64;
+    let scope_name = scope.as_str();
+    Some(Observation {
+        rule: index,
+        subject: format!("{scope_name}:{key}"),
+        building: (scope == ShareScope::Building).then(|| key.to_owned()),
+        firing: share < min_percent,
+        message: format!(
+            "{scope_name} {key}: {share:.1} % VALID over the last {} records (minimum {min_percent} %)",
+            entry.len()
+        ),
+        details: json!({"share_percent": share, "valid": valid, "window": entry.len(), "min_percent": min_percent}),
+    })
 }
 
 /// Checks a rule before it is stored ([`RuleSpec::validate`]).
@@ -176,6 +211,49 @@ impl AlertEngine {
             let _ = self.inner.events.send(event);
         }
         Ok(alert)
+    }
+
+    /// Rebuilds the evaluation state of a process that just started from the store: the
+    /// window of every `valid_share` rule (its subjects' latest raw rows, one query per rule)
+    /// and, when a `stale` rule exists, the last arrival of every building (one query). The
+    /// rebuilt full windows are evaluated at once, so a share that fell below its minimum
+    /// before the restart fires without waiting for new records (an alert still firing from
+    /// before is not raised again); returns the events. Call once at start-up, before any
+    /// batch is evaluated: a window rebuilt later would count the batch being evaluated twice.
+    pub async fn restore(&self) -> Result<Vec<AlertEvent>, AlertError> {
+        let mut state = self.inner.state.lock().await;
+        let rules = self.rules(&mut state).await?;
+        self.restore_last_seen(&mut state, &rules).await?;
+        let mut observations = Vec::new();
+        for (index, rule) in rules.iter().enumerate().filter(|(_, rule)| rule.spec.enabled) {
+            let RuleKind::ValidShare { scope, value, min_percent, window } = &rule.spec.kind else { continue };
+            let subjects = self.inner.store.recent_validity(*scope, value.as_deref(), *window).await?;
+            tracing::debug!(rule = rule.id, subjects = subjects.len(), "valid_share windows rebuilt from the store");
+            for (subject, flags) in subjects {
+                let mut entry: VecDeque<bool> = flags.into_iter().collect();
+                while entry.len() > *window {
+                    entry.pop_front();
+                }
+                observations.extend(share_observation(index, *scope, &subject, &entry, *window, *min_percent));
+                state.windows.insert((rule.id, subject), entry);
+            }
+        }
+        let now = self.inner.clock.now();
+        self.apply(&mut state, &rules, observations, now).await
+    }
+
+    /// Loads every building's last arrival into `last_seen` once, when a `stale` rule exists
+    /// (merged with what arrived since: the later time wins).
+    async fn restore_last_seen(&self, state: &mut EngineState, rules: &[AlertRule]) -> Result<(), AlertError> {
+        if state.last_seen_restored || !rules.iter().any(|rule| matches!(rule.spec.kind, RuleKind::Stale { .. })) {
+            return Ok(());
+        }
+        for (building, at) in self.inner.store.last_arrivals().await? {
+            let seen = state.last_seen.entry(building).or_insert(at);
+            *seen = (*seen).max(at);
+        }
+        state.last_seen_restored = true;
+        Ok(())
     }
 
     /// Evaluates the rules on a stored batch from `source` (`rows[i]` became `links[i]`) and
@@ -285,24 +363,7 @@ impl AlertEngine {
                     }
                     for key in touched {
                         let Some(entry) = state.windows.get(&(rule.id, key.clone())) else { continue };
-                        if entry.len() < *window {
-                            continue;
-                        }
-                        let valid = entry.iter().filter(|v| **v).count();
-                        let share = 100.0 * valid as f64 / entry.len() as f64;
-                        let scope_name = scope.as_str();
-                        observations.push(Observation {
-                            rule: index,
-                            subject: format!("{scope_name}:{key}"),
-                            building: (*scope == ShareScope::Building).then(|| key.clone()),
-                            firing: share < *min_percent,
-                            message: format!(
-                                "{scope_name} {key}: {share:.1} % VALID over the last {} records (minimum {min_percent} %)",
-                                entry.len()
-                            ),
-                            details: json!({"share_percent": share, "valid": valid, "window": entry.len(),
-                                "min_percent": min_percent}),
-                        });
+                        observations.extend(share_observation(index, *scope, &key, entry, *window, *min_percent));
                     }
                 }
                 RuleKind::Stale { building, .. } => {
@@ -359,6 +420,8 @@ impl AlertEngine {
     pub async fn check_stale(&self) -> Result<Vec<AlertEvent>, AlertError> {
         let mut state = self.inner.state.lock().await;
         let rules = self.rules(&mut state).await?;
+        // A stale rule created after start-up watches the buildings of the store too.
+        self.restore_last_seen(&mut state, &rules).await?;
         let now = self.inner.clock.now();
         let mut observations = Vec::new();
         for (index, rule) in rules.iter().enumerate().filter(|(_, rule)| rule.spec.enabled) {

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod batches;
 pub mod config;
+pub mod dead_letters;
 pub mod duplicates;
 pub mod generate;
 pub mod health;

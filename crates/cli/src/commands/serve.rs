@@ -205,6 +205,7 @@ fn settings(config: &Config) -> Result<Settings, CliError> {
         realtime: emdp_realtime::RealtimeOptions {
             mqtt_url: config.mqtt.url.clone(),
             mqtt_topics: config.mqtt.topic.clone(),
+            mqtt_max_attempts: Some(config.mqtt.max_attempts),
             webhook_urls: config.alerts.webhook_urls.clone(),
             webhook_secret: config.alerts.webhook_secret.clone(),
             staleness_every: None,
