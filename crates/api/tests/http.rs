@@ -53,7 +53,10 @@ async fn ingest_one_and_read_back(server: Server) {
     let id = created["record"]["id"].as_i64().unwrap();
     // Sent again (another request, another batch): a re-delivery, no duplicate.
     let (status, again) = server.post_json("/api/v1/records", record).await;
-    assert_eq!((status, again["admission"].as_str(), again["record"]["id"].as_i64()), (201, Some("redelivered"), Some(id)));
+    assert_eq!(
+        (status, again["admission"].as_str(), again["record"]["id"].as_i64()),
+        (201, Some("redelivered"), Some(id))
+    );
     let (status, read) = server.get(&format!("/api/v1/records/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(read["consumption"], 120.5);

@@ -132,10 +132,14 @@ const LOAD_CONTENTS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.c
 
 /// Reads the kept versions of records, one probe of the record index per record (`OFFSET 0`
 /// keeps the planner from turning the probes into a scan of the whole raw store).
-const LOAD_VERSIONS: &str = concat!("SELECT x.record_id, x.batch_id, x.line, x.status, x.reasons, x.fp_consumption, \
+const LOAD_VERSIONS: &str = concat!(
+    "SELECT x.record_id, x.batch_id, x.line, x.status, x.reasons, x.fp_consumption, \
      x.fp_temperature, x.building_id, x.date, x.provider, x.consumption, x.temperature \
      FROM UNNEST($1::bigint[]) AS k (id) CROSS JOIN LATERAL (SELECT * FROM raw_records x \
-     WHERE x.record_id = k.id AND x.admission NOT IN ", repeats!(), " OFFSET 0) AS x");
+     WHERE x.record_id = k.id AND x.admission NOT IN ",
+    repeats!(),
+    " OFFSET 0) AS x"
+);
 
 const UPDATE_RECORDS: &str = "UPDATE records r SET consumption = u.consumption, temperature = u.temperature, \
      status = u.status, reasons = u.reasons, fp_consumption = u.fp_consumption, fp_temperature = u.fp_temperature, \

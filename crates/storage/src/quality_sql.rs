@@ -189,11 +189,7 @@ fn add_admission(
 /// rows, the condition cost 70 % more than the plain counts, the two groups 5 %.
 pub(crate) fn row_counts_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
     let mut sql = Sql::new(dialect);
-    sql.push(&format!(
-        "SELECT x.admission, {}, {}",
-        status_columns("x.status"),
-        reason_columns("x.reasons")
-    ));
+    sql.push(&format!("SELECT x.admission, {}, {}", status_columns("x.status"), reason_columns("x.reasons")));
     raw_from(&mut sql, filter);
     sql.push(" GROUP BY x.admission");
     sql

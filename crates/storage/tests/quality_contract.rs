@@ -247,7 +247,8 @@ async fn freshness_and_buildings_follow_the_filter(fixture: &TestStore) {
     let stores = stores(fixture).await;
     let quality = stores.quality.as_ref();
     let provider = |p: &str| QualityFilter { provider: Some(p.into()), ..Default::default() };
-    let window = |from: &str, to: &str| QualityFilter { from: Some(day(from)), to: Some(day(to)), ..Default::default() };
+    let window =
+        |from: &str, to: &str| QualityFilter { from: Some(day(from)), to: Some(day(to)), ..Default::default() };
     // A: last VALID June 15 (stale); B: June 29 by q, none by r; C: no VALID day.
     for (filter, expected) in [
         (QualityFilter::default(), (3, 2)),
