@@ -10,9 +10,10 @@
 //! sends it with every API request.
 //!
 //! [`overview`] (`GET /api/v1/quality/overview`, behind the guard like every API route) is the
-//! overview page's one request: the report's counts, completeness totals and breakdowns per
-//! provider and day, without its per-building rows, gap list and flatlines, which a
-//! 1,000,000-record overview does not show and which dominate the report's cost.
+//! overview page's one request: the report's counts, the buildings and stale buildings, the
+//! firing alerts and the breakdowns per provider and day, without the report's per-building
+//! rows, gap list and flatlines, which a 1,000,000-record overview does not show and which
+//! dominate the report's cost. Every figure follows the filter.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,7 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use emdp_app::ports::{Freshness, GroupCounts, QualityFilter, RecordBreakdown, RecordCounts, RowCounts};
-use emdp_app::usecases::report::StatusShares;
+use emdp_app::usecases::report::{StatusShares, firing_alerts};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -82,12 +83,12 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// `GET /api/v1/quality/overview`: what the overview page shows, in the report's shapes
 /// (`records`, `shares`, `rows`, `completeness.totals.buildings`/`stale`,
-/// `breakdowns.providers`/`days`), for the report's filters (`building_id`, `provider`, `from`,
-/// `to`, `batch`; `today`, `stale_days`).
+/// `breakdowns.providers`/`days`) and the firing alerts (`alerts.firing`), for the report's
+/// filters (`building_id`, `provider`, `from`, `to`, `batch`; `today`, `stale_days`).
 ///
-/// Without a provider, date or batch filter the building counts come from the quality store's
-/// freshness (index seeks per building) instead of the completeness query, which computes
-/// every building's gaps and is the report's dearest part.
+/// The building counts come from the quality store's freshness (index seeks per building)
+/// instead of the completeness query, which computes every building's gaps and is the
+/// report's dearest part.
 #[utoipa::path(get, path = "/api/v1/quality/overview", tag = "quality",
     params(Scope, BatchParam, ReportParams),
     responses((status = 200, description = "The overview's figures", body = Overview)))]
@@ -101,20 +102,11 @@ pub async fn overview(
     let (today, thresholds) = settings.resolve(state.clock.as_ref());
     let stale_days = thresholds.stale_days;
     let store = state.quality.as_ref();
-    let per_building =
-        filter.provider.is_none() && filter.from.is_none() && filter.to.is_none() && filter.batch.is_none();
-    let buildings = async {
-        if per_building {
-            Ok::<_, ApiError>(store.freshness(filter.building_id.as_deref(), today, stale_days).await?)
-        } else {
-            let totals = store.completeness(&filter, today, stale_days).await?.totals;
-            Ok(Freshness { buildings: totals.buildings, stale: totals.stale })
-        }
-    };
-    let (record_breakdown, rows, totals) = tokio::try_join!(
-        async { Ok::<_, ApiError>(store.record_breakdown(&filter).await?) },
-        async { Ok::<_, ApiError>(store.row_counts(&filter).await?) },
-        buildings,
+    let (record_breakdown, rows, totals, firing) = tokio::try_join!(
+        store.record_breakdown(&filter),
+        store.row_counts(&filter),
+        store.freshness(&filter, today, stale_days),
+        firing_alerts(state.alerts.store().as_ref(), store, &filter),
     )?;
     let RecordBreakdown { counts: records, providers, days } = record_breakdown;
     Ok(Json(Overview {
@@ -125,6 +117,7 @@ pub async fn overview(
         records,
         rows,
         completeness: OverviewCompleteness { totals },
+        alerts: OverviewAlerts { firing },
         breakdowns: OverviewBreakdowns { providers, days },
     }))
 }
@@ -145,10 +138,21 @@ pub struct Overview {
     pub records: RecordCounts,
     /// Counts of the received rows.
     pub rows: RowCounts,
-    /// How many buildings there are and how many are stale.
+    /// How many buildings the filter covers and how many of them are stale.
     pub completeness: OverviewCompleteness,
+    /// The firing alerts about the buildings the filter covers.
+    pub alerts: OverviewAlerts,
     /// Counts per provider and per day.
     pub breakdowns: OverviewBreakdowns,
+}
+
+/// The overview's alerts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewAlerts {
+    /// Alerts firing now: every one without a filter; with a filter, those about a building
+    /// named by a record matching it (an alert about no building, such as a source's silence,
+    /// is then left out).
+    pub firing: i64,
 }
 
 /// The overview's threshold.
@@ -161,7 +165,10 @@ pub struct OverviewThresholds {
 /// The overview's completeness: totals only.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OverviewCompleteness {
-    /// Buildings, and stale buildings.
+    /// The buildings named by a record matching the filter, and how many of them are stale
+    /// on `today`, judged by their VALID days of the filter's provider, if any, whatever the
+    /// filter's days and batch: those pick the buildings, and a range that ended months ago
+    /// does not make every building stale. Without a filter, the report's completeness totals.
     pub totals: Freshness,
 }
 

@@ -28,6 +28,8 @@ async fn overview_equals_the_report(server: Server) {
         for field in ["today", "records", "shares", "rows"] {
             assert_eq!(overview[field], report[field], "{filters}: {field}");
         }
+        // Under a date range the report judges staleness on the range's days, the overview on
+        // today's (see `a_filtered_overview_counts_the_filtered_buildings`): here both agree.
         for field in ["buildings", "stale"] {
             assert_eq!(
                 overview["completeness"]["totals"][field], report["completeness"]["totals"][field],
@@ -41,6 +43,38 @@ async fn overview_equals_the_report(server: Server) {
     }
     let (status, problem) = server.get("/api/v1/quality/overview?from=yesterday").await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("from")), "{problem}");
+}
+
+/// Under a filter, the overview's buildings, stale buildings and firing alerts are those of
+/// the buildings the filter covers; a date range picks the buildings and does not make them
+/// stale (their staleness is judged on today's data).
+async fn a_filtered_overview_counts_the_filtered_buildings(server: Server) {
+    assert_eq!(server.send(Method::POST, "/api/v1/records", "text/csv", CSV).await.0, 201);
+    let rule = serde_json::json!({"name": "high", "kind": "threshold", "params": {"above": 1000}});
+    assert_eq!(server.post_json("/api/v1/alert-rules", rule).await.0, 201);
+    // B1 (provider p) reads 5000 yesterday: an alert about B1, which is fresh.
+    let high = "building_id,date,consumption,temperature,provider\nB1,2025-06-29,5000,5,p\n";
+    assert_eq!(server.send(Method::POST, "/api/v1/records", "text/csv", high).await.0, 201);
+    // B1: fresh, one alert; B2 (q): no VALID day, stale; B3 (q): VALID yesterday, fresh.
+    for (filters, buildings, stale, firing) in [
+        ("", 3, 1, 1),
+        ("?provider=q", 2, 1, 0),
+        ("?provider=p", 1, 0, 1),
+        ("?building_id=B1", 1, 0, 1),
+        ("?building_id=B2", 1, 1, 0),
+        ("?building_id=NOPE", 0, 0, 0),
+        ("?from=2025-01-01&to=2025-01-05", 2, 1, 1),
+        ("?from=2025-06-29", 2, 0, 1),
+    ] {
+        let (status, overview) = server.get(&format!("/api/v1/quality/overview{filters}")).await;
+        assert_eq!(status, 200, "{filters}: {overview}");
+        let totals = &overview["completeness"]["totals"];
+        assert_eq!(
+            (totals["buildings"].as_i64(), totals["stale"].as_i64(), overview["alerts"]["firing"].as_i64()),
+            (Some(buildings), Some(stale), Some(firing)),
+            "{filters}: {overview}"
+        );
+    }
 }
 
 async fn pages_are_served_and_api_misses_stay_problems(server: Server) {
@@ -64,7 +98,11 @@ async fn files_are_public_when_keys_are_required(server: Server) {
 }
 
 emdp_testkit::every_backend! {
-    |store| start(store).await => [overview_equals_the_report, pages_are_served_and_api_misses_stay_problems],
+    |store| start(store).await => [
+        overview_equals_the_report,
+        a_filtered_overview_counts_the_filtered_buildings,
+        pages_are_served_and_api_misses_stay_problems,
+    ],
     |store| start_with_config(
         store,
         ApiConfig { guard: GuardConfig { auth: true, ..GuardConfig::default() }, ..ApiConfig::default() },

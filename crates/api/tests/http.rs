@@ -51,12 +51,16 @@ async fn ingest_one_and_read_back(server: Server) {
     assert_eq!(created["admission"], "new");
     assert_eq!(created["record"]["quality_status"], "VALID");
     let id = created["record"]["id"].as_i64().unwrap();
+    // Sent again (another request, another batch): a re-delivery, no duplicate.
     let (status, again) = server.post_json("/api/v1/records", record).await;
-    assert_eq!((status, again["admission"].as_str(), again["record"]["id"].as_i64()), (201, Some("exact"), Some(id)));
+    assert_eq!(
+        (status, again["admission"].as_str(), again["record"]["id"].as_i64()),
+        (201, Some("redelivered"), Some(id))
+    );
     let (status, read) = server.get(&format!("/api/v1/records/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(read["consumption"], 120.5);
-    assert_eq!(read["exact_duplicates"], 1);
+    assert_eq!(read["exact_duplicates"], 0);
     let (status, history) = server.get(&format!("/api/v1/records/{id}/history")).await;
     assert_eq!(status, 200);
     assert_eq!(history.as_array().unwrap().len(), 2);
@@ -256,14 +260,14 @@ async fn patch_reclassifies_and_keeps_versions(server: Server) {
         history.as_array().unwrap().iter().map(|h| h["admission"].as_str().unwrap()).collect::<Vec<_>>(),
         ["new", "edit"]
     );
-    // Receiving the edited record again is an exact duplicate of the edit.
+    // Receiving the edited record again is a re-delivery of the edit.
     let (_, again) = server
         .post_json(
             "/api/v1/records",
             json!({"building_id": "B1", "date": "2025-01-01", "consumption": 42.5, "temperature": 5, "provider": "p"}),
         )
         .await;
-    assert_eq!((again["admission"].as_str(), again["record"]["id"].as_i64()), (Some("exact"), Some(id)));
+    assert_eq!((again["admission"].as_str(), again["record"]["id"].as_i64()), (Some("redelivered"), Some(id)));
 
     let (_, other) = server
         .post_json(
@@ -417,7 +421,16 @@ async fn quality_and_duplicates(server: Server) {
         (Some(4), Some(3), Some(1))
     );
     assert_eq!(summary["duplicates"], json!({"exact": 1, "conflicting": 1}));
+    assert_eq!((summary["redelivered"].as_i64(), summary["rows_received"].as_i64()), (Some(0), Some(6)));
     assert_eq!(summary["reasons"]["consumption_non_positive"], 1);
+    // The same body again: every row re-delivered, no duplicate figure changes.
+    let (status, body) = server.send(Method::POST, "/api/v1/records", "text/csv", csv).await;
+    assert_eq!((status, &body["summary"]["stored"]["redelivered"]), (201, &json!(6)), "{body}");
+    assert_eq!(body["summary"]["duplicates"], json!({"exact": 0, "conflicting": 0}));
+    let (_, again) = server.get("/api/v1/quality/summary").await;
+    assert_eq!(again["duplicates"], summary["duplicates"]);
+    assert_eq!((again["redelivered"].as_i64(), again["rows_received"].as_i64()), (Some(6), Some(12)));
+    assert_eq!((&again["total"], &again["conflict_groups"]), (&summary["total"], &summary["conflict_groups"]));
     let (_, filtered) = server.get("/api/v1/quality/summary?provider=q").await;
     assert_eq!(filtered["total"], 1);
     let (status, report) = server.get("/api/v1/quality/report?today=2025-01-10").await;

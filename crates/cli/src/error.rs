@@ -24,7 +24,7 @@ pub enum CliError {
     #[error("{0}")]
     Store(emdp_app::ports::StoreError),
     /// The database failed part-way through an input: the chunks committed before stay, and
-    /// the same command again stores the rest (what is stored counts as exact duplicates).
+    /// the same command again stores the rest (what is stored counts as re-delivered).
     #[error("{path}: {}: {source}; the same command again stores the rest", stopped_after(*stored))]
     Interrupted {
         /// The input being stored.

@@ -65,14 +65,17 @@ fn ingest_matches_the_manifest_and_a_second_ingest_changes_nothing() {
     let (file, manifest) = generate_file(&dir, "energy.csv", 10, 60, 3);
     let url = sqlite_url(&dir, "emdp.db");
     let today = manifest_today(&manifest);
+    let report = || run_json(&["report", "--output", "json", "--today", &today, "--database-url", &url]);
 
     let first = ingest(arg(&file), &url, &today);
+    let report_first = report();
     assert_eq!(quality(&first), manifest["expected"], "the stored classification is validate's");
     let total = count(&first, "/total");
     assert_eq!(total, 600);
     let stored = count(&first, "/stored/inserted")
         + count(&first, "/stored/duplicates_skipped")
-        + count(&first, "/stored/conflicts");
+        + count(&first, "/stored/conflicts")
+        + count(&first, "/stored/redelivered");
     assert_eq!(stored, total, "every row is inserted, skipped as a duplicate or kept as a conflict");
     assert_eq!(count(&first, "/stored/duplicates_skipped"), count(&first, "/duplicates/exact"));
     assert_eq!(count(&first, "/stored/conflicts"), count(&first, "/duplicates/conflicting"));
@@ -80,8 +83,22 @@ fn ingest_matches_the_manifest_and_a_second_ingest_changes_nothing() {
     assert_eq!(records.len() as u64, count(&first, "/stored/inserted"), "one record per new key");
 
     let second = ingest(arg(&file), &url, &today);
-    assert_eq!(second["duplicates"], json!({"exact": total, "conflicting": 0}), "every row an exact duplicate");
-    assert_eq!(second["stored"], json!({"inserted": 0, "duplicates_skipped": total, "conflicts": 0}));
+    assert_eq!(second["duplicates"], json!({"exact": 0, "conflicting": 0}), "a re-delivery is no duplicate");
+    assert_eq!(
+        second["stored"],
+        json!({"inserted": 0, "duplicates_skipped": 0, "conflicts": 0, "redelivered": total}),
+        "every row re-delivered"
+    );
+    // The report's duplicate figures are the file's, however often it was delivered.
+    let report_second = report();
+    assert_eq!(report_second["rows"]["redelivered"], total, "{}", report_second["rows"]);
+    assert_eq!(report_first["rows"]["redelivered"], 0);
+    for figure in ["/rows/duplicates", "/rows/total", "/rows/valid", "/rows/reasons", "/records"] {
+        assert_eq!(report_second.pointer(figure), report_first.pointer(figure), "{figure}");
+    }
+    assert_eq!(report_first["rows"]["duplicates"], manifest["expected"]["duplicates"], "validate's figures");
+    let text = run_ok(&["report", "--today", &today, "--database-url", &url]);
+    assert!(text.contains(&format!("{:<28} {total:>12}", "redelivered (not counted)")), "{text}");
     for status in ["valid", "incomplete", "inconsistent"] {
         assert_eq!(second[status], first[status], "rows are classified the same way");
     }
@@ -100,7 +117,7 @@ fn ingest_matches_the_manifest_and_a_second_ingest_changes_nothing() {
     assert_eq!(strip(&after), strip(&records), "the curated store is unchanged");
     let exact_before: u64 = records.iter().map(|r| r["exact_duplicates"].as_u64().unwrap()).sum();
     let exact_after: u64 = after.iter().map(|r| r["exact_duplicates"].as_u64().unwrap()).sum();
-    assert_eq!(exact_after, exact_before + total, "each re-sent row is linked as an exact duplicate");
+    assert_eq!(exact_after, exact_before, "a re-sent row is linked, and is no exact duplicate");
 }
 
 #[test]
@@ -113,7 +130,7 @@ fn records_get_and_history_show_a_record_and_every_payload() {
         format!("{HEADER}B1,2025-01-01,10,5,p\nB1,2025-01-01,10.0,5,p\nB1,2025-01-01,12,5,p\nB2,2025-01-01,-1,5,p\n"),
     );
     let summary = ingest(arg(&file), &url, TODAY);
-    assert_eq!(summary["stored"], json!({"inserted": 2, "duplicates_skipped": 1, "conflicts": 1}));
+    assert_eq!(summary["stored"], json!({"inserted": 2, "duplicates_skipped": 1, "conflicts": 1, "redelivered": 0}));
 
     let list = run_json(&["records", "list", "--building", "B1", "--output", "json", "--database-url", &url]);
     let id = list["items"][0]["id"].as_i64().unwrap();
@@ -226,7 +243,7 @@ async fn classic_mac_line_ends_are_lines(store: emdp_testkit::TestStore) {
     let summary = ingest(arg(&file), &store.url, TODAY);
     assert_eq!((summary["valid"].as_u64(), summary["stored"]["inserted"].as_u64()), (Some(5), Some(5)));
     let again = ingest(arg(&file), &store.url, TODAY);
-    assert_eq!(again["stored"]["duplicates_skipped"], 5);
+    assert_eq!(again["stored"]["redelivered"], 5);
     let records = all_records(&store.store).await;
     let mut lines = Vec::new();
     for record in &records {
@@ -372,7 +389,7 @@ fn import_mongo_recomputes_quality_and_keeps_original_ids() {
     assert_eq!(summary["duplicates"], json!({"exact": 1, "conflicting": 0}), "the re-sent B1 reading");
     assert_eq!(count(&summary, "/reasons/malformed_row"), 1);
     assert_eq!(count(&summary, "/reasons/consumption_non_positive"), 1);
-    assert_eq!(summary["stored"], json!({"inserted": 5, "duplicates_skipped": 1, "conflicts": 0}));
+    assert_eq!(summary["stored"], json!({"inserted": 5, "duplicates_skipped": 1, "conflicts": 0, "redelivered": 0}));
 
     let list = run_json(&["records", "list", "--building", "B1", "--output", "json", "--database-url", &url]);
     let b1 = &list["items"][0];
@@ -390,7 +407,7 @@ fn import_mongo_recomputes_quality_and_keeps_original_ids() {
 
     // Importing the same dump again adds nothing, as for `emdp ingest`.
     let again = import_mongo(arg(&dump), &url);
-    assert_eq!(again["stored"], json!({"inserted": 0, "duplicates_skipped": 6, "conflicts": 0}));
+    assert_eq!(again["stored"], json!({"inserted": 0, "duplicates_skipped": 0, "conflicts": 0, "redelivered": 6}));
 
     // The same documents as a JSON array (`mongoexport --jsonArray`) give the same result.
     let array = write_file(&dir, "array.json", format!("[\n{}\n]\n", MONGO_DOCS.join(",\n")));
@@ -419,9 +436,16 @@ async fn all_records(store: &Arc<dyn RecordStore>) -> Vec<StoredRecord> {
 }
 
 /// Raw rows linked to stored records: each record has one raw row per version plus one per
-/// exact duplicate.
+/// exact duplicate (within one batch: a re-delivery is neither).
 fn linked_raw_rows(records: &[StoredRecord]) -> u64 {
     records.iter().map(|r| (r.state.versions + r.exact_duplicates) as u64).sum()
+}
+
+/// Every raw row received, as the report counts them: the rows of the sources plus the
+/// re-delivered ones.
+fn received_rows(url: &str, today: &str) -> u64 {
+    let report = run_json(&["report", "--output", "json", "--today", today, "--database-url", url]);
+    count(&report, "/rows/total") + count(&report, "/rows/redelivered")
 }
 
 type Reading = (String, String, String);
@@ -558,7 +582,7 @@ async fn killed_ingest_resumes_to_a_clean_result(killed: emdp_testkit::TestStore
     assert!(finished_shown == expected_shown, "the same records with the same values and classifications");
     let expected_keys: HashSet<Reading> = expected_shown.into_iter().filter_map(|(key, _)| key).collect();
     assert!(distinct.iter().all(|key| expected_keys.contains(*key)), "records after the kill are real keys");
-    assert_eq!(linked_raw_rows(&finished), raw + total, "the killed batch's rows plus a whole new batch");
+    assert_eq!(received_rows(&killed.url, &today), raw + total, "the killed batch's rows plus a whole new batch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,7 +688,7 @@ async fn a_full_disk_stops_an_ingest_at_a_chunk_and_the_rerun_completes_it() {
     assert_whole_buildings(&partial, &finished);
     assert_eq!(finished.len() as u64, distinct, "every key once");
     assert_eq!(count(&resumed, "/stored/inserted"), distinct - partial.len() as u64, "only the missing records");
-    assert_eq!(linked_raw_rows(&finished), raw + count(&manifest, "/expected/total"));
+    assert_eq!(received_rows(&url, &today), raw + count(&manifest, "/expected/total"));
     store.close().await.expect("close");
 }
 

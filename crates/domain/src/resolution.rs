@@ -1,8 +1,9 @@
 //! Conflict resolution: the versions a stored record has received and which one wins.
 //!
 //! Every version a key receives is kept (in the raw store); a [`ConflictPolicy`] picks the one
-//! the curated record shows. An incoming version whose values equal a kept version is an
-//! exact duplicate and is not kept again.
+//! the curated record shows. An incoming version whose values equal a kept version is not
+//! kept again: a re-delivery when that version came in an earlier batch (the same file sent
+//! again), an exact duplicate when it came in the same batch (a row repeated in the source).
 
 use serde::{Deserialize, Serialize};
 
@@ -71,16 +72,26 @@ pub struct Version {
 pub enum Admission {
     /// The first version of its key: a new record.
     New,
-    /// Equal to a kept version: counted and linked, not kept again.
+    /// Equal to a version kept from the same batch (a row repeated in its source): counted
+    /// and linked, not kept again.
     Exact,
     /// Different from every kept version: kept as a further version.
     Conflicting,
     /// An explicit edit of the record (`PATCH`): kept as a version that wins.
     Edit,
+    /// Equal to a version an earlier batch stored (the same reading delivered again: a file
+    /// ingested twice, a message resent): linked, not kept again, and not a duplicate within
+    /// the sources.
+    Redelivered,
 }
 
 impl Admission {
-    /// The name used in storage and output (`new`, `exact`, `conflicting`, `edit`).
+    /// Every admission.
+    pub const ALL: [Admission; 5] =
+        [Admission::New, Admission::Exact, Admission::Conflicting, Admission::Edit, Admission::Redelivered];
+
+    /// The name used in storage and output (`new`, `exact`, `conflicting`, `edit`,
+    /// `redelivered`).
     pub fn as_str(self) -> &'static str {
         self.into()
     }
@@ -90,10 +101,29 @@ impl Admission {
         text.parse().ok()
     }
 
-    /// The duplicate kind this admission means, if any.
+    /// What a row equal to the kept version that arrived at `kept` is, arriving at `incoming`:
+    /// an exact duplicate when that version came in the same batch (a row repeated in its
+    /// file), else a re-delivery. A version of another batch seen at all was stored before the
+    /// row arrived, by an earlier batch in time (two ingests running side by side commit chunk
+    /// by chunk, so the other may have the larger id).
+    pub fn repeat_of(kept: Arrival, incoming: Arrival) -> Self {
+        if kept.batch == incoming.batch { Admission::Exact } else { Admission::Redelivered }
+    }
+
+    /// Whether the row is kept as a version of its record (with its typed values), rather
+    /// than linked to the version it repeats.
+    pub fn keeps_version(self) -> bool {
+        match self {
+            Admission::New | Admission::Conflicting | Admission::Edit => true,
+            Admission::Exact | Admission::Redelivered => false,
+        }
+    }
+
+    /// The duplicate kind this admission means, if any (a re-delivery is none: the reading
+    /// is once in its sources).
     pub fn duplicate(self) -> Option<DuplicateKind> {
         match self {
-            Admission::New | Admission::Edit => None,
+            Admission::New | Admission::Edit | Admission::Redelivered => None,
             Admission::Exact => Some(DuplicateKind::Exact),
             Admission::Conflicting => Some(DuplicateKind::Conflicting),
         }
@@ -131,15 +161,16 @@ impl KeyVersions {
         self.pending
     }
 
-    /// Admits an incoming version under `policy` and says what it was.
+    /// Admits an incoming version under `policy` and says what it was: new, conflicting, or a
+    /// repeat of a kept version ([`Admission::repeat_of`]).
     pub fn admit(&mut self, version: Version, policy: ConflictPolicy) -> Admission {
         if self.versions.is_empty() {
             self.versions.push(version);
             self.winner = 0;
             return Admission::New;
         }
-        if self.versions.iter().any(|kept| kept.values == version.values) {
-            return Admission::Exact;
+        if let Some(kept) = self.versions.iter().find(|kept| kept.values == version.values) {
+            return Admission::repeat_of(kept.arrival, version.arrival);
         }
         self.versions.push(version);
         self.resolve(policy);
@@ -211,6 +242,23 @@ mod tests {
     }
 
     #[test]
+    fn a_repeat_of_an_earlier_batch_is_a_redelivery_of_the_same_batch_a_duplicate() {
+        let at = |batch, line| Version { arrival: Arrival { batch, line }, ..version(line, Valid, "10") };
+        let mut key = KeyVersions::default();
+        assert_eq!(key.admit(at(1, 2), ConflictPolicy::PreferValid), Admission::New);
+        assert_eq!(key.admit(at(1, 7), ConflictPolicy::PreferValid), Admission::Exact, "repeated in its file");
+        assert_eq!(key.admit(at(2, 2), ConflictPolicy::PreferValid), Admission::Redelivered, "the file again");
+        assert_eq!(key.admit(at(2, 7), ConflictPolicy::PreferValid), Admission::Redelivered);
+        let other = Version { arrival: Arrival { batch: 2, line: 9 }, ..version(9, Valid, "11") };
+        assert_eq!(key.admit(other, ConflictPolicy::PreferValid), Admission::Conflicting);
+        let again = Version { arrival: Arrival { batch: 2, line: 10 }, ..version(10, Valid, "11") };
+        assert_eq!(key.admit(again, ConflictPolicy::PreferValid), Admission::Exact, "repeats batch 2's version");
+        assert_eq!(key.versions().len(), 2);
+        assert!(!Admission::Redelivered.keeps_version() && Admission::Redelivered.duplicate().is_none());
+        assert!(!Admission::Exact.keeps_version() && Admission::Conflicting.keeps_version());
+    }
+
+    #[test]
     fn prefer_valid_then_latest() {
         let mut key = KeyVersions::default();
         key.admit(version(1, Valid, "10"), ConflictPolicy::PreferValid);
@@ -277,6 +325,7 @@ mod tests {
             (Admission::Exact, "exact"),
             (Admission::Conflicting, "conflicting"),
             (Admission::Edit, "edit"),
+            (Admission::Redelivered, "redelivered"),
         ]);
         assert_eq!(ConflictPolicy::parse(" keep_first\n"), Some(ConflictPolicy::KeepFirst));
         assert_eq!(ConflictPolicy::parse("Keep_First"), None, "case-sensitive");
@@ -288,7 +337,7 @@ mod tests {
         for policy in ConflictPolicy::ALL {
             assert_eq!(ConflictPolicy::parse(policy.as_str()), Some(policy));
         }
-        for admission in [Admission::New, Admission::Exact, Admission::Conflicting, Admission::Edit] {
+        for admission in Admission::ALL {
             assert_eq!(Admission::parse(admission.as_str()), Some(admission));
         }
     }

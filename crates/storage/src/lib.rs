@@ -3,6 +3,15 @@
 //! PostgreSQL (production and scale). Both apply their versioned SQL migrations at start-up
 //! and pass the same contract test suite.
 
+/// The admissions of raw rows that repeat a kept version instead of being one, as an SQL list:
+/// `x.admission NOT IN repeats!()` selects the kept versions (checked against
+/// [`emdp_domain::Admission::keeps_version`] by a test below).
+macro_rules! repeats {
+    () => {
+        "('exact', 'redelivered')"
+    };
+}
+
 mod alerts_sql;
 mod dead_letters_sql;
 mod error;
@@ -178,5 +187,16 @@ mod tests {
         assert_eq!(redact("postgres://h/db?sslpassword=k&user=u"), "postgres://h/db?sslpassword=***&user=u");
         assert_eq!(redact("postgres://u@h/db?sslmode=require"), "postgres://u@h/db?sslmode=require");
         assert_eq!(redact("sqlite://emdp.db?mode=rwc"), "sqlite://emdp.db?mode=rwc");
+    }
+
+    #[test]
+    fn repeats_are_the_admissions_that_keep_no_version() {
+        use emdp_domain::Admission;
+        let names: Vec<String> = Admission::ALL
+            .into_iter()
+            .filter(|admission| !admission.keeps_version())
+            .map(|admission| format!("'{}'", admission.as_str()))
+            .collect();
+        assert_eq!(repeats!(), format!("({})", names.join(", ")));
     }
 }

@@ -19,7 +19,7 @@ use emdp_app::ports::{
     BatchId, IngestTx, KeyProbe, NewBatch, NewRecord, Probed, RawLink, RawRow, RecordFields, RecordId, RecordKey,
     RecordUpdate, StoreError, StoredKey,
 };
-use emdp_domain::{Admission, Arrival, ValueFingerprint};
+use emdp_domain::{Arrival, ValueFingerprint};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgPool, Postgres, Row, Transaction};
@@ -118,9 +118,11 @@ const LOAD_READINGS: &str = stretches_select!(
 );
 
 /// Reads what [`PgIngest::probe_keys`] needs of stored records, a stretch of the key index at
-/// a time: the key, the id, the number of versions and the kept value's fingerprint.
-const PROBE_READINGS: &str =
-    stretches_select!("r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature");
+/// a time: the key, the id, the number of versions, the kept value's fingerprint and arrival.
+const PROBE_READINGS: &str = stretches_select!(
+    "r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature, r.winner_batch, \
+     r.winner_line"
+);
 
 const LOAD_CONTENTS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.content_key, r.consumption, \
      r.temperature, r.status, r.reasons, r.fp_consumption, r.fp_temperature, r.winner_batch, r.winner_line, \
@@ -130,10 +132,14 @@ const LOAD_CONTENTS: &str = "SELECT r.id, r.building_id, r.date, r.provider, r.c
 
 /// Reads the kept versions of records, one probe of the record index per record (`OFFSET 0`
 /// keeps the planner from turning the probes into a scan of the whole raw store).
-const LOAD_VERSIONS: &str = "SELECT x.record_id, x.batch_id, x.line, x.status, x.reasons, x.fp_consumption, \
+const LOAD_VERSIONS: &str = concat!(
+    "SELECT x.record_id, x.batch_id, x.line, x.status, x.reasons, x.fp_consumption, \
      x.fp_temperature, x.building_id, x.date, x.provider, x.consumption, x.temperature \
      FROM UNNEST($1::bigint[]) AS k (id) CROSS JOIN LATERAL (SELECT * FROM raw_records x \
-     WHERE x.record_id = k.id AND x.admission <> 'exact' OFFSET 0) AS x";
+     WHERE x.record_id = k.id AND x.admission NOT IN ",
+    repeats!(),
+    " OFFSET 0) AS x"
+);
 
 const UPDATE_RECORDS: &str = "UPDATE records r SET consumption = u.consumption, temperature = u.temperature, \
      status = u.status, reasons = u.reasons, fp_consumption = u.fp_consumption, fp_temperature = u.fp_temperature, \
@@ -570,8 +576,8 @@ impl CopyBuffer {
     }
 
     fn raw_row(&mut self, batch: BatchId, raw: &RawRow, link: &RawLink) -> Result<(), StoreError> {
-        // Exact duplicates are linked to their record; only versions keep typed values.
-        let version = link.admission != Admission::Exact;
+        // Repeats of a kept version are linked to their record; only versions keep typed values.
+        let version = link.admission.keeps_version();
         let fields = if version { &raw.fields } else { &RecordFields::default() };
         let [fp_consumption, fp_temperature] = raw.values.to_parts();
         self.row(RAW_COLUMNS);
@@ -652,8 +658,8 @@ async fn insert_raw_small(
     let (mut fp_consumption, mut fp_temperature, mut original_id, mut original_created_at) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for (raw, link) in rows.iter().zip(links) {
-        // Exact duplicates are linked to their record; only versions keep typed values.
-        let version = link.admission != Admission::Exact;
+        // Repeats of a kept version are linked to their record; only versions keep typed values.
+        let version = link.admission.keeps_version();
         let fields = if version { &raw.fields } else { &RecordFields::default() };
         let [fp_c, fp_t] = raw.values.to_parts();
         line.push(raw.line);
@@ -1026,7 +1032,8 @@ impl IngestTx for PgIngest {
                 let versions: i32 = row.try_get(4).db()?;
                 let kept = [row.try_get(5).db()?, row.try_get(6).db()?];
                 if probes[position].repeats_only_version(versions.into(), ValueFingerprint::from_parts(kept)) {
-                    found[position] = Some(Probed::Exact(row.try_get(0).db()?));
+                    let kept = Arrival { batch: row.try_get(7).db()?, line: row.try_get(8).db()? };
+                    found[position] = Some(Probed::Exact { record: row.try_get(0).db()?, kept });
                 } else {
                     load.push(position);
                 }

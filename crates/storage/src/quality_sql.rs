@@ -154,26 +154,57 @@ pub(crate) fn record_counts(rows: &[impl Cols]) -> Result<RecordCounts, StoreErr
     })
 }
 
+/// Adds a group of payloads of one `admission` to the figures of [`RowCounts`]: by status and
+/// reason (`reasons`, in [`Reason::ALL`] order, when given), and as a duplicate; a re-delivery
+/// is counted as such only.
+fn add_admission(
+    (status, duplicates, redelivered): (&mut StatusCounts, &mut DuplicateTotals, &mut i64),
+    reasons: Option<&mut [i64]>,
+    admission: &str,
+    group: &StatusCounts,
+    group_reasons: &ReasonCounts,
+) {
+    if admission == "redelivered" {
+        *redelivered += group.total;
+        return;
+    }
+    status.total += group.total;
+    status.valid += group.valid;
+    status.incomplete += group.incomplete;
+    status.inconsistent += group.inconsistent;
+    match admission {
+        "exact" => duplicates.exact += group.total,
+        "conflicting" => duplicates.conflicting += group.total,
+        _ => {}
+    }
+    if let Some(reasons) = reasons {
+        for (count, (_, n)) in reasons.iter_mut().zip(&group_reasons.0) {
+            *count += n;
+        }
+    }
+}
+
+/// The payloads in scope per admission, counted by status and reason. Grouped by admission
+/// rather than counted with a condition per column: measured on PostgreSQL over 4,000,000
+/// rows, the condition cost 70 % more than the plain counts, the two groups 5 %.
 pub(crate) fn row_counts_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
     let mut sql = Sql::new(dialect);
-    sql.push(&format!(
-        "SELECT {}, \
-         CAST(COALESCE(SUM(CASE WHEN x.admission = 'exact' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN x.admission = 'conflicting' THEN 1 ELSE 0 END), 0) AS BIGINT), {}",
-        status_columns("x.status"),
-        reason_columns("x.reasons")
-    ));
+    sql.push(&format!("SELECT x.admission, {}, {}", status_columns("x.status"), reason_columns("x.reasons")));
     raw_from(&mut sql, filter);
+    sql.push(" GROUP BY x.admission");
     sql
 }
 
+/// Sums [`row_counts_sql`]'s groups.
 pub(crate) fn row_counts(rows: &[impl Cols]) -> Result<RowCounts, StoreError> {
-    let row = one(rows)?;
-    Ok(RowCounts {
-        status: status_counts(row, 0)?,
-        duplicates: DuplicateTotals { exact: row.int(4)?, conflicting: row.int(5)? },
-        reasons: reason_counts(row, 6)?,
-    })
+    let mut counts = RowCounts::default();
+    let mut reasons = vec![0; Reason::ALL.len()];
+    for row in rows {
+        let into = (&mut counts.status, &mut counts.duplicates, &mut counts.redelivered);
+        add_admission(into, Some(&mut reasons), &row.text(0)?, &status_counts(row, 1)?, &reason_counts(row, 5)?);
+    }
+    counts.reasons = reason_totals(reasons);
+    Ok(counts)
 }
 
 /// The common table expressions of completeness and gaps:
@@ -489,28 +520,33 @@ pub(crate) fn by_day(rows: &[impl Cols]) -> Result<Vec<GroupCounts<NaiveDate>>, 
 pub(crate) fn by_batch_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
     let mut sql = Sql::new(dialect);
     sql.push(&format!(
-        "SELECT g.*, b.source FROM (SELECT x.batch_id AS batch_id, {}, \
-         CAST(COALESCE(SUM(CASE WHEN x.admission = 'exact' THEN 1 ELSE 0 END), 0) AS BIGINT) AS ne, \
-         CAST(COALESCE(SUM(CASE WHEN x.admission = 'conflicting' THEN 1 ELSE 0 END), 0) AS BIGINT) AS nx",
+        "SELECT g.*, b.source FROM (SELECT x.batch_id AS batch_id, x.admission AS admission, {}",
         status_columns("x.status")
     ));
     raw_from(&mut sql, filter);
-    // The batch's source, joined after grouping (one lookup per batch).
-    sql.push(" GROUP BY x.batch_id) g JOIN batches b ON b.id = g.batch_id ORDER BY g.batch_id");
+    // The batch's source, joined after grouping (one lookup per batch and admission).
+    sql.push(" GROUP BY x.batch_id, x.admission) g JOIN batches b ON b.id = g.batch_id ORDER BY g.batch_id");
     sql
 }
 
 pub(crate) fn by_batch(rows: &[impl Cols]) -> Result<Vec<BatchCounts>, StoreError> {
-    rows.iter()
-        .map(|row| {
-            Ok(BatchCounts {
-                batch_id: row.int(0)?,
-                status: status_counts(row, 1)?,
-                duplicates: DuplicateTotals { exact: row.int(5)?, conflicting: row.int(6)? },
-                source: row.text(7)?,
-            })
-        })
-        .collect()
+    let mut batches: Vec<BatchCounts> = Vec::new();
+    for row in rows {
+        let batch_id = row.int(0)?;
+        if batches.last().is_none_or(|last| last.batch_id != batch_id) {
+            batches.push(BatchCounts {
+                batch_id,
+                source: row.text(6)?,
+                status: StatusCounts::default(),
+                duplicates: DuplicateTotals::default(),
+                redelivered: 0,
+            });
+        }
+        let Some(batch) = batches.last_mut() else { continue };
+        let into = (&mut batch.status, &mut batch.duplicates, &mut batch.redelivered);
+        add_admission(into, None, &row.text(1)?, &status_counts(row, 2)?, &ReasonCounts::default());
+    }
+    Ok(batches)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -604,11 +640,7 @@ pub(crate) fn row_groups_sql(dialect: Dialect, filter: &QualityFilter) -> Sql {
 
 /// Sums [`row_groups_sql`]'s groups into the counts and the per-batch breakdown (in batch order).
 pub(crate) fn row_breakdown(rows: &[impl Cols]) -> Result<RowBreakdown, StoreError> {
-    let mut counts = RowCounts {
-        status: StatusCounts::default(),
-        duplicates: DuplicateTotals::default(),
-        reasons: ReasonCounts::default(),
-    };
+    let mut counts = RowCounts::default();
     let mut reasons = vec![0; Reason::ALL.len()];
     let mut batches: BTreeMap<i64, BatchCounts> = BTreeMap::new();
     for row in rows {
@@ -618,18 +650,18 @@ pub(crate) fn row_breakdown(rows: &[impl Cols]) -> Result<RowBreakdown, StoreErr
             source: String::new(),
             status: StatusCounts::default(),
             duplicates: DuplicateTotals::default(),
+            redelivered: 0,
         });
         batch.source = row.text(5)?;
-        add_status(&mut counts.status, &status, n)?;
-        add_status(&mut batch.status, &status, n)?;
-        add_reasons(&mut reasons, row.int(3)?, n);
-        for duplicates in [&mut counts.duplicates, &mut batch.duplicates] {
-            match admission.as_str() {
-                "exact" => duplicates.exact += n,
-                "conflicting" => duplicates.conflicting += n,
-                _ => {}
-            }
-        }
+        let mut group = StatusCounts::default();
+        add_status(&mut group, &status, n)?;
+        let mut group_reasons = vec![0; Reason::ALL.len()];
+        add_reasons(&mut group_reasons, row.int(3)?, n);
+        let group_reasons = reason_totals(group_reasons);
+        let into = (&mut counts.status, &mut counts.duplicates, &mut counts.redelivered);
+        add_admission(into, Some(&mut reasons), &admission, &group, &group_reasons);
+        let into = (&mut batch.status, &mut batch.duplicates, &mut batch.redelivered);
+        add_admission(into, None, &admission, &group, &group_reasons);
     }
     counts.reasons = reason_totals(reasons);
     Ok(RowBreakdown { counts, batches: batches.into_values().collect() })
@@ -690,42 +722,67 @@ pub(crate) fn row_groups_tally_sql(dialect: Dialect, filter: &QualityFilter) -> 
 // ---------------------------------------------------------------------------------------
 // Freshness: how many buildings, and how many of them are stale, without the gaps.
 
-/// The number of buildings (with any record naming them) and of stale ones (no VALID day up
-/// to `today`, or the latest more than `stale_days` before it), optionally for one building:
-/// the same figures as the completeness totals, by index seeks instead of a scan. The
-/// buildings of keyed records are walked one index seek per building (a skip scan of
-/// `records_reading`), those of keyless records read from the few keyless records, and each
-/// building's latest VALID day is one more seek.
-pub(crate) fn freshness_sql(dialect: Dialect, building: Option<&str>, today: NaiveDate, stale_days: u32) -> Sql {
+/// The number of buildings named by a record matching `filter`, and of stale ones among them
+/// (no VALID day up to `today`, or the latest more than `stale_days` before it): without a
+/// filter, the same figures as the completeness totals, by index seeks instead of a scan. The
+/// filter picks the buildings; their staleness is their state on `today`, from their VALID days
+/// of the filter's provider (of any provider without one), whatever the filter's days and batch:
+/// a range that ended months ago does not make every building stale.
+///
+/// Without a filter, the buildings of keyed records are walked one index seek per building (a
+/// skip scan of `records_reading`), those of keyless records read from the few keyless records;
+/// with one, they are the distinct buildings of the matching records. Each building's latest
+/// VALID day is one more seek.
+pub(crate) fn freshness_sql(dialect: Dialect, filter: &QualityFilter, today: NaiveDate, stale_days: u32) -> Sql {
     let t = epoch_day(today);
     let mut sql = Sql::new(dialect);
-    match building {
-        Some(building) => {
-            sql.push("WITH bs(b) AS (SELECT DISTINCT building_id FROM records WHERE building_id = ");
-            sql.bind(building.to_owned());
-            sql.push(")");
-        }
-        None => {
-            sql.push(
-                "WITH RECURSIVE d(b) AS (SELECT MIN(building_id) FROM records WHERE content_key IS NULL \
-                 UNION ALL SELECT (SELECT MIN(building_id) FROM records WHERE content_key IS NULL AND building_id > d.b) \
-                 FROM d WHERE d.b IS NOT NULL), \
-                 bs(b) AS (SELECT b FROM d WHERE b IS NOT NULL UNION \
-                 SELECT building_id FROM records WHERE content_key IS NOT NULL AND building_id IS NOT NULL)",
-            );
-        }
+    if *filter == QualityFilter::default() {
+        sql.push(
+            "WITH RECURSIVE d(b) AS (SELECT MIN(building_id) FROM records WHERE content_key IS NULL \
+             UNION ALL SELECT (SELECT MIN(building_id) FROM records WHERE content_key IS NULL AND building_id > d.b) \
+             FROM d WHERE d.b IS NOT NULL), \
+             bs(b) AS (SELECT b FROM d WHERE b IS NOT NULL UNION \
+             SELECT building_id FROM records WHERE content_key IS NOT NULL AND building_id IS NOT NULL)",
+        );
+    } else {
+        sql.push("WITH bs(b) AS (SELECT DISTINCT r.building_id FROM records r WHERE r.building_id IS NOT NULL");
+        record_filter(&mut sql, filter);
+        sql.push(")");
     }
     sql.push(
         ", lv AS (SELECT (SELECT MAX(r.date) FROM records r WHERE r.building_id = bs.b AND r.status = 'VALID' \
          AND r.content_key IS NULL AND r.date <= ",
     );
     sql.bind(today);
+    if let Some(provider) = &filter.provider {
+        sql.push(" AND r.provider = ").bind(provider.clone());
+    }
     sql.push(&format!(
         ") AS d FROM bs) SELECT CAST(COUNT(*) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN d IS NULL OR {t} - {day} > {stale_days} THEN 1 ELSE 0 END), 0) AS BIGINT) FROM lv",
         day = dialect.day("d")
     ));
     sql
+}
+
+/// The buildings among `candidates` (not empty) named by a record matching `filter`.
+pub(crate) fn buildings_among_sql(dialect: Dialect, filter: &QualityFilter, candidates: &[String]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT DISTINCT r.building_id FROM records r WHERE r.building_id IN (");
+    for (i, building) in candidates.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(building.clone());
+    }
+    sql.push(")");
+    record_filter(&mut sql, filter);
+    sql
+}
+
+/// Reads [`buildings_among_sql`]'s rows.
+pub(crate) fn buildings(rows: &[impl Cols]) -> Result<Vec<String>, StoreError> {
+    rows.iter().map(|row| row.text(0)).collect()
 }
 
 /// Reads [`freshness_sql`]'s row.
@@ -785,8 +842,9 @@ pub(crate) fn group_versions_sql(dialect: Dialect, ids: &[RecordId]) -> Sql {
     sql.push(&format!(
         "SELECT x.record_id, x.batch_id, x.line, b.source, {}, x.status, CAST(x.reasons AS BIGINT), x.consumption, \
          x.temperature FROM raw_records x JOIN batches b ON b.id = x.batch_id \
-         WHERE x.admission <> 'exact' AND x.record_id IN ({}) ORDER BY x.record_id, x.batch_id, x.line",
+         WHERE x.admission NOT IN {} AND x.record_id IN ({}) ORDER BY x.record_id, x.batch_id, x.line",
         dialect.millis("x.received_at"),
+        repeats!(),
         id_list(ids)
     ));
     sql
@@ -882,8 +940,9 @@ pub(crate) fn load_versions_sql(dialect: Dialect, ids: &[RecordId]) -> Sql {
         "SELECT x.record_id, x.batch_id, x.line, x.status, CAST(x.reasons AS BIGINT), \
          COALESCE(x.fp_consumption, 0), COALESCE(x.fp_temperature, 0), x.building_id, {}, x.provider, \
          x.consumption, x.temperature FROM raw_records x \
-         WHERE x.admission <> 'exact' AND x.record_id IN ({})",
+         WHERE x.admission NOT IN {} AND x.record_id IN ({})",
         dialect.day("x.date"),
+        repeats!(),
         id_list(ids)
     ));
     sql

@@ -618,11 +618,13 @@ async fn load_key_part(
     let multi: Vec<RecordId> = records.iter().filter(|r| r.versions > 1).map(|r| r.id).collect();
     let mut versions = Vec::new();
     if !multi.is_empty() {
-        let json: String = sqlx::query_scalar(
+        let json: String = sqlx::query_scalar(concat!(
             "SELECT json_group_array(json_array(record_id, batch_id, line, status, reasons, fp_consumption, \
              fp_temperature, building_id, date, provider)) FROM raw_records \
-             WHERE admission <> 'exact' AND record_id IN (SELECT value FROM json_each(?))",
-        )
+             WHERE admission NOT IN ",
+            repeats!(),
+            " AND record_id IN (SELECT value FROM json_each(?))"
+        ))
         .bind(to_json(multi.iter())?)
         .fetch_one(&mut *conn)
         .await
@@ -747,7 +749,7 @@ type KeyBytes<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 
 /// The ranges of [`probe_keys`], read row by row through rusqlite (the writer's connection,
 /// see [`sqlite_bulk::with_connection`]) rather than as JSON: a re-run reads every record once
-/// this way. Fills `found` with the exact duplicates and returns the positions to load whole.
+/// this way. Fills `found` with the repeated keys and returns the positions to load whole.
 fn probe_ranges(
     db: &rusqlite::Connection,
     probes: &[KeyProbe<'_>],
@@ -755,8 +757,8 @@ fn probe_ranges(
 ) -> rusqlite::Result<Vec<usize>> {
     let mut count = db.prepare(&format!("SELECT count(*) FROM records r WHERE {RANGE}"))?;
     let mut read = db.prepare(&format!(
-        "SELECT r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature \
-         FROM records r WHERE {RANGE}"
+        "SELECT r.id, r.building_id, r.date, r.provider, r.versions, r.fp_consumption, r.fp_temperature, \
+         r.winner_batch, r.winner_line FROM records r WHERE {RANGE}"
     ))?;
     let mut load: Vec<usize> = Vec::new();
     let positions: Vec<usize> = (0..probes.len()).collect();
@@ -796,7 +798,8 @@ fn probe_ranges(
             let Some(&position) = position_of.get(&key) else { continue };
             let (versions, kept) = (row.get(4)?, ValueFingerprint::from_parts([row.get(5)?, row.get(6)?]));
             if probes[position].repeats_only_version(versions, kept) {
-                found[position] = Some(Probed::Exact(row.get(0)?));
+                let kept = Arrival { batch: row.get(7)?, line: row.get(8)? };
+                found[position] = Some(Probed::Exact { record: row.get(0)?, kept });
             } else {
                 load.push(position);
             }

@@ -14,7 +14,6 @@
 
 use chrono::NaiveDate;
 use emdp_app::ports::{BatchId, NewRecord, RawLink, RawRow, RecordFields, RecordId, StoreError};
-use emdp_domain::Admission;
 use rusqlite::{OptionalExtension, Statement};
 use sqlx::SqliteConnection;
 
@@ -135,7 +134,8 @@ impl Insert {
     }
 }
 
-/// The typed values an exact duplicate's raw row keeps: none (its record has them).
+/// The typed values a repeat's raw row keeps (an exact duplicate, a re-delivery): none (its
+/// record has them).
 static NO_FIELDS: RecordFields =
     RecordFields { building_id: None, date: None, consumption: None, temperature: None, provider: None };
 
@@ -324,8 +324,8 @@ pub(crate) fn insert_raw(
     )
 }
 
-/// Binds a raw row's values to [`INSERT_RAW`] from parameter `offset + 1` on. An exact
-/// duplicate keeps no typed values or fingerprints: its record has them.
+/// Binds a raw row's values to [`INSERT_RAW`] from parameter `offset + 1` on. A repeat of a
+/// kept version keeps no typed values or fingerprints: its record has them.
 fn bind_raw(
     insert: &mut Statement<'_>,
     offset: usize,
@@ -333,7 +333,7 @@ fn bind_raw(
     raw: &RawRow,
     link: &RawLink,
 ) -> rusqlite::Result<()> {
-    let version = link.admission != Admission::Exact;
+    let version = link.admission.keeps_version();
     let fields = if version { &raw.fields } else { &NO_FIELDS };
     let [fp_consumption, fp_temperature] = raw.values.to_parts();
     bind!(

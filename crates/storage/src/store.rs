@@ -211,11 +211,20 @@ impl<B: Backend> QualityStore for SqlStore<B> {
 
     async fn freshness(
         &self,
-        building_id: Option<&str>,
+        filter: &QualityFilter,
         today: NaiveDate,
         stale_days: u32,
     ) -> Result<Freshness, StoreError> {
-        q::freshness(&self.report(q::freshness_sql(B::DIALECT, building_id, today, stale_days)).await?)
+        q::freshness(&self.report(q::freshness_sql(B::DIALECT, filter, today, stale_days)).await?)
+    }
+
+    /// A few hundred candidates per statement, well under either database's parameter limit.
+    async fn buildings_among(&self, filter: &QualityFilter, candidates: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        for part in candidates.chunks(500) {
+            found.extend(q::buildings(&self.report(q::buildings_among_sql(B::DIALECT, filter, part)).await?)?);
+        }
+        Ok(found)
     }
 }
 

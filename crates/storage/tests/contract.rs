@@ -89,9 +89,10 @@ async fn reingest_is_idempotent(store: Arc<dyn RecordStore>) {
     let first = ingest(&store, ConflictPolicy::PreferValid, MIXED).await;
     let before = all(&store).await;
     let second = ingest(&store, ConflictPolicy::PreferValid, MIXED).await;
-    assert_eq!(second.quality.duplicates.exact, 5, "every row is an exact duplicate the second time");
+    assert_eq!(second.quality.duplicates.exact, 0, "every row is a re-delivery the second time, no duplicate");
     assert_eq!(second.quality.duplicates.conflicting, 0);
-    assert_eq!((second.stored.inserted, second.stored.duplicates_skipped, second.stored.conflicts), (0, 5, 0));
+    let stored = &second.stored;
+    assert_eq!((stored.inserted, stored.duplicates_skipped, stored.conflicts, stored.redelivered), (0, 0, 0, 5));
     assert_ne!(first.batch_id, second.batch_id, "a second raw batch");
     let after = all(&store).await;
     assert_eq!(before.len(), after.len());
@@ -109,7 +110,7 @@ async fn conflicts_across_batches_follow_the_policy(store: Arc<dyn RecordStore>)
     assert_eq!(record.state.fields.consumption, Some(10.0), "the VALID version beats a later invalid one");
     assert_eq!(record.state.versions, 2);
     let summary = ingest(&store, ConflictPolicy::PreferValid, "B1,2025-01-01,12,5,p\nB1,2025-01-01,10,5,p\n").await;
-    assert_eq!((summary.stored.conflicts, summary.stored.duplicates_skipped), (1, 1));
+    assert_eq!((summary.stored.conflicts, summary.stored.duplicates_skipped, summary.stored.redelivered), (1, 0, 1));
     let record = &all(&store).await[0];
     assert_eq!(record.state.fields.consumption, Some(12.0), "the latest VALID version wins");
     assert_eq!(record.state.versions, 3);
@@ -133,7 +134,7 @@ async fn keyless_rows_are_idempotent_by_content(store: Arc<dyn RecordStore>) {
     let first = ingest(&store, ConflictPolicy::PreferValid, rows).await;
     assert_eq!((first.stored.inserted, first.stored.duplicates_skipped), (2, 1));
     let second = ingest(&store, ConflictPolicy::PreferValid, rows).await;
-    assert_eq!((second.stored.inserted, second.stored.duplicates_skipped), (0, 3));
+    assert_eq!((second.stored.inserted, second.stored.duplicates_skipped, second.stored.redelivered), (0, 0, 3));
     assert_eq!(all(&store).await.len(), 2);
 }
 
@@ -264,7 +265,8 @@ async fn concurrent_ingests_do_not_duplicate(store: Arc<dyn RecordStore>) {
         ingest(&store, ConflictPolicy::PreferValid, &rows)
     );
     assert_eq!(a.stored.inserted + b.stored.inserted, 560);
-    assert_eq!(a.stored.duplicates_skipped + b.stored.duplicates_skipped, 560);
+    assert_eq!(a.stored.redelivered + b.stored.redelivered, 560, "the other ingest's versions, whichever batch id");
+    assert_eq!(a.stored.duplicates_skipped + b.stored.duplicates_skipped, 0);
     assert_eq!(all(&store).await.len(), 560);
 }
 
@@ -288,7 +290,7 @@ async fn nul_bytes_are_stored_and_returned_exactly(store: Arc<dyn RecordStore>) 
     assert_eq!(store.list_records(&filter, None, 10).await.unwrap().len(), 1);
 
     let again = ingest(&store, ConflictPolicy::PreferValid, rows).await;
-    assert_eq!((again.stored.inserted, again.stored.duplicates_skipped), (0, 3), "keyed consistently");
+    assert_eq!((again.stored.inserted, again.stored.redelivered), (0, 3), "keyed consistently");
     assert_eq!(all(&store).await.len(), 2);
     let later = ingest(&store, ConflictPolicy::PreferValid, "B\0X,2025-01-01,3,5,p\0q\n").await;
     assert_eq!(later.stored.conflicts, 1, "a conflict with the stored versions");
@@ -351,7 +353,7 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
     let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
     assert_eq!(
         admissions,
-        [Admission::Exact, Admission::Conflicting, Admission::New, Admission::Exact, Admission::New]
+        [Admission::Redelivered, Admission::Conflicting, Admission::New, Admission::Exact, Admission::New]
     );
     assert_eq!((links[0].record_id, links[1].record_id), (id_of("B1"), id_of("B2")));
     assert_eq!(links[2].record_id, links[3].record_id);
@@ -360,7 +362,9 @@ async fn probing_stored_keys_first_gives_the_same_outcome(store: Arc<dyn RecordS
     let b2 = store.get_record(id_of("B2")).await.unwrap().unwrap();
     assert_eq!((b2.state.versions, b2.state.fields.consumption), (2, Some(3.0)), "both VALID: the latest wins");
     let b1 = store.get_record(id_of("B1")).await.unwrap().unwrap();
-    assert_eq!(b1.exact_duplicates, 1);
+    assert_eq!(b1.exact_duplicates, 0, "a re-delivery is no duplicate");
+    let b3 = store.get_record(links[2].record_id).await.unwrap().unwrap();
+    assert_eq!(b3.exact_duplicates, 1, "repeated within its batch");
 }
 
 /// A probe reads a building's days as one stretch (PostgreSQL) or range (SQLite), which also
@@ -377,13 +381,12 @@ async fn probing_days_apart_leaves_the_stored_days_between_them(store: Arc<dyn R
     let chunk = ChunkWrite { batch, rows: &rows, stored_before: 0, probe_first: true, unseen: None };
     let links = ingestor.write_chunk(chunk).await.unwrap();
     let admissions: Vec<Admission> = links.iter().map(|l| l.admission).collect();
-    assert_eq!(admissions, [Admission::Exact, Admission::Exact, Admission::New]);
+    assert_eq!(admissions, [Admission::Redelivered, Admission::Redelivered, Admission::New]);
     let after = all(&store).await;
     assert_eq!(after.len(), 4);
     for record in &after {
         let day = record.state.fields.date.unwrap().day();
-        let expected = if day == 1 || day == 3 { 1 } else { 0 };
-        assert_eq!(record.exact_duplicates, expected, "day {day}");
+        assert_eq!(record.exact_duplicates, 0, "day {day}: re-deliveries are no duplicates");
         if day == 1 || day == 3 {
             assert!(links.iter().any(|l| l.record_id == record.id), "day {day} is linked to its record");
         }
@@ -445,15 +448,15 @@ async fn unseen_keys_that_are_stored_take_the_usual_way(store: Arc<dyn RecordSto
     ingest(&store, ConflictPolicy::PreferValid, &day_rows(0, 300)).await;
     // Unseen, half of them stored.
     let (rows, links) = write_unseen(&store, &day_rows(0, 600), &mut Default::default()).await;
-    let exact = links.iter().filter(|l| l.admission == Admission::Exact).count();
-    assert_eq!((exact, all(&store).await.len()), (300, 600));
+    let redelivered = links.iter().filter(|l| l.admission == Admission::Redelivered).count();
+    assert_eq!((redelivered, all(&store).await.len()), (300, 600));
     assert_linked(&store, &rows, &links).await;
     // Seen (the stored half) and unseen (new) in one chunk.
     let mut seen = std::collections::HashSet::new();
     write_unseen(&store, &day_rows(0, 600), &mut seen).await;
     let (rows, links) = write_unseen(&store, &day_rows(300, 1200), &mut seen).await;
-    let exact = links.iter().filter(|l| l.admission == Admission::Exact).count();
-    assert_eq!((exact, all(&store).await.len()), (300, 1200));
+    let redelivered = links.iter().filter(|l| l.admission == Admission::Redelivered).count();
+    assert_eq!((redelivered, all(&store).await.len()), (300, 1200));
     assert_linked(&store, &rows, &links).await;
 }
 
@@ -465,7 +468,7 @@ async fn a_rerun_draws_no_ids(store: Arc<dyn RecordStore>) {
     ingest(&store, ConflictPolicy::PreferValid, &rows).await;
     let last = all(&store).await.iter().map(|r| r.id).max().unwrap();
     let again = ingest(&store, ConflictPolicy::PreferValid, &rows).await;
-    assert_eq!((again.stored.inserted, again.stored.duplicates_skipped), (0, 600));
+    assert_eq!((again.stored.inserted, again.stored.redelivered), (0, 600));
     ingest(&store, ConflictPolicy::PreferValid, "B9999,2025-04-01,1,5,p\n").await;
     let next = all(&store).await.iter().map(|r| r.id).max().unwrap();
     assert_eq!(next, last + 1, "ids drawn by the re-run");
@@ -530,8 +533,8 @@ async fn concurrent_unseen_copies_do_not_duplicate(store: Arc<dyn RecordStore>) 
     let ((_, a), (_, b)) =
         tokio::join!(write_unseen(&store, &rows, &mut first), write_unseen(&store, &rows, &mut second));
     let new = a.iter().chain(&b).filter(|l| l.admission == Admission::New).count();
-    let exact = a.iter().chain(&b).filter(|l| l.admission == Admission::Exact).count();
-    assert_eq!((new, exact, all(&store).await.len()), (600, 600, 600));
+    let redelivered = a.iter().chain(&b).filter(|l| l.admission == Admission::Redelivered).count();
+    assert_eq!((new, redelivered, all(&store).await.len()), (600, 600, 600));
 }
 
 /// Large look-ups answer exactly the keys asked for, whether they are most of a stretch of
@@ -603,9 +606,9 @@ async fn probe_answers(store: &Arc<dyn RecordStore>) -> usize {
         match answer {
             None => assert!(reference.is_none(), "{:?} is stored", probe.key),
             Some(Probed::Stored(key)) => assert_eq!(Some(&*key), reference),
-            Some(Probed::Exact(id)) => {
+            Some(Probed::Exact { record, kept }) => {
                 let reference = reference.expect("an exact answer for a stored key");
-                assert_eq!(id, reference.id);
+                assert_eq!((record, kept), (reference.id, reference.state.winner), "the one version is the winner");
                 for value in &probe.values {
                     assert!(reference.versions.iter().any(|v| v.version.values == *value), "{:?}", probe.key);
                 }

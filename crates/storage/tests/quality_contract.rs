@@ -149,13 +149,14 @@ async fn report_counts_every_figure(fixture: &TestStore) {
         assert_eq!(rows.counts, quality.row_counts(filter).await.unwrap(), "one pass = two, {filter:?}");
         assert_eq!(rows.batches, quality.by_batch(filter).await.unwrap());
     }
-    let fresh = quality.freshness(None, today(), 3).await.unwrap();
+    let fresh = quality.freshness(&all, today(), 3).await.unwrap();
     assert_eq!((fresh.buildings, fresh.stale), (totals.buildings, totals.stale), "freshness = completeness totals");
-    let fresh_b = quality.freshness(Some("B"), today(), 3).await.unwrap();
+    let building = |b: &str| QualityFilter { building_id: Some(b.into()), ..Default::default() };
+    let fresh_b = quality.freshness(&building("B"), today(), 3).await.unwrap();
     assert_eq!((fresh_b.buildings, fresh_b.stale), (1, 0));
-    let fresh_b_later = quality.freshness(Some("B"), day("2025-07-03"), 3).await.unwrap();
+    let fresh_b_later = quality.freshness(&building("B"), day("2025-07-03"), 3).await.unwrap();
     assert_eq!((fresh_b_later.buildings, fresh_b_later.stale), (1, 1), "4 days after its last VALID day");
-    let nobody = quality.freshness(Some("nobody"), today(), 3).await.unwrap();
+    let nobody = quality.freshness(&building("nobody"), today(), 3).await.unwrap();
     assert_eq!((nobody.buildings, nobody.stale), (0, 0));
 
     assert_eq!(report.flatlines.len(), 1);
@@ -176,6 +177,102 @@ async fn report_counts_every_figure(fixture: &TestStore) {
     let batch = &report.breakdowns.batches[0];
     assert_eq!((batch.status.total, batch.duplicates.exact, batch.duplicates.conflicting), (24, 1, 1));
     assert_eq!(batch.source, "quality.csv");
+}
+
+/// The same file ingested twice: the second time every row is a re-delivery, counted as such
+/// and nowhere else; every duplicate figure and every count by status and reason stays as it
+/// was, whichever way it is computed (grouped in one pass, tallied, or counted per filter).
+async fn redelivering_a_file_changes_no_duplicate_figure(fixture: &TestStore) {
+    let first = ingest(&fixture.store, ConflictPolicy::PreferValid, DATA).await;
+    let stores = stores(fixture).await;
+    let quality = stores.quality.as_ref();
+    let p = QualityFilter { provider: Some("p".into()), ..Default::default() };
+    let filters = [QualityFilter::default(), p.clone(), QualityFilter { batch: Some(2), ..Default::default() }];
+    let mut before = Vec::new();
+    for filter in &filters {
+        before.push((report(&stores, filter).await, quality.row_counts(filter).await.unwrap()));
+    }
+    let second = ingest(&fixture.store, ConflictPolicy::PreferValid, DATA).await;
+    let rows = DATA.lines().count() as u64;
+    assert_eq!((first.stored.redelivered, second.stored.redelivered), (0, rows), "every row of the file again");
+    assert_eq!((second.stored.inserted, second.stored.duplicates_skipped, second.stored.conflicts), (0, 0, 0));
+    assert_eq!((second.quality.duplicates.exact, second.quality.duplicates.conflicting), (0, 0));
+    assert_eq!(second.quality.total, first.quality.total, "the file's rows, classified as before");
+
+    for (filter, (report_before, counts_before)) in filters.iter().zip(&before) {
+        let after = report(&stores, filter).await;
+        let counts = quality.row_counts(filter).await.unwrap();
+        // Provider p's rows of the file, or all of them.
+        let expected = if filter.provider.is_some() { counts_before.status.total } else { rows as i64 };
+        assert_eq!((after.rows.redelivered, counts.redelivered), (expected, expected), "{filter:?}");
+        if filter.batch.is_some() {
+            // The second batch holds nothing but re-deliveries.
+            assert_eq!((after.rows.status.total, after.rows.duplicates.exact), (0, 0), "{filter:?}");
+            continue;
+        }
+        assert_eq!(after.rows.duplicates, report_before.rows.duplicates, "{filter:?}: duplicates");
+        assert_eq!(after.rows.status, report_before.rows.status, "{filter:?}: rows by status");
+        assert_eq!(after.rows.reasons, report_before.rows.reasons, "{filter:?}: rows by reason");
+        assert_eq!(after.records, report_before.records, "{filter:?}: records and conflict groups");
+        assert_eq!(
+            (counts.status, counts.duplicates, &counts.reasons),
+            (counts_before.status, counts_before.duplicates, &counts_before.reasons),
+            "{filter:?}: counted per filter"
+        );
+    }
+    let all = report(&stores, &QualityFilter::default()).await;
+    let batches: Vec<_> =
+        all.breakdowns.batches.iter().map(|b| (b.status.total, b.duplicates.exact, b.redelivered)).collect();
+    assert_eq!(batches, [(rows as i64, 1, 0), (0, 0, rows as i64)]);
+    assert_eq!(all.rows.duplicates.exact, 1, "the one row repeated within the file");
+    // The record a re-delivery repeats keeps its versions and its count of exact duplicates.
+    let record = fixture
+        .store
+        .list_records(&RecordFilter { building_id: Some("A".into()), ..Default::default() }, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.state.fields.date == Some(day("2025-06-15")))
+        .unwrap();
+    assert_eq!((record.state.versions, record.exact_duplicates), (1, 1));
+    let history = fixture.store.record_history(record.id).await.unwrap();
+    let admissions: Vec<&str> = history.iter().map(|h| h.admission.as_str()).collect();
+    assert_eq!(admissions, ["new", "exact", "redelivered", "redelivered"]);
+}
+
+/// The buildings a filter covers and their staleness on today's data (by the filter's
+/// provider): a date range picks buildings, it does not make them stale.
+async fn freshness_and_buildings_follow_the_filter(fixture: &TestStore) {
+    ingest(&fixture.store, ConflictPolicy::PreferValid, DATA).await;
+    let stores = stores(fixture).await;
+    let quality = stores.quality.as_ref();
+    let provider = |p: &str| QualityFilter { provider: Some(p.into()), ..Default::default() };
+    let window =
+        |from: &str, to: &str| QualityFilter { from: Some(day(from)), to: Some(day(to)), ..Default::default() };
+    // A: last VALID June 15 (stale); B: June 29 by q, none by r; C: no VALID day.
+    for (filter, expected) in [
+        (QualityFilter::default(), (3, 2)),
+        (provider("p"), (2, 2)),
+        (provider("q"), (1, 0)),
+        (provider("r"), (1, 1)),
+        (window("2025-06-25", "2025-06-26"), (1, 0)),
+        (window("2025-06-01", "2025-06-10"), (2, 2)),
+        (QualityFilter { building_id: Some("B".into()), provider: Some("r".into()), ..Default::default() }, (1, 1)),
+    ] {
+        let fresh = quality.freshness(&filter, today(), 3).await.unwrap();
+        assert_eq!((fresh.buildings, fresh.stale), expected, "{filter:?}");
+    }
+    let candidates: Vec<String> = ["A", "B", "C", "X"].map(String::from).to_vec();
+    for (filter, expected) in [
+        (QualityFilter::default(), vec!["A", "B", "C"]),
+        (provider("q"), vec!["B"]),
+        (window("2025-06-01", "2025-06-10"), vec!["A", "C"]),
+        (QualityFilter { batch: Some(99), ..Default::default() }, vec![]),
+    ] {
+        let mut found = quality.buildings_among(&filter, &candidates).await.unwrap();
+        found.sort();
+        assert_eq!(found, expected, "{filter:?}");
+    }
 }
 
 async fn filters_narrow_every_figure(fixture: &TestStore) {
@@ -282,7 +379,7 @@ async fn explicit_version_clears_a_manual_decision(fixture: &TestStore) {
     assert_eq!(page.items.len(), 1);
     let group = &page.items[0];
     assert!(group.pending);
-    assert_eq!(group.exact_duplicates, 1);
+    assert_eq!(group.exact_duplicates, 0, "M's 3 sent again in batch 2 is a re-delivery, not a version");
     assert_eq!(
         group.versions.iter().map(|v| (v.batch_id, v.line, v.consumption, v.winner)).collect::<Vec<_>>(),
         [(1, 2, Some(1.0), true), (1, 3, Some(2.0), false), (1, 4, Some(3.0), false)]
@@ -393,6 +490,8 @@ async fn groups_paginate_by_keyset(fixture: &TestStore) {
 emdp_testkit::every_backend! {
     |fixture| &fixture => [
         report_counts_every_figure,
+        redelivering_a_file_changes_no_duplicate_figure,
+        freshness_and_buildings_follow_the_filter,
         filters_narrow_every_figure,
         policies_re_resolve_and_decisions_are_recorded,
         explicit_version_clears_a_manual_decision,
@@ -469,8 +568,8 @@ emdp_testkit::needs_postgres! {
                 json.push(serde_json::to_value(report(&stores, filter).await).unwrap());
             }
             let quality = stores.quality.as_ref();
-            for building in [None, Some("Z1"), Some("A")] {
-                json.push(serde_json::to_value(quality.freshness(building, today(), 3).await.unwrap()).unwrap());
+            for filter in &filters {
+                json.push(serde_json::to_value(quality.freshness(filter, today(), 3).await.unwrap()).unwrap());
             }
             reports.push(json);
         }

@@ -1,10 +1,11 @@
 // The overview (`/`): KPIs, records per status per day, the top reason codes and a per-provider
-// table, for the filters kept in the URL; one request for the figures (`/quality/overview`).
+// table, for the filters kept in the URL; one request for the figures (`/quality/overview`),
+// every one of them filtered (the stale buildings and firing alerts are those of the buildings
+// the filter covers).
 
-import { api, query, settled } from '../api.js';
+import { api, query } from '../api.js';
 import { stackedDaily } from '../charts.js';
 import { fmtInt, fmtPct, h, kpi, section, table } from '../ui.js';
-import { alertList, alertState, hasAlerts } from './alerts.js';
 
 const FILTERS = ['from', 'to', 'provider', 'building_id'];
 // The providers seen so far, offered as suggestions (kept while the dashboard is open).
@@ -63,11 +64,7 @@ export async function overviewPage(main, { live, navigate }) {
   );
 
   const started = performance.now();
-  // All at once: the figures, and the firing alerts when the server has an alerts API.
-  const [report, alerts] = await settled([
-    api(`/quality/overview${query(filters)}`),
-    hasAlerts().then((yes) => (yes ? api('/alerts?state=firing&limit=1000').catch(() => null) : null)),
-  ]);
+  const report = await api(`/quality/overview${query(filters)}`);
   if (!live()) return;
   const elapsed = Math.round(performance.now() - started);
   main.dataset.loadMs = String(elapsed);
@@ -77,23 +74,23 @@ export async function overviewPage(main, { live, navigate }) {
   const r = report.records;
   const totals = report.completeness.totals;
   const dup = report.rows.duplicates;
+  const redelivered = report.rows.redelivered;
+  // Under a filter, the buildings, stale buildings and alerts are the filtered buildings'.
+  const of = active.length ? ' of the filtered buildings' : '';
   // The overview's tiles carry their key as a class: the status tiles are coloured.
   const tile = (key, label, value, note) => kpi(key, label, value, { note, accent: true });
   kpis.append(
-    tile('records', 'Records', fmtInt(r.total), `${fmtInt(report.rows.total)} rows received`),
+    tile('records', 'Records', fmtInt(r.total), `${fmtInt(report.rows.total + redelivered)} rows received`),
     tile('valid', '✓ VALID', fmtPct(report.shares.valid), `${fmtInt(r.valid)} records`),
     tile('incomplete', '◐ INCOMPLETE', fmtInt(r.incomplete), fmtPct(report.shares.incomplete)),
     tile('inconsistent', '✕ INCONSISTENT', fmtInt(r.inconsistent), fmtPct(report.shares.inconsistent)),
     tile('duplicates', 'Duplicates', fmtInt(dup.exact + dup.conflicting), `${fmtInt(dup.exact)} exact, ${fmtInt(dup.conflicting)} conflicting`),
+    tile('redelivered', 'Re-delivered', fmtInt(redelivered), 'rows already stored by an earlier batch'),
     tile('open_conflicts', 'Open conflicts', fmtInt(r.pending), `of ${fmtInt(r.conflict_groups)} conflict groups`),
     tile('buildings', 'Buildings', fmtInt(totals.buildings)),
-    tile('stale', 'Stale buildings', fmtInt(totals.stale), `no VALID day in ${report.thresholds.stale_days} days`),
+    tile('stale', 'Stale buildings', fmtInt(totals.stale), `no VALID day in ${report.thresholds.stale_days} days${of}`),
+    tile('alerts', '⚠ Firing alerts', fmtInt(report.alerts.firing), h('span', {}, active.length ? 'about the filtered buildings · ' : '', h('a', { href: '/ui/alerts' }, 'see alerts'))),
   );
-  if (alerts) {
-    const firing = alertList(alerts).filter((alert) => alertState(alert) === 'firing').length;
-    const more = alerts.next_cursor ? '+' : '';
-    kpis.append(tile('alerts', '⚠ Firing alerts', `${fmtInt(firing)}${more}`, h('a', { href: '/ui/alerts' }, 'see alerts')));
-  }
 
   const { days, later } = dailySeries(report.breakdowns.days, report.today);
   if (days.length) stackedDaily(chart, days);

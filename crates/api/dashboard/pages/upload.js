@@ -135,7 +135,7 @@ function uploadSummary(s) {
     ['inconsistent', '✕ INCONSISTENT', s.inconsistent],
   ];
   if (s.duplicates) rows.push(['exact', 'Exact duplicates', s.duplicates.exact], ['conflicting', 'Conflicting duplicates', s.duplicates.conflicting]);
-  if (s.stored) rows.push(['inserted', 'Inserted', s.stored.inserted], ['skipped', 'Duplicates skipped', s.stored.duplicates_skipped], ['conflicts', 'Conflicts', s.stored.conflicts]);
+  if (s.stored) rows.push(['inserted', 'Inserted', s.stored.inserted], ['skipped', 'Duplicates skipped', s.stored.duplicates_skipped], ['conflicts', 'Conflicts', s.stored.conflicts], ['redelivered', 'Re-delivered', s.stored.redelivered]);
   const reasons = Object.entries(s.reasons || {}).filter(([, n]) => n > 0);
   return section(
     `Summary${s.batch_id ? ` of batch ${s.batch_id}` : ''}`,

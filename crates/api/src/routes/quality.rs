@@ -89,13 +89,16 @@ pub struct SummaryDto {
     /// The curated records' counts.
     #[serde(flatten)]
     pub records: RecordCounts,
-    /// Exact and conflicting duplicates among the received rows.
+    /// Exact and conflicting duplicates among the received rows (within the sources:
+    /// re-deliveries are not duplicates).
     pub duplicates: DuplicateTotals,
-    /// Rows received (every payload, duplicates included).
+    /// Re-delivered rows: equal to a version an earlier batch stored (a file ingested again).
+    pub redelivered: i64,
+    /// Rows received (every payload, duplicates and re-deliveries included).
     pub rows_received: i64,
 }
 
-/// Counts per status (curated records), per reason, and duplicates (received rows).
+/// Counts per status (curated records), per reason, duplicates and re-deliveries (received rows).
 #[utoipa::path(get, path = "/api/v1/quality/summary", tag = "quality",
     params(Scope, BatchParam),
     responses((status = 200, description = "The summary", body = SummaryDto)))]
@@ -106,7 +109,12 @@ pub async fn summary(
 ) -> ApiResult<Json<SummaryDto>> {
     let filter = quality_filter(scope, batch);
     let (records, rows) = tokio::try_join!(state.quality.record_counts(&filter), state.quality.row_counts(&filter))?;
-    Ok(Json(SummaryDto { records, duplicates: rows.duplicates, rows_received: rows.status.total }))
+    Ok(Json(SummaryDto {
+        records,
+        duplicates: rows.duplicates,
+        redelivered: rows.redelivered,
+        rows_received: rows.status.total + rows.redelivered,
+    }))
 }
 
 /// The whole quality report: shares, reasons, duplicates, completeness with gaps, stale

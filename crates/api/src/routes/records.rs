@@ -172,7 +172,8 @@ pub struct IngestedDto {
     pub line: i64,
     /// The curated record it is part of.
     pub id: i64,
-    /// `new`, `exact` (duplicate, not stored again) or `conflicting` (kept as a version).
+    /// `new`, `exact` (duplicate within the body, not stored again), `redelivered` (equal to a
+    /// version an earlier batch stored, not stored again) or `conflicting` (kept as a version).
     pub admission: &'static str,
     /// Its status.
     pub quality_status: &'static str,
@@ -194,7 +195,7 @@ pub struct IngestedBatchDto {
 pub struct CreatedDto {
     /// The stored record (for a duplicate: the record it duplicates).
     pub record: RecordDto,
-    /// `new`, `exact` or `conflicting`.
+    /// `new`, `exact`, `redelivered` or `conflicting`.
     pub admission: &'static str,
     /// The batch the raw payload belongs to.
     pub batch_id: i64,

@@ -92,28 +92,34 @@ pub struct RecordCounts {
     pub keyless: i64,
 }
 
-/// Exact and conflicting duplicates among received payloads.
+/// Exact and conflicting duplicates among received payloads (duplicates within the sources:
+/// re-deliveries are counted apart, see [`RowCounts::redelivered`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DuplicateTotals {
-    /// Payloads equal to a version already kept.
+    /// Payloads equal to a version kept from the same batch (a row repeated in its file).
     pub exact: i64,
     /// Payloads that differ from every kept version of their key.
     pub conflicting: i64,
 }
 
-/// Every received payload (raw rows) matching a filter, as classified on arrival: these equal
-/// what `emdp validate` reports for the same files.
+/// The received payloads (raw rows) matching a filter, as classified on arrival. Re-deliveries
+/// (payloads equal to a version an earlier batch stored: a file ingested again) are counted in
+/// `redelivered` only; the other figures cover the rest, and so equal what `emdp validate`
+/// reports for the files, however often each was delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowCounts {
-    /// Counts per status on arrival.
+    /// Counts per status on arrival (re-deliveries left out).
     #[serde(flatten)]
     pub status: StatusCounts,
     /// Duplicate admissions.
     pub duplicates: DuplicateTotals,
-    /// Rows per reason code.
+    /// Rows per reason code (re-deliveries left out).
     pub reasons: ReasonCounts,
+    /// Re-delivered payloads: equal to a version an earlier batch stored. Every payload
+    /// received is `total + redelivered`.
+    pub redelivered: i64,
 }
 
 /// One building's counts and completeness. The *expected range* runs from the filter's
@@ -234,19 +240,22 @@ pub struct BatchCounts {
     pub batch_id: BatchId,
     /// Where it came from.
     pub source: String,
-    /// Its payloads per status on arrival.
+    /// Its payloads per status on arrival (re-deliveries left out).
     #[serde(flatten)]
     pub status: StatusCounts,
     /// Its duplicates.
     pub duplicates: DuplicateTotals,
+    /// Its re-delivered payloads (see [`RowCounts::redelivered`]).
+    pub redelivered: i64,
 }
 
-/// How many buildings have records, and how many of them are stale: the completeness totals'
-/// `buildings` and `stale`, without computing every building's gaps.
+/// How many buildings have records, and how many of them are stale: without a filter, the
+/// completeness totals' `buildings` and `stale`, without computing every building's gaps (see
+/// [`QualityStore::freshness`] for a filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Freshness {
-    /// Buildings named by at least one record.
+    /// Buildings named by at least one record (matching the filter).
     pub buildings: i64,
     /// Of those, the buildings without a VALID day up to today, or whose latest VALID day is
     /// more than the threshold before today.
@@ -279,7 +288,8 @@ pub trait QualityStore: Send + Sync {
     /// Curated records: counts per status and reason, conflict groups, pending decisions.
     async fn record_counts(&self, filter: &QualityFilter) -> Result<RecordCounts, StoreError>;
 
-    /// Raw payloads: counts per status and reason on arrival, exact and conflicting duplicates.
+    /// Raw payloads: counts per status and reason on arrival, exact and conflicting duplicates,
+    /// re-deliveries.
     async fn row_counts(&self, filter: &QualityFilter) -> Result<RowCounts, StoreError>;
 
     /// Per-building counts, completeness, longest gap and staleness (`stale_days`: stale when
@@ -335,12 +345,19 @@ pub trait QualityStore: Send + Sync {
         Ok(RowBreakdown { counts, batches })
     }
 
-    /// The number of buildings and of stale buildings (as in [`completeness`](Self::completeness)'s
-    /// totals), for every building or one; cheap enough for a dashboard's every load.
+    /// The number of buildings named by a record matching `filter`, and how many of them are
+    /// stale on `today` (`stale_days` as in [`completeness`](Self::completeness)), judged by
+    /// their VALID days of the filter's provider, if any, whatever the filter's days and batch
+    /// (those only pick the buildings). Without a filter, [`completeness`](Self::completeness)'s
+    /// totals, cheap enough for a dashboard's every load.
     async fn freshness(
         &self,
-        building_id: Option<&str>,
+        filter: &QualityFilter,
         today: NaiveDate,
         stale_days: u32,
     ) -> Result<Freshness, StoreError>;
+
+    /// Of `candidates`, the buildings named by at least one record matching `filter` (each
+    /// once, in no particular order).
+    async fn buildings_among(&self, filter: &QualityFilter, candidates: &[String]) -> Result<Vec<String>, StoreError>;
 }

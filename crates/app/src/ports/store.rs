@@ -212,8 +212,9 @@ pub struct KeyProbe<'a> {
 
 impl KeyProbe<'_> {
     /// Whether a stored record of this key with `versions` kept versions, the one it shows of
-    /// value `kept`, makes every probed row an exact duplicate ([`Probed::Exact`]): it has one
-    /// version, and every probed value is that one. Otherwise the key must be loaded whole.
+    /// value `kept`, makes every probed row a repeat of that version ([`Probed::Exact`]): it
+    /// has one version, and every probed value is that one. Otherwise the key must be loaded
+    /// whole.
     pub fn repeats_only_version(&self, versions: i64, kept: ValueFingerprint) -> bool {
         versions == 1 && self.values.iter().all(|value| *value == kept)
     }
@@ -222,9 +223,15 @@ impl KeyProbe<'_> {
 /// What [`IngestTx::probe_keys`] found of a stored key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probed {
-    /// Every probed value is one of the record's kept versions: each row of the key is an
-    /// exact duplicate of this record, and nothing else about it is needed.
-    Exact(RecordId),
+    /// The record has one kept version and every probed value is that one: each row of the
+    /// key repeats it (an exact duplicate or a re-delivery, by the batch it came in:
+    /// [`emdp_domain::Admission::repeat_of`]), and nothing else about the key is needed.
+    Exact {
+        /// The record.
+        record: RecordId,
+        /// Where its one kept version (its winner) came from.
+        kept: emdp_domain::Arrival,
+    },
     /// The key with its state and versions, for the rows to be resolved against.
     Stored(Box<StoredKey>),
 }

@@ -257,8 +257,8 @@ impl AlertEngine {
     }
 
     /// Evaluates the rules on a stored batch from `source` (`rows[i]` became `links[i]`) and
-    /// returns the alert events it caused. Exact duplicates (a message received again) are
-    /// not evaluated, except as a sign of life for staleness.
+    /// returns the alert events it caused. Repeats of a kept version (a message received
+    /// again) are not evaluated, except as a sign of life for staleness.
     pub async fn on_ingested(
         &self,
         source: &str,
@@ -279,7 +279,7 @@ impl AlertEngine {
         let fresh: Vec<&RawRow> = rows
             .iter()
             .zip(links.iter().map(Some).chain(std::iter::repeat(None)))
-            .filter(|(_, link)| link.is_none_or(|link| link.admission != emdp_domain::Admission::Exact))
+            .filter(|(_, link)| link.is_none_or(|link| link.admission.keeps_version()))
             .map(|(row, _)| row)
             .collect();
         let mut observations = Vec::new();

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::ports::{
-    BatchCounts, Completeness, Flatline, Gap, GroupCounts, QualityFilter, QualityStore, RecordBreakdown, RecordCounts,
-    RowBreakdown, RowCounts, StatusCounts, StoreError,
+    AlertStore, BatchCounts, Completeness, Flatline, Gap, GroupCounts, QualityFilter, QualityStore, RecordBreakdown,
+    RecordCounts, RowBreakdown, RowCounts, StatusCounts, StoreError,
 };
 
 /// The report's thresholds.
@@ -144,4 +144,27 @@ pub async fn quality_report(
         flatlines,
         breakdowns: Breakdowns { providers, days, batches },
     })
+}
+
+/// How many alerts are firing about the data `filter` covers: every firing alert without a
+/// filter; with one, the alerts about a building named by a record matching it (an alert about
+/// no building, such as a source's silence, is then not counted).
+pub async fn firing_alerts(
+    alerts: &dyn AlertStore,
+    quality: &dyn QualityStore,
+    filter: &QualityFilter,
+) -> Result<i64, StoreError> {
+    let firing = alerts.firing_alerts().await?;
+    if *filter == QualityFilter::default() {
+        return Ok(firing.len() as i64);
+    }
+    let mut buildings: Vec<String> = firing.iter().filter_map(|alert| alert.building.clone()).collect();
+    buildings.sort_unstable();
+    buildings.dedup();
+    let covered: std::collections::HashSet<String> = if buildings.is_empty() {
+        Default::default()
+    } else {
+        quality.buildings_among(filter, &buildings).await?.into_iter().collect()
+    };
+    Ok(firing.iter().filter(|alert| alert.building.as_ref().is_some_and(|b| covered.contains(b))).count() as i64)
 }

@@ -19,7 +19,7 @@ use crate::output::OutputFormat;
 
 /// Store every record of one or more files (CSV, NDJSON, JSON, gzipped or not): each payload in the raw store,
 /// each record classified in the curated store, duplicates linked, conflicts resolved by the
-/// policy. Safe to run again: rows already stored become exact duplicates.
+/// policy. Safe to run again: rows already stored are counted as re-delivered, not as duplicates.
 ///
 /// A file of more than 50,000 rows is read whole and sorted by key before it is stored (into
 /// either database), through temporary files in TMPDIR (about 200 bytes a row, removed when
@@ -255,6 +255,7 @@ pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) 
             writeln!(out, "  {:<26} {:>12}", "inserted", summary.stored.inserted)?;
             writeln!(out, "  {:<26} {:>12}", "duplicates skipped", summary.stored.duplicates_skipped)?;
             writeln!(out, "  {:<26} {:>12}", "conflicts", summary.stored.conflicts)?;
+            writeln!(out, "  {:<26} {:>12}", "redelivered", summary.stored.redelivered)?;
             match summary.batch_id {
                 Some(batch) => writeln!(out, "  batch {batch}"),
                 None => writeln!(out, "  no batch: nothing to store"),

@@ -189,6 +189,7 @@ fn text(report: &QualityReport, terminal: bool) -> String {
     out.push_str(&format!("  {:<28} {:>12}\n", "pending decisions", r.pending));
     out.push_str(&format!("  {:<28} {:>12}\n\n", "without a usable key", r.keyless));
 
+    // Shares of the rows of the sources: a re-delivery (a file ingested again) changes none.
     let rows = &report.rows;
     out.push_str(&format!("  {:<28} {:>12} {:>12}\n", "rows received", "count", "share"));
     for (label, n) in [
@@ -200,7 +201,8 @@ fn text(report: &QualityReport, terminal: bool) -> String {
     ] {
         out.push_str(&format!("  {:<28} {:>12} {:>12}\n", label, n, percent(n, rows.status.total)));
     }
-    out.push_str(&format!("  {:<28} {:>12}\n\n", "total", rows.status.total));
+    out.push_str(&format!("  {:<28} {:>12}\n", "total", rows.status.total));
+    out.push_str(&format!("  {:<28} {:>12}\n\n", "redelivered (not counted)", rows.redelivered));
 
     out.push_str(&format!("  {:<28} {:>12} {:>12}\n", "reason", "records", "rows"));
     for ((reason, n), (_, m)) in r.reasons.0.iter().zip(&rows.reasons.0) {
@@ -310,21 +312,23 @@ fn text(report: &QualityReport, terminal: bool) -> String {
         status_line(&mut out, &opt(&d.key), &d.status);
     }
 
+    // Every payload of a batch: its re-deliveries are in `rows`, not in the status columns.
     out.push_str(&format!(
-        "\nPer batch\n  {:<8} {:<19} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
-        "batch", "source", "rows", "valid", "incompl", "inconsis", "exact", "conflict"
+        "\nPer batch\n  {:<8} {:<19} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}\n",
+        "batch", "source", "rows", "valid", "incompl", "inconsis", "exact", "conflict", "redelivered"
     ));
     for b in &report.breakdowns.batches {
         out.push_str(&format!(
-            "  {:<8} {:<19} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+            "  {:<8} {:<19} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11}\n",
             b.batch_id,
             escape_controls(&b.source),
-            b.status.total,
+            b.status.total + b.redelivered,
             b.status.valid,
             b.status.incomplete,
             b.status.inconsistent,
             b.duplicates.exact,
-            b.duplicates.conflicting
+            b.duplicates.conflicting,
+            b.redelivered
         ));
     }
     out

@@ -7,7 +7,7 @@
 //! [`RecordStore::ingest_writers`] of them at once: resolve duplicates against the chunk and
 //! the store, write curated records and raw rows, note the batch's progress. Chunks lock their
 //! keys and commit in order, so a crash leaves the stores at a chunk boundary; running the
-//! same ingest again completes it, and every row already stored is then an exact duplicate.
+//! same ingest again completes it, and every row already stored is then a re-delivery.
 
 mod key_order;
 mod reader;
@@ -43,16 +43,21 @@ use writer::{Opening, Written, mostly_stored, record_metrics};
 /// flight: two PostgreSQL writers with 50,000 rows each peaked at 320-323 MiB on a re-run.
 pub const CHUNK_ROWS: usize = 50_000;
 
-/// How many rows were stored, skipped or kept as conflicting versions.
+/// How many rows were stored, skipped or kept as conflicting versions
+/// (`inserted + duplicates_skipped + conflicts + redelivered` is every row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredCounts {
     /// New curated records.
     pub inserted: u64,
-    /// Exact duplicates (of the file or of the store): linked, not stored again.
+    /// Exact duplicates within the input (a row repeating an earlier row of the same batch):
+    /// linked, not stored again.
     pub duplicates_skipped: u64,
     /// Conflicting versions kept and resolved by the policy.
     pub conflicts: u64,
+    /// Re-deliveries: rows equal to a version an earlier batch stored (the same file ingested
+    /// again, a message resent): linked, not stored again, and not counted as duplicates.
+    pub redelivered: u64,
 }
 
 /// The outcome of an ingest: `validate`'s summary (with duplicates counted against the file
@@ -230,6 +235,7 @@ impl IngestSummary {
                 Admission::New | Admission::Edit => self.stored.inserted += 1,
                 Admission::Exact => self.stored.duplicates_skipped += 1,
                 Admission::Conflicting => self.stored.conflicts += 1,
+                Admission::Redelivered => self.stored.redelivered += 1,
             }
         }
     }

@@ -267,11 +267,11 @@ impl Ingestor {
                 .collect();
             for (group, found) in tx.probe_keys(&probes).await?.into_iter().enumerate() {
                 match found {
-                    Some(Probed::Exact(id)) => {
-                        record_of[group] = id;
+                    Some(Probed::Exact { record, kept }) => {
+                        record_of[group] = record;
                         repeated[group] = true;
                         for &index in groups.members(group) {
-                            admissions[index] = Admission::Exact;
+                            admissions[index] = Admission::repeat_of(kept, arrival(&rows[index]));
                         }
                     }
                     Some(Probed::Stored(key)) => {
@@ -495,7 +495,8 @@ pub(super) fn mostly_stored(links: &[RawLink]) -> bool {
 }
 
 /// Counts a stored chunk in the metrics (`emdp_records_ingested_total` by status and admission,
-/// `emdp_duplicates_total` by kind), one update per label set rather than per row.
+/// `emdp_duplicates_total` by kind: re-deliveries are no duplicates), one update per label set
+/// rather than per row.
 pub(super) fn record_metrics(rows: &[RawRow], links: &[RawLink]) {
     let mut counts: HashMap<(&'static str, &'static str), u64> = HashMap::new();
     for (row, link) in rows.iter().zip(links) {
