@@ -229,11 +229,16 @@ test('duplicates: conflict groups and a resolve by picking a version', async () 
   const group = groups.items[0];
   const loser = group.versions.find((v) => !v.winner);
   const card = page.locator(`article[data-group="${group.record_id}"]`);
+  const explained = group.versions.flatMap((v) => v.reasons);
+  assert.ok(explained.every((r) => r.code && r.message), 'reasons are {code, message}');
+  for (const reason of explained.slice(0, 3)) {
+    assert.ok(await card.locator(`code[title="${reason.message}"]`).count() > 0, `${reason.code} shown with its message`);
+  }
   await shot('duplicates');
   await card.locator(`button[aria-label="Keep batch ${loser.batch_id} line ${loser.line}"]`).click();
   await card.locator('.outcome:has-text("Resolved")').waitFor();
   const after = (await api(`/duplicates?limit=20`)).items.find((g) => g.record_id === group.record_id);
-  assert.deepEqual(after.winner, { batch: loser.batch_id, line: loser.line }, 'the picked version wins');
+  assert.deepEqual(after.winner, { batch_id: loser.batch_id, line: loser.line }, 'the picked version wins');
   // The list is drawn again with the new winner.
   await page.locator(`article[data-group="${group.record_id}"] tr:has(button[aria-label="Keep batch ${loser.batch_id} line ${loser.line}"])`).waitFor({ state: 'detached' });
   // And back with a policy.

@@ -47,10 +47,9 @@ export function badge(status) {
   return h('span', { class: `badge ${s.cls}` }, h('span', { 'aria-hidden': 'true' }, s.icon), ' ', status || 'unknown');
 }
 
-/** The codes of a record's rule violations (strings or `{code, message}`; the message as a tooltip). */
+/** The codes of a record's or version's rule violations (`[{code, message}]`; the message as a tooltip). */
 export const reasonCodes = (reasons) =>
-  (reasons || []).map((reason) =>
-    h('code', { title: typeof reason === 'string' ? null : reason.message }, typeof reason === 'string' ? reason : reason.code));
+  (reasons || []).map((reason) => h('code', { title: reason.message }, reason.code));
 
 /** A link to a building's page, or '—' without a building. */
 export const buildingLink = (id) => (id ? h('a', { href: `/ui/buildings/${encodeURIComponent(id)}` }, id) : '—');

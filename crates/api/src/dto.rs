@@ -2,8 +2,9 @@
 //! concerns; these wrap them.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use emdp_app::ports::{RecordFields, StoredRecord};
-use emdp_domain::{ReasonSet, RuleSet};
+use emdp_app::ports::{ConflictGroup, GroupVersion, RawVersion, RecordFields, StoredRecord};
+use emdp_app::usecases::duplicates::GroupPage;
+use emdp_domain::{Arrival, ReasonSet, RuleSet};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -48,15 +49,6 @@ impl From<&RecordFields> for FieldsDto {
     }
 }
 
-/// Where a version arrived: its batch and line.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ArrivalDto {
-    /// The batch.
-    pub batch_id: i64,
-    /// The line (or element) in the batch.
-    pub line: i64,
-}
-
 /// A curated record.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecordDto {
@@ -84,7 +76,7 @@ pub struct RecordDto {
     /// Whether a conflict between its versions waits for a manual decision.
     pub pending_review: bool,
     /// The version it shows.
-    pub winner: ArrivalDto,
+    pub winner: Arrival,
     /// When it was first stored.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -107,9 +99,78 @@ impl RecordDto {
             versions: record.state.versions,
             exact_duplicates: record.exact_duplicates,
             pending_review: record.state.pending,
-            winner: ArrivalDto { batch_id: record.state.winner.batch, line: record.state.winner.line },
+            winner: record.state.winner,
             created_at: record.created_at,
             updated_at: record.updated_at,
+        }
+    }
+}
+
+/// One raw payload behind a record (`GET /api/v1/records/{id}/history`,
+/// `emdp records history --output json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VersionDto {
+    /// The payload, where and when it arrived, and what became of it.
+    #[serde(flatten)]
+    pub version: RawVersion,
+    /// Its reasons when it arrived.
+    pub reasons: Vec<ReasonDto>,
+}
+
+impl VersionDto {
+    /// The DTO of a raw version, with reason messages from `rules`.
+    pub fn new(version: RawVersion, rules: &RuleSet) -> Self {
+        let reasons = reasons(version.reasons, rules);
+        VersionDto { version, reasons }
+    }
+}
+
+/// One kept version of a conflict group.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupVersionDto {
+    /// Where and when it arrived, its values and whether it wins.
+    #[serde(flatten)]
+    pub version: GroupVersion,
+    /// Its reasons.
+    pub reasons: Vec<ReasonDto>,
+}
+
+/// A conflict group with every kept version.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupDto {
+    /// The record, its winner and state.
+    #[serde(flatten)]
+    pub group: ConflictGroup,
+    /// Every kept version, in arrival order.
+    pub versions: Vec<GroupVersionDto>,
+}
+
+impl GroupDto {
+    /// The DTO of a group, with reason messages from `rules`.
+    pub fn new(mut group: ConflictGroup, rules: &RuleSet) -> Self {
+        let versions = std::mem::take(&mut group.versions)
+            .into_iter()
+            .map(|version| GroupVersionDto { reasons: reasons(version.reasons, rules), version })
+            .collect();
+        GroupDto { group, versions }
+    }
+}
+
+/// A page of conflict groups (`GET /api/v1/duplicates`, `emdp duplicates list --output json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupPageDto {
+    /// The groups, in record id order.
+    pub items: Vec<GroupDto>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl GroupPageDto {
+    /// The DTO of a page of groups, with reason messages from `rules`.
+    pub fn new(page: GroupPage, rules: &RuleSet) -> Self {
+        GroupPageDto {
+            items: page.items.into_iter().map(|group| GroupDto::new(group, rules)).collect(),
+            next_cursor: page.next_cursor,
         }
     }
 }

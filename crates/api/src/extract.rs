@@ -206,7 +206,7 @@ pub struct Page {
     /// Page size, 1..=1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: u32,
-    /// The previous page's cursor (`next_cursor`, or `next_after` for duplicates).
+    /// The previous page's `next_cursor` (the CLI's `--cursor` takes the same values).
     pub cursor: Option<i64>,
 }
 
@@ -220,7 +220,7 @@ impl Page {
     /// The cursor of the page after `items`, the last of which is `last`: `None` when this
     /// page was not full (the last page).
     pub fn next_cursor<T>(&self, items: &[T], last: impl Fn(&T) -> i64) -> Option<String> {
-        (items.len() == self.limit as usize).then(|| items.last().map(|item| last(item).to_string())).flatten()
+        emdp_app::page::next_cursor(items, self.limit, last)
     }
 }
 

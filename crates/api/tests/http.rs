@@ -74,7 +74,7 @@ async fn bulk_bodies(server: Server) {
     assert_eq!(body["summary"]["stored"]["inserted"], 3);
     assert_eq!(body["summary"]["duplicates"]["exact"], 1);
     assert_eq!(body["records"][2]["quality_status"], "INCOMPLETE");
-    assert_eq!(body["records"][2]["reasons"], json!(["missing_consumption"]));
+    assert_eq!(body["records"][2]["reasons"][0]["code"], "missing_consumption");
     let ndjson = "{\"building_id\":\"B3\",\"date\":\"2025-01-01\",\"consumption\":1,\"temperature\":2,\"provider\":\"p\"}\nnot json\n";
     let (status, body) = server.send(Method::POST, "/api/v1/records", "application/x-ndjson", ndjson).await;
     assert_eq!(status, 201);

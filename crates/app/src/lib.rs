@@ -4,5 +4,6 @@
 //! Use cases are found by name under [`usecases`]: [`usecases::validate`] classifies a stream
 //! of records without storing anything.
 
+pub mod page;
 pub mod ports;
 pub mod usecases;

@@ -162,9 +162,8 @@ pub struct ServerConfig {
     pub max_concurrent: usize,
     /// Quality thresholds as TOML.
     pub rules: Option<PathBuf>,
-    /// How conflicting duplicates are resolved: prefer-valid, keep-first, keep-latest, manual
-    /// (or with underscores).
-    #[serde(with = "policy_name")]
+    /// How conflicting duplicates are resolved: prefer_valid, keep_first, keep_latest, manual
+    /// (`keep-latest` is read too).
     pub policy: ConflictPolicy,
     /// The URL clients reach the server at (informational; `config show` and logs).
     pub public_url: Option<String>,
@@ -269,28 +268,6 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
-
-/// The policy named by `text` (`prefer-valid` or `prefer_valid`, ...).
-pub fn parse_policy(text: &str) -> Result<ConflictPolicy, String> {
-    ConflictPolicy::parse(&text.replace('-', "_"))
-        .ok_or_else(|| "expected prefer-valid, keep-first, keep-latest or manual".to_owned())
-}
-
-/// `server.policy` as its name (`prefer-valid`, ...).
-mod policy_name {
-    use emdp_domain::ConflictPolicy;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes the policy's name.
-    pub fn serialize<S: Serializer>(policy: &ConflictPolicy, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&policy.as_str().replace('_', "-"))
-    }
-
-    /// Reads a policy's name ([`super::parse_policy`]).
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ConflictPolicy, D::Error> {
-        super::parse_policy(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-    }
-}
 
 /// A setting that breaks a rule the types cannot state.
 struct Invalid {
@@ -524,6 +501,21 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_is_read_in_either_spelling_and_shown_in_snake_case() {
+        for text in ["keep-latest", "keep_latest"] {
+            let config = Config::load(None, &env(&[("EMDP_POLICY", text)]), &[]).unwrap();
+            assert_eq!(config.policy(), ConflictPolicy::KeepLatest, "EMDP_POLICY={text}");
+            let config = from_file(&format!("[server]\npolicy = \"{text}\"\n")).unwrap();
+            assert_eq!(config.policy(), ConflictPolicy::KeepLatest, "policy = {text}");
+            let flags = [("server.policy", text.to_owned(), "--policy")];
+            assert_eq!(Config::load(None, &env(&[]), &flags).unwrap().policy(), ConflictPolicy::KeepLatest);
+        }
+        let config = from_file("[server]\npolicy = \"keep-first\"\n").unwrap();
+        let shown = toml::to_string(&config).unwrap();
+        assert!(shown.contains("policy = \"keep_first\""), "{shown}");
+    }
+
+    #[test]
     fn empty_variables_unset_optional_settings_and_switch_off() {
         let toml = file(
             "[server]\nrules = \"r.toml\"\npublic_url = \"https://x\"\n[auth]\nmetrics_public = true\n\
@@ -567,7 +559,7 @@ mod tests {
         let err = Config::load(None, &env(&[("EMDP_POLICY", "random")]), &[]).unwrap_err();
         assert_eq!(
             err.0,
-            "EMDP_POLICY (server.policy): invalid value 'random': expected prefer-valid, keep-first, keep-latest or manual"
+            "EMDP_POLICY (server.policy): invalid value 'random': expected prefer_valid, keep_first, keep_latest or manual"
         );
         let err = Config::load(None, &env(&[("EMDP_LOG_FORMAT", "xml")]), &[]).unwrap_err();
         assert_eq!(err.0, "EMDP_LOG_FORMAT (log.format): invalid value 'xml': expected pretty or json");

@@ -21,6 +21,15 @@ pub fn write_out(text: &str) -> Result<(), CliError> {
         .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
 }
 
+/// After a page printed as text, tells on standard error how to get the next one (nothing after
+/// the last page). The cursor is the API's `next_cursor`: either side's cursor works with the other.
+pub fn next_page_hint(next_cursor: Option<&str>) {
+    if let Some(cursor) = next_cursor {
+        // A hint only: a closed standard error is no reason to fail the command.
+        let _ = writeln!(std::io::stderr(), "next page: --cursor {cursor}");
+    }
+}
+
 /// A value as one cell of a text table: `-` when absent, control characters escaped.
 ///
 /// Stored values are whatever the input held: a CSV field with an unbalanced quote can carry

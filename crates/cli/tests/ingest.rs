@@ -43,19 +43,18 @@ fn count(value: &Value, path: &str) -> u64 {
 /// Every record, as `emdp records list --output json` prints it (in pages).
 fn list_all(url: &str) -> Vec<Value> {
     let mut items = Vec::new();
-    let mut after: Option<String> = None;
+    let mut cursor: Option<String> = None;
     loop {
         let mut args = vec!["records", "list", "--limit", "100000", "--output", "json", "--database-url", url];
-        if let Some(after) = &after {
-            args.extend(["--after", after]);
+        if let Some(cursor) = &cursor {
+            args.extend(["--cursor", cursor]);
         }
         let page = run_json(&args);
-        let page_items = page["items"].as_array().unwrap();
-        if page_items.is_empty() {
-            return items;
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
         }
-        items.extend(page_items.iter().cloned());
-        after = Some(page["next_after"].to_string());
     }
 }
 

@@ -133,7 +133,7 @@ fn duplicates_are_listed_resolved_and_recorded() {
     let page = run_json(&["duplicates", "list", "--database-url", &url, "--pending", "--output", "json"]);
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
-    assert_eq!(page["next_after"], Value::Null);
+    assert_eq!(page["next_cursor"], Value::Null);
     let m = items[0]["record_id"].as_i64().unwrap().to_string();
     assert_eq!(items[0]["versions"].as_array().unwrap().len(), 2);
     assert_eq!(items[0]["versions"][0]["winner"], true);
@@ -157,7 +157,7 @@ fn duplicates_are_listed_resolved_and_recorded() {
     let decisions = run_json(&["duplicates", "decisions", &m, "--database-url", &url, "--output", "json"]);
     assert_eq!(decisions[0]["decided_by"], "cli");
     assert_eq!(decisions[0]["method"], "explicit");
-    assert_eq!(decisions[0]["winner"], json!({"batch": 1, "line": 3}));
+    assert_eq!(decisions[0]["winner"], json!({"batch_id": 1, "line": 3}));
 
     let all = run_json(&[
         "duplicates",

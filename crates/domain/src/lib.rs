@@ -30,6 +30,6 @@ pub use identifier::{BuildingId, IdentifierError, ProviderName};
 pub use number::{NumberError, parse_decimal};
 pub use quality::{Assessment, QualityStatus, Reason, ReasonSet, assess};
 pub use record::{FieldName, ParsedRecord, RawRecord};
-pub use resolution::{Admission, Arrival, ConflictPolicy, KeyVersions, Version};
+pub use resolution::{Admission, Arrival, ConflictPolicy, KeyVersions, UnknownPolicy, Version};
 pub use rules::{RuleSet, RuleSetError};
 pub use summary::{DuplicateCounts, QualitySummary};

@@ -11,43 +11,75 @@ use crate::duplicates::{DuplicateKind, ValueFingerprint};
 use crate::quality::QualityStatus;
 
 /// How a conflict between versions of one key is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+///
+/// Named in snake_case (`keep_latest`) in every output; every input (CLI flags, config,
+/// environment, API bodies) also accepts the kebab spelling (`keep-latest`). [`ConflictPolicy::parse`]
+/// is the one parser: serde's `Deserialize` goes through it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[derive(strum::IntoStaticStr, strum::EnumString)]
-#[strum(serialize_all = "snake_case")]
 pub enum ConflictPolicy {
     /// A VALID version wins; among several (or none) the latest arrival wins.
     #[default]
+    #[strum(to_string = "prefer_valid", serialize = "prefer-valid")]
     PreferValid,
     /// The first version to arrive stays.
+    #[strum(to_string = "keep_first", serialize = "keep-first")]
     KeepFirst,
     /// The latest version to arrive wins.
+    #[strum(to_string = "keep_latest", serialize = "keep-latest")]
     KeepLatest,
     /// No automatic winner: the group waits for someone to decide (the record keeps showing
     /// the version it had, flagged as pending review).
+    #[strum(to_string = "manual")]
     Manual,
 }
 
+/// A policy name that is none of [`ConflictPolicy::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a policy: expected {expected}", expected = ConflictPolicy::EXPECTED)]
+pub struct UnknownPolicy(pub String);
+
 impl ConflictPolicy {
+    /// What a policy name must be, for error messages.
+    pub const EXPECTED: &str = "prefer_valid, keep_first, keep_latest or manual";
+
     /// Every policy.
     pub const ALL: [ConflictPolicy; 4] = [Self::PreferValid, Self::KeepFirst, Self::KeepLatest, Self::Manual];
 
-    /// The policy's name (`prefer_valid`, ...).
+    /// The policy's name (`prefer_valid`, ...), as every output shows it.
     pub fn as_str(self) -> &'static str {
         self.into()
     }
 
-    /// Parses a policy name (trimmed).
+    /// Parses a policy name (trimmed, case-sensitive): `keep_latest` or `keep-latest`.
     pub fn parse(text: &str) -> Option<Self> {
         text.trim().parse().ok()
+    }
+
+    /// [`ConflictPolicy::parse`], with an error naming the value and the policies.
+    pub fn try_parse(text: &str) -> Result<Self, UnknownPolicy> {
+        Self::parse(text).ok_or_else(|| UnknownPolicy(text.to_owned()))
+    }
+}
+
+/// Reads a policy with [`ConflictPolicy::try_parse`] (either spelling).
+impl<'de> Deserialize<'de> for ConflictPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ConflictPolicy::parse(&text).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&text), &ConflictPolicy::EXPECTED)
+        })
     }
 }
 
 /// Where a version came from, ordered by arrival: batch number, then line in the batch.
+/// Written `{"batch_id": N, "line": N}` like every batch id; `batch` is read too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Arrival {
     /// The ingestion batch (increasing over time).
+    #[serde(rename = "batch_id", alias = "batch")]
     pub batch: i64,
     /// The line (or element) within the batch.
     pub line: i64,
@@ -328,8 +360,26 @@ mod tests {
             (Admission::Redelivered, "redelivered"),
         ]);
         assert_eq!(ConflictPolicy::parse(" keep_first\n"), Some(ConflictPolicy::KeepFirst));
+        assert_eq!(ConflictPolicy::parse("keep-latest"), Some(ConflictPolicy::KeepLatest), "kebab on input");
+        assert_eq!(ConflictPolicy::parse("prefer-valid"), Some(ConflictPolicy::PreferValid));
+        assert_eq!(serde_json::from_str::<ConflictPolicy>("\"keep-first\"").ok(), Some(ConflictPolicy::KeepFirst));
+        assert_eq!(ConflictPolicy::KeepLatest.as_str(), "keep_latest", "snake_case on output");
+        assert_eq!(
+            ConflictPolicy::try_parse("newest").unwrap_err().to_string(),
+            "'newest' is not a policy: expected prefer_valid, keep_first, keep_latest or manual"
+        );
+        assert_eq!(ConflictPolicy::parse("keep latest"), None);
         assert_eq!(ConflictPolicy::parse("Keep_First"), None, "case-sensitive");
         assert_eq!(Admission::parse(" new"), None, "read back from the store exactly");
+    }
+
+    #[test]
+    fn an_arrival_is_written_with_batch_id_and_read_with_either_name() {
+        let arrival = Arrival { batch: 3, line: 7 };
+        assert_eq!(serde_json::to_value(arrival).unwrap(), serde_json::json!({"batch_id": 3, "line": 7}));
+        for text in [r#"{"batch_id": 3, "line": 7}"#, r#"{"batch": 3, "line": 7}"#] {
+            assert_eq!(serde_json::from_str::<Arrival>(text).unwrap(), arrival, "{text}");
+        }
     }
 
     #[test]

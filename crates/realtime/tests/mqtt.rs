@@ -131,7 +131,7 @@ async fn objects_arrays_ndjson_and_malformed_messages_are_stored_with_their_topi
         if history[0].payload == "this is not JSON {" {
             malformed += 1;
             assert_ne!(record.state.status, emdp_domain::QualityStatus::Valid);
-            assert!(history[0].reasons.contains(&"malformed_row"), "{:?}", history[0].reasons);
+            assert!(history[0].reasons.contains(emdp_domain::Reason::MalformedRow), "{:?}", history[0].reasons);
         } else {
             assert_eq!(record.state.status, emdp_domain::QualityStatus::Valid, "{:?}", history[0]);
         }

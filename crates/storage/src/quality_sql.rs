@@ -879,7 +879,7 @@ pub(crate) fn groups(heads: &[impl Cols], versions: &[impl Cols]) -> Result<Vec<
             source: row.text(3)?,
             received_at: rows::from_millis(row.int(4)?),
             status: rows::status(&row.text(5)?)?,
-            reasons: rows::reasons(row.int(6)?).iter().map(Reason::code).collect(),
+            reasons: rows::reasons(row.int(6)?),
             consumption: row.opt_real(7)?,
             temperature: row.opt_real(8)?,
             winner: arrival == group.winner,

@@ -552,7 +552,7 @@ fn raw_version(row: &impl Cols) -> Result<RawVersion, StoreError> {
         parse_error: row.opt_text(7)?,
         admission: row.text(8)?,
         status: rows::status(&row.text(9)?)?,
-        reasons: rows::reasons(row.int(10)?).iter().map(|r| r.code()).collect(),
+        reasons: rows::reasons(row.int(10)?),
         original_id: row.opt_text(11)?,
         original_created_at: row.opt_time(12)?,
         winner: row.opt_int(13)?.unwrap_or(0) != 0,

@@ -474,8 +474,8 @@ async fn groups_paginate_by_keyset(fixture: &TestStore) {
         let page = list_groups(store, &DuplicateFilter::default(), after, 2).await.unwrap();
         assert!(page.items.len() <= 2);
         seen.extend(page.items.iter().map(|g| (g.record_id, g.building_id.clone().unwrap())));
-        match page.next_after {
-            Some(next) => after = Some(next),
+        match page.next_cursor {
+            Some(next) => after = Some(next.parse().unwrap()),
             None => break,
         }
     }

@@ -32,7 +32,7 @@ export async function duplicatesPage(main, { live, navigate }) {
     const page = await api(`/duplicates${query({ ...filters, limit: 20, cursor: cursors[cursors.length - 1] })}`);
     if (!live()) return;
     list.replaceChildren(...(page.items.length ? page.items.map((group) => groupCard(group, load)) : [h('p', { class: 'muted' }, 'No conflict groups.')]));
-    pager.replaceChildren(...cursorPager(cursors, page.next_after, load));
+    pager.replaceChildren(...cursorPager(cursors, page.next_cursor, load));
   };
   await load();
 }

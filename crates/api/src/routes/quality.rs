@@ -7,14 +7,13 @@ use chrono::NaiveDate;
 use emdp_app::ports::{
     Clock, Completeness, DuplicateFilter, DuplicateTotals, Gap, GroupCounts, QualityFilter, RecordCounts,
 };
-use emdp_app::usecases::duplicates::{
-    Choice, GroupPage, ResolveError, ResolveOutcome, list_groups, resolve_all, resolve_one,
-};
+use emdp_app::usecases::duplicates::{Choice, ResolveError, ResolveOutcome, list_groups, resolve_all, resolve_one};
 use emdp_app::usecases::report::{QualityReport, Thresholds, quality_report};
 use emdp_domain::{Arrival, ConflictPolicy};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::dto::GroupPageDto;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, FromQuery, Page, Params, QueryParams, Scope};
 use crate::state::AppState;
@@ -181,15 +180,16 @@ pub async fn gaps(
 /// arrival, and the version that wins. Keyset pagination by record id.
 #[utoipa::path(get, path = "/api/v1/duplicates", tag = "quality",
     params(Scope, PendingParam, Page),
-    responses((status = 200, description = "A page of conflict groups", body = GroupPage)))]
+    responses((status = 200, description = "A page of conflict groups", body = GroupPageDto)))]
 pub async fn duplicates(
     State(state): State<AppState>,
     Params(scope): Params<Scope>,
     Params(pending): Params<PendingParam>,
     Params(page): Params<Page>,
-) -> ApiResult<Json<GroupPage>> {
+) -> ApiResult<Json<GroupPageDto>> {
     let filter = duplicate_filter(scope, pending);
-    Ok(Json(list_groups(state.duplicates.as_ref(), &filter, page.cursor, page.limit).await?))
+    let groups = list_groups(state.duplicates.as_ref(), &filter, page.cursor, page.limit).await?;
+    Ok(Json(GroupPageDto::new(groups, &state.rules)))
 }
 
 /// The pending filter of the duplicate routes.
@@ -221,17 +221,18 @@ fn duplicate_filter(scope: Scope, pending: PendingParam) -> DuplicateFilter {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
-    /// `prefer_valid`, `keep_first`, `keep_latest` or `manual`.
+    /// `prefer_valid`, `keep_first`, `keep_latest` or `manual` (`keep-latest` is read too).
     pub policy: Option<String>,
     /// The version to keep (its batch and line).
     pub version: Option<VersionRef>,
 }
 
-/// A version, by arrival.
+/// A version, by arrival: `{"batch_id": N, "line": N}` (`batch` is read too).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionRef {
     /// Its batch.
+    #[serde(alias = "batch")]
     pub batch_id: i64,
     /// Its line in the batch.
     pub line: i64,
@@ -244,9 +245,9 @@ fn parse_resolve(body: &Body) -> ApiResult<Choice> {
     let request: ResolveRequest = serde_json::from_slice(&body.bytes)
         .map_err(|err| ApiError::BadRequest { detail: format!("invalid resolve request: {err}"), field: None })?;
     match (request.policy, request.version) {
-        (Some(policy), None) => ConflictPolicy::parse(&policy).map(Choice::Policy).ok_or_else(|| {
-            ApiError::field("policy", format!("'{policy}' is not prefer_valid, keep_first, keep_latest or manual"))
-        }),
+        (Some(policy), None) => ConflictPolicy::try_parse(&policy)
+            .map(Choice::Policy)
+            .map_err(|err| ApiError::field("policy", err.to_string())),
         (None, Some(version)) => Ok(Choice::Version(Arrival { batch: version.batch_id, line: version.line })),
         _ => Err(ApiError::BadRequest {
             detail: "give either a policy or a version".into(),

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use emdp_app::ports::{RawRow, RawVersion, RecordFilter, RecordKey, RecordSource, SourceFormat, StoredKey};
+use emdp_app::ports::{RawRow, RecordFilter, RecordKey, RecordSource, SourceFormat, StoredKey};
 use emdp_app::usecases::ingest::IngestSummary;
 use emdp_app::usecases::records::{RecordPatch, edit_record};
 use emdp_domain::{Admission, ColumnNames, QualityStatus};
@@ -14,7 +14,7 @@ use emdp_formats::open_source;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::dto::{FieldsDto, ReasonDto, RecordDto, reasons};
+use crate::dto::{FieldsDto, ReasonDto, RecordDto, VersionDto, reasons};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Columns, FromQuery, Page, Params, QueryParams, Scope, record_id};
 use crate::state::AppState;
@@ -177,8 +177,8 @@ pub struct IngestedDto {
     pub admission: &'static str,
     /// Its status.
     pub quality_status: &'static str,
-    /// Its reason codes.
-    pub reasons: Vec<&'static str>,
+    /// Every violated rule.
+    pub reasons: Vec<ReasonDto>,
 }
 
 /// The result of ingesting a bulk body.
@@ -259,7 +259,7 @@ pub async fn create(
             id: link.record_id,
             admission: link.admission.as_str(),
             quality_status: row.status.as_str(),
-            reasons: row.reasons.iter().map(|r| r.code()).collect(),
+            reasons: reasons(row.reasons, &state.rules),
         })
         .collect();
     Ok((StatusCode::CREATED, Json(IngestAnswer::Batch(IngestedBatchDto { summary, records }))))
@@ -389,16 +389,16 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 #[utoipa::path(get, path = "/api/v1/records/{id}/history", tag = "records",
     params(("id" = i64, Path, description = "Record id")),
     responses(
-        (status = 200, description = "The raw versions", body = Vec<RawVersion>),
+        (status = 200, description = "The raw versions", body = Vec<VersionDto>),
         (status = 404, description = "No raw payload for this id", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<RawVersion>>> {
+pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<VersionDto>>> {
     let id = record_id(&id)?;
     let history = state.store.record_history(id).await?;
     if history.is_empty() {
         return Err(ApiError::NotFound(format!("no raw payloads for record {id}")));
     }
-    Ok(Json(history))
+    Ok(Json(history.into_iter().map(|version| VersionDto::new(version, &state.rules)).collect()))
 }
 
 /// The admission name for the seed's `is_duplicate`.

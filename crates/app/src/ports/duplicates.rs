@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use emdp_domain::{Arrival, ConflictPolicy, QualityStatus};
+use emdp_domain::{Arrival, ConflictPolicy, QualityStatus, ReasonSet};
 use serde::Serialize;
 
 use crate::ports::{BatchId, RecordId, RecordState, StoreError, StoredKey};
@@ -37,8 +37,9 @@ pub struct GroupVersion {
     pub received_at: DateTime<Utc>,
     /// Its status.
     pub status: QualityStatus,
-    /// Its reasons.
-    pub reasons: Vec<&'static str>,
+    /// Its reasons (written by the API's and the CLI's `GroupVersionDto`, each with its message).
+    #[serde(skip)]
+    pub reasons: ReasonSet,
     /// Its consumption (`None`: missing or unparsable).
     pub consumption: Option<f64>,
     /// Its temperature, °C.
@@ -67,7 +68,8 @@ pub struct ConflictGroup {
     pub pending: bool,
     /// Payloads received that equal one of the versions (not kept again).
     pub exact_duplicates: i64,
-    /// Every kept version, in arrival order.
+    /// Every kept version, in arrival order (written by the API's and the CLI's `GroupDto`).
+    #[serde(skip)]
     pub versions: Vec<GroupVersion>,
 }
 

@@ -453,8 +453,10 @@ pub struct RawVersion {
     pub admission: String,
     /// Its status when it arrived.
     pub status: QualityStatus,
-    /// Its reasons when it arrived.
-    pub reasons: Vec<&'static str>,
+    /// Its reasons when it arrived (written by the API's and the CLI's `VersionDto`, each with
+    /// its message).
+    #[serde(skip)]
+    pub reasons: ReasonSet,
     /// Whether this version is the one the record shows.
     pub winner: bool,
     /// For imports: its id in the system it came from.

@@ -32,14 +32,13 @@ pub enum Choice {
     Version(Arrival),
 }
 
-/// One page of conflict groups.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// One page of conflict groups (written by the API's and the CLI's `GroupPageDto`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct GroupPage {
     /// The groups, in record id order.
     pub items: Vec<ConflictGroup>,
-    /// The `after` to pass for the next page (`None`: this was the last).
-    pub next_after: Option<RecordId>,
+    /// The `cursor` of the next page (`None`: this was the last).
+    pub next_cursor: Option<String>,
 }
 
 /// What a resolution did.
@@ -78,7 +77,7 @@ pub enum ResolveError {
     Store(#[from] StoreError),
 }
 
-/// Lists conflict groups after `after`, at most `limit`.
+/// Lists conflict groups after the record `after` (a page's cursor), at most `limit`.
 pub async fn list_groups(
     store: &dyn DuplicateStore,
     filter: &DuplicateFilter,
@@ -86,8 +85,8 @@ pub async fn list_groups(
     limit: u32,
 ) -> Result<GroupPage, StoreError> {
     let items = store.list_groups(filter, after, limit).await?;
-    let next_after = if items.len() as u32 == limit { items.last().map(|g| g.record_id) } else { None };
-    Ok(GroupPage { items, next_after })
+    let next_cursor = crate::page::next_cursor(&items, limit, |group| group.record_id);
+    Ok(GroupPage { items, next_cursor })
 }
 
 /// The resolution `choice` makes for `key`, or `None` when it changes nothing and `always`

@@ -2,12 +2,13 @@
 
 use std::process::ExitCode;
 
+use emdp_app::page::next_cursor;
 use emdp_app::ports::{BatchFilter, BatchId, BatchInfo};
 use serde_json::json;
 
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
-use crate::output::{OutputFormat, escape_controls, write_out};
+use crate::output::{OutputFormat, escape_controls, next_page_hint, write_out};
 
 /// List the ingestions.
 #[derive(Debug, clap::Subcommand)]
@@ -29,9 +30,9 @@ pub struct ListArgs {
     /// At most this many batches.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub limit: u32,
-    /// Only batches before this id (the last id of the previous page).
-    #[arg(long)]
-    pub before: Option<BatchId>,
+    /// The next (older) page: the `next_cursor` of the previous one (`--before` is read too).
+    #[arg(long, alias = "before")]
+    pub cursor: Option<BatchId>,
     /// How to print.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -63,17 +64,16 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         let Command::List(args) = command;
         let filter = BatchFilter { source: args.source, unfinished: args.unfinished };
-        let (before, limit) = (args.before, args.limit);
+        let (cursor, limit) = (args.cursor, args.limit);
         let batches = args
             .database
             .with_store(
-                |store| async move { store.list_batches(&filter, before, limit).await.map_err(CliError::Store) },
+                |store| async move { store.list_batches(&filter, cursor, limit).await.map_err(CliError::Store) },
             )
             .await?;
+        let next_cursor = next_cursor(&batches, limit, |batch| batch.id);
         let text = match args.output {
-            OutputFormat::Json => {
-                format!("{}\n", json!({"items": batches, "next_before": batches.last().map(|b| b.id)}))
-            }
+            OutputFormat::Json => format!("{}\n", json!({"items": batches, "next_cursor": next_cursor})),
             OutputFormat::Text => {
                 let mut text = format!(
                     "{:>8}  {:<19}  {:<19}  {:>12}  {:<6}  source\n",
@@ -84,6 +84,9 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             }
         };
         write_out(&text)?;
+        if args.output == OutputFormat::Text {
+            next_page_hint(next_cursor.as_deref());
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

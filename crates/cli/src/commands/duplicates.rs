@@ -1,17 +1,19 @@
 //! `emdp duplicates`: list conflict groups and re-resolve them; every decision is recorded.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{NaiveDate, Utc};
+use emdp_api::dto::GroupPageDto;
 use emdp_app::ports::{DuplicateFilter, RecordId};
 use emdp_app::usecases::duplicates::{Choice, ResolveError, list_groups, resolve_all, resolve_one};
-use emdp_domain::Arrival;
+use emdp_domain::{Arrival, ConflictPolicy};
 use serde_json::json;
 
-use crate::commands::ingest::PolicyArg;
+use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
-use crate::output::{OutputFormat, cell, escape_controls, write_out};
+use crate::output::{OutputFormat, cell, escape_controls, next_page_hint, write_out};
 
 /// List conflict groups (keys with differing versions) and choose which version wins.
 #[derive(Debug, clap::Subcommand)]
@@ -64,9 +66,12 @@ pub struct ListArgs {
     /// At most this many groups.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: u32,
-    /// Only groups after this record id (`next_after` of the previous page).
-    #[arg(long)]
-    pub after: Option<RecordId>,
+    /// The next page: the `next_cursor` of the previous one (`--after` is read too).
+    #[arg(long, alias = "after")]
+    pub cursor: Option<RecordId>,
+    /// Quality thresholds as TOML, for the reasons' messages (default: the built-in ones).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// How to print.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -86,9 +91,9 @@ pub struct ResolveArgs {
     /// One record.
     #[arg(long, value_name = "ID")]
     pub record: Option<RecordId>,
-    /// Pick the winner with this policy.
-    #[arg(long, value_enum)]
-    pub policy: Option<PolicyArg>,
+    /// Pick the winner with this policy (`keep-latest` is read as `keep_latest`).
+    #[arg(long, value_parser = super::PolicyParser)]
+    pub policy: Option<ConflictPolicy>,
     /// Make this version the winner: its batch and line, as `BATCH:LINE` (with --record only).
     #[arg(long = "version", id = "winner_version", value_name = "BATCH:LINE", value_parser = parse_version, conflicts_with = "all")]
     pub version: Option<Arrival>,
@@ -134,15 +139,17 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         match command {
             Command::List(args) => {
-                let (filter, after, limit) = (args.filter.filter(), args.after, args.limit);
+                let rules = load_rules(args.rules.as_ref())?;
+                let (filter, cursor, limit) = (args.filter.filter(), args.cursor, args.limit);
                 let page = args
                     .database
                     .with_stores(|stores| async move {
-                        list_groups(stores.duplicates.as_ref(), &filter, after, limit).await.map_err(CliError::Store)
+                        list_groups(stores.duplicates.as_ref(), &filter, cursor, limit).await.map_err(CliError::Store)
                     })
                     .await?;
+                let next_cursor = page.next_cursor.clone();
                 let text = match args.output {
-                    OutputFormat::Json => format!("{}\n", json!(page)),
+                    OutputFormat::Json => format!("{}\n", json!(GroupPageDto::new(page, &rules))),
                     OutputFormat::Text => {
                         let mut text = String::new();
                         for g in &page.items {
@@ -172,18 +179,18 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                                 ));
                             }
                         }
-                        if let Some(after) = page.next_after {
-                            text.push_str(&format!("(more: --after {after})\n"));
-                        }
                         text
                     }
                 };
                 write_out(&text)?;
+                if args.output == OutputFormat::Text {
+                    next_page_hint(next_cursor.as_deref());
+                }
             }
             Command::Resolve(args) => {
                 let choice = match (args.policy, args.version) {
                     (_, Some(arrival)) => Choice::Version(arrival),
-                    (Some(policy), None) => Choice::Policy(policy.into()),
+                    (Some(policy), None) => Choice::Policy(policy),
                     (None, None) => return Err(CliError::Usage("give --policy or --version".into())),
                 };
                 let (record, filter, by) = (args.record, args.filter.filter(), args.by);

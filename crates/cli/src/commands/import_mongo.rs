@@ -7,9 +7,10 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use emdp_app::ports::{Clock, FixedClock, SystemClock};
 use emdp_app::usecases::ingest::Ingestor;
+use emdp_domain::ConflictPolicy;
 use emdp_formats::MongoSource;
 
-use crate::commands::ingest::{PolicyArg, ingest_error, print_summary, read_with_progress};
+use crate::commands::ingest::{ingest_error, print_summary, read_with_progress};
 use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
@@ -29,9 +30,9 @@ pub struct Args {
     /// The last day that is not in the future (default: today, UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
     pub today: Option<NaiveDate>,
-    /// How conflicting duplicates are resolved.
-    #[arg(long, value_enum, default_value_t = PolicyArg::PreferValid)]
-    pub policy: PolicyArg,
+    /// How conflicting duplicates are resolved (`keep-latest` is read as `keep_latest`).
+    #[arg(long, value_parser = super::PolicyParser, default_value = "prefer_valid")]
+    pub policy: ConflictPolicy,
     /// How to print the summary (JSON: one object, the shape of `emdp ingest --output json`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     // The same progress bar as `emdp ingest` on a terminal.
     let (input, progress) = read_with_progress(&path)?;
     crate::db::block_on(args.database.with_store(|store| async move {
-        let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
+        let ingestor = Ingestor::new(store, rules, clock, args.policy);
         let result = ingestor.ingest(Box::new(MongoSource::new(input)), &source_name(&path), &progress).await;
         progress.finish();
         let summary = result.map_err(|err| ingest_error(&path, err, progress.stored_rows()))?;

@@ -45,38 +45,14 @@ pub struct Args {
     /// The last day that is not in the future (default: today, UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
     pub today: Option<NaiveDate>,
-    /// How conflicting duplicates are resolved.
-    #[arg(long, value_enum, default_value_t = PolicyArg::PreferValid)]
-    pub policy: PolicyArg,
+    /// How conflicting duplicates are resolved (`keep-latest` is read as `keep_latest`).
+    #[arg(long, value_parser = super::PolicyParser, default_value = "prefer_valid")]
+    pub policy: ConflictPolicy,
     /// How to print each file's summary (JSON: one object per line, one line per file).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     #[command(flatten)]
     pub database: DatabaseArgs,
-}
-
-/// The `--policy` values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum PolicyArg {
-    /// A VALID version wins; ties (or no VALID version) go to the latest arrival.
-    PreferValid,
-    /// The first version stays.
-    KeepFirst,
-    /// The latest version wins.
-    KeepLatest,
-    /// No automatic winner: conflicts wait for a decision.
-    Manual,
-}
-
-impl From<PolicyArg> for ConflictPolicy {
-    fn from(policy: PolicyArg) -> Self {
-        match policy {
-            PolicyArg::PreferValid => ConflictPolicy::PreferValid,
-            PolicyArg::KeepFirst => ConflictPolicy::KeepFirst,
-            PolicyArg::KeepLatest => ConflictPolicy::KeepLatest,
-            PolicyArg::Manual => ConflictPolicy::Manual,
-        }
-    }
 }
 
 /// A progress bar on a terminal, nothing otherwise: bytes read, with rows stored beside them;
@@ -214,7 +190,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         None => Arc::new(SystemClock),
     };
     crate::db::block_on(args.database.with_store(|store| async move {
-        let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
+        let ingestor = Ingestor::new(store, rules, clock, args.policy);
         for path in &args.files {
             let (source, progress) = open(path, args.format.map(Into::into), columns.clone())?;
             let name = args.source.clone().unwrap_or_else(|| path.clone());

@@ -1,15 +1,19 @@
 //! `emdp records`: read the curated store.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
+use emdp_api::dto::{RecordDto, VersionDto};
+use emdp_app::page::next_cursor;
 use emdp_app::ports::{RecordFilter, RecordId, StoredRecord};
-use emdp_domain::QualityStatus;
+use emdp_domain::{QualityStatus, RuleSet};
 use serde_json::json;
 
+use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
-use crate::output::{OutputFormat, cell, escape_controls, write_out};
+use crate::output::{OutputFormat, cell, escape_controls, next_page_hint, write_out};
 
 /// Read curated records.
 #[derive(Debug, clap::Subcommand)]
@@ -43,9 +47,12 @@ pub struct ListArgs {
     /// At most this many records.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub limit: u32,
-    /// Only records after this id (the last id of the previous page).
-    #[arg(long)]
-    pub after: Option<RecordId>,
+    /// The next page: the `next_cursor` of the previous one (`--after` is read too).
+    #[arg(long, alias = "after")]
+    pub cursor: Option<RecordId>,
+    /// Quality thresholds as TOML, for the reasons' messages (default: the built-in ones).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// How to print.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -58,6 +65,9 @@ pub struct ListArgs {
 pub struct GetArgs {
     /// The record id.
     pub id: RecordId,
+    /// Quality thresholds as TOML, for the reasons' messages (default: the built-in ones).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// How to print.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -69,29 +79,13 @@ fn parse_status(text: &str) -> Result<QualityStatus, String> {
     QualityStatus::parse(text).ok_or_else(|| format!("'{text}' is not VALID, INCOMPLETE or INCONSISTENT"))
 }
 
-/// A record as JSON (the shape the API uses too).
-pub fn record_json(record: &StoredRecord) -> serde_json::Value {
-    let fields = &record.state.fields;
-    json!({
-        "id": record.id,
-        "building_id": fields.building_id,
-        "date": fields.date,
-        "consumption": fields.consumption,
-        "temperature": fields.temperature,
-        "provider": fields.provider,
-        "quality_status": record.state.status,
-        "reasons": record.state.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
-        "versions": record.state.versions,
-        "exact_duplicates": record.exact_duplicates,
-        "pending_review": record.state.pending,
-        "winner": {"batch_id": record.state.winner.batch, "line": record.state.winner.line},
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    })
+/// A record as JSON: the API's shape ([`RecordDto`]).
+fn record_json(record: &StoredRecord, rules: &RuleSet) -> serde_json::Value {
+    json!(RecordDto::new(record, rules))
 }
 
 /// A record as one `field  value` line per field, for reading in a terminal (values as in
-/// [`record_json`], `-` where absent).
+/// the JSON, `-` where absent).
 fn record_text(record: &StoredRecord) -> String {
     let (fields, state) = (&record.state.fields, &record.state);
     let lines = [
@@ -125,17 +119,19 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     from: args.from,
                     to: args.to,
                 };
-                let (after, limit) = (args.after, args.limit);
+                let rules = load_rules(args.rules.as_ref())?;
+                let (cursor, limit) = (args.cursor, args.limit);
                 let records = args
                     .database
                     .with_store(|store| async move {
-                        store.list_records(&filter, after, limit).await.map_err(CliError::Store)
+                        store.list_records(&filter, cursor, limit).await.map_err(CliError::Store)
                     })
                     .await?;
+                let next_cursor = next_cursor(&records, limit, |record| record.id);
                 let text = match args.output {
                     OutputFormat::Json => {
-                        let items: Vec<_> = records.iter().map(record_json).collect();
-                        format!("{}\n", json!({"items": items, "next_after": records.last().map(|r| r.id)}))
+                        let items: Vec<_> = records.iter().map(|record| record_json(record, &rules)).collect();
+                        format!("{}\n", json!({"items": items, "next_cursor": next_cursor}))
                     }
                     OutputFormat::Text => {
                         let mut text = format!(
@@ -160,8 +156,12 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     }
                 };
                 write_out(&text)?;
+                if args.output == OutputFormat::Text {
+                    next_page_hint(next_cursor.as_deref());
+                }
             }
             Command::Get(args) => {
+                let rules = load_rules(args.rules.as_ref())?;
                 let id = args.id;
                 let record = args
                     .database
@@ -169,12 +169,13 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     .await?;
                 let record = record.ok_or_else(|| CliError::Usage(format!("no record with id {}", args.id)))?;
                 let text = match args.output {
-                    OutputFormat::Json => format!("{}\n", record_json(&record)),
+                    OutputFormat::Json => format!("{}\n", record_json(&record, &rules)),
                     OutputFormat::Text => record_text(&record),
                 };
                 write_out(&text)?;
             }
             Command::History(args) => {
+                let rules = load_rules(args.rules.as_ref())?;
                 let id = args.id;
                 let history = args
                     .database
@@ -184,7 +185,10 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     return Err(CliError::Usage(format!("no raw payloads for record {}", args.id)));
                 }
                 let text = match args.output {
-                    OutputFormat::Json => format!("{}\n", json!(history)),
+                    OutputFormat::Json => {
+                        let versions: Vec<_> = history.into_iter().map(|v| VersionDto::new(v, &rules)).collect();
+                        format!("{}\n", json!(versions))
+                    }
                     OutputFormat::Text => history
                         .iter()
                         .map(|v| {

@@ -29,8 +29,8 @@ pub struct Args {
     /// Quality thresholds as TOML [env EMDP_RULES].
     #[arg(long, value_name = "FILE")]
     pub rules: Option<String>,
-    /// How conflicting duplicates are resolved: prefer-valid, keep-first, keep-latest, manual
-    /// [env EMDP_POLICY].
+    /// How conflicting duplicates are resolved: prefer_valid, keep_first, keep_latest, manual
+    /// (`keep-latest` is read too) [env EMDP_POLICY].
     #[arg(long)]
     pub policy: Option<String>,
     /// The largest request body accepted, in bytes [default 10 MiB; env EMDP_BODY_LIMIT].
