@@ -42,11 +42,14 @@ pub enum CliError {
         /// The I/O error.
         message: String,
     },
+    /// A command that only reads was pointed at a SQLite file that does not exist.
+    #[error("no emdp database at {} (check --database-url or run `emdp ingest` first)", .0.display())]
+    NoDatabase(std::path::PathBuf),
 }
 
 impl CliError {
     /// Exit code 3 when the database failed, 2 for every other error (bad input, bad usage,
-    /// failed output). Exit code 1 is reserved for `--fail-on-invalid` finding records that
+    /// a missing database, failed output). Exit code 1 is reserved for `--fail-on-invalid` finding records that
     /// are not VALID.
     pub fn exit_code(&self) -> ExitCode {
         match self {

@@ -30,14 +30,81 @@ fn every_command_leaves_its_sqlite_file_whole() {
         &["analyze", "--all"],
     ];
     for (i, command) in readers.iter().enumerate() {
-        // A new file each time: opening it creates the schema, a write like any other.
+        // A new, empty file each time: opening it creates the schema, a write like any other.
         let name = format!("fresh{i}.db");
+        std::fs::File::create(dir.path().join(&name)).unwrap();
         let url = sqlite_url(&dir, &name);
         let mut args = command.to_vec();
         args.extend(["--database-url", &url]);
         run_ok(&args);
         assert_eq!(wal_bytes(&dir, &name), 0, "`emdp {}` left pages in the WAL", command.join(" "));
     }
+}
+
+/// A command that only reads, pointed at a SQLite file that does not exist, says so (exit 2)
+/// and creates nothing: an empty new file would report no data, and a user would conclude
+/// the data is gone. Commands that write create the file.
+#[test]
+fn read_only_commands_refuse_a_missing_database_and_writers_create_it() {
+    let dir = temp_dir();
+    let missing = dir.path().join("missing.db");
+    let url = sqlite_url(&dir, "missing.db");
+    let readers: [&[&str]; 9] = [
+        &["report"],
+        &["records", "list"],
+        &["records", "get", "1"],
+        &["batches", "list"],
+        &["analyze", "--all"],
+        &["duplicates", "list"],
+        &["duplicates", "decisions", "1"],
+        &["keys", "list"],
+        &["report", "--output", "json"],
+    ];
+    for command in readers {
+        let mut args = command.to_vec();
+        args.extend(["--database-url", &url]);
+        let stderr = fails_with_2(&args);
+        assert!(
+            stderr.contains(&format!(
+                "no emdp database at {} (check --database-url or run `emdp ingest` first)",
+                missing.display()
+            )),
+            "`emdp {}`: {stderr}",
+            command.join(" ")
+        );
+        assert!(!missing.exists(), "`emdp {}` created the file", command.join(" "));
+    }
+    let csv = write_file(&dir, "a.csv", "building_id,date,consumption,temperature,provider\nB1,2025-01-01,10,5,p\n");
+    let writers: [&[&str]; 3] =
+        [&["keys", "create", "--name", "ops", "--role", "admin"], &["ingest", csv.to_str().unwrap()], &["migrate"]];
+    for (i, command) in writers.iter().enumerate() {
+        let url = sqlite_url(&dir, &format!("new{i}.db"));
+        let mut args = command.to_vec();
+        args.extend(["--database-url", &url]);
+        run_ok(&args);
+        assert!(dir.path().join(format!("new{i}.db")).exists(), "`emdp {}` created no file", command.join(" "));
+    }
+    let listed = run_ok(&["records", "list", "--database-url", &sqlite_url(&dir, "new1.db")]);
+    assert!(listed.contains("B1"), "{listed}");
+}
+
+/// A database URL without a path is a usage error naming it, before anything is opened.
+#[test]
+fn a_sqlite_url_without_a_path_is_exit_2_naming_it() {
+    let dir = temp_dir();
+    let csv = write_file(&dir, "a.csv", "building_id,date,consumption,temperature,provider\nB1,2025-01-01,10,5,p\n");
+    let expected = "sqlite://: this SQLite URL has no file path; use sqlite://PATH";
+    for command in [vec!["ingest", csv.to_str().unwrap()], vec!["records", "list"], vec!["migrate"]] {
+        let mut args = command.clone();
+        args.extend(["--database-url", "sqlite://"]);
+        let stderr = fails_with_2(&args);
+        assert!(stderr.contains(&format!("--database-url: {expected}")), "{command:?}: {stderr}");
+        assert!(!stderr.contains("the same command again"), "{stderr}");
+    }
+    let output = emdp().current_dir(dir.path()).env("DATABASE_URL", "sqlite://").args(["serve"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("DATABASE_URL (database_url): {expected}")), "{stderr}");
 }
 
 /// Commands started together on a new SQLite file (two cron jobs, `serve` beside an
@@ -185,6 +252,7 @@ fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
     let output = emdp().args(["health", "--url", "http://127.0.0.1:1", "--timeout", "1"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
+
 
 #[test]
 fn serve_logs_each_request_as_plain_text_and_flushes_on_sigterm() {

@@ -213,7 +213,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         Some(today) => Arc::new(FixedClock(today)),
         None => Arc::new(SystemClock),
     };
-    crate::db::block_on(args.database.with_store(|store| async move {
+    crate::db::block_on(args.database.with_writable_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy.into());
         for path in &args.files {
             let (source, progress) = open(path, args.format.map(Into::into), columns.clone())?;

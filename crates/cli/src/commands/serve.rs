@@ -183,6 +183,7 @@ fn settings(config: &Config) -> Result<Settings, CliError> {
         .collect::<Result<_, _>>()?;
     Ok(Settings {
         database_url: config.database_url.clone(),
+        database: config.open_options(),
         rules: load_rules(config.server.rules.as_ref())?,
         policy: config.policy(),
         auth: match config.auth.enabled {
