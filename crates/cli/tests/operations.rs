@@ -107,6 +107,36 @@ fn a_sqlite_url_without_a_path_is_exit_2_naming_it() {
     assert!(stderr.contains(&format!("DATABASE_URL (database_url): {expected}")), "{stderr}");
 }
 
+/// `emdp records list | head -1`: when the reader of standard output goes away, the command
+/// stops quietly with the status of a tool stopped by SIGPIPE (141), as `ls | head` does.
+#[test]
+fn a_closed_standard_output_stops_the_command_quietly() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "pipe.db");
+    let csv = write_file(&dir, "a.csv", "building_id,date,consumption,temperature,provider\nB1,2025-01-01,10,5,p\n");
+    run_ok(&["ingest", csv.to_str().unwrap(), "--database-url", &url]);
+    let commands: [&[&str]; 4] = [
+        &["records", "list", "--database-url", &url],
+        &["report", "--database-url", &url],
+        &["keys", "list", "--database-url", &url],
+        &["generate", "--buildings", "2", "--days", "3", "--out", "-"],
+    ];
+    for command in commands {
+        // The pipe's reading end is closed before the command starts: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("emdp"))
+            .args(command)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(141), "`emdp {}`: {stderr}", command.join(" "));
+        assert!(stderr.is_empty(), "`emdp {}` said: {stderr}", command.join(" "));
+    }
+}
+
 /// Commands started together on a new SQLite file (two cron jobs, `serve` beside an
 /// `ingest`) all create its schema once: none fails because another got there first.
 #[test]

@@ -261,7 +261,7 @@ pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) 
             }
         }),
     };
-    written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+    written.map_err(|err| crate::output::write_error("stdout", &err))
 }
 
 #[cfg(test)]
