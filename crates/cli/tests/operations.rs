@@ -283,6 +283,60 @@ fn serve_answers_health_checks_and_requires_keys_once_one_exists() {
     assert_eq!(output.status.code(), Some(1));
 }
 
+/// A server that answers `/ready` with a problem document, once, on a free port.
+fn answering_once(answer: String) -> (std::thread::JoinHandle<()>, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let serving = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+            request.push(byte[0]);
+        }
+        if !answer.is_empty() {
+            stream.write_all(answer.as_bytes()).unwrap();
+        } else {
+            // Silent until the client gives up.
+            let _ = stream.read(&mut byte);
+        }
+    });
+    (serving, base)
+}
+
+/// `emdp health` says why in words: the server's own reason for a 503, or what kept it from
+/// getting an answer (never an OS error number such as "os error 11" for a read that timed out).
+#[test]
+fn health_says_why_in_words() {
+    let health = |base: &str| {
+        let output = emdp().args(["health", "--url", base, "--timeout", "1"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!stderr.contains("os error"), "{stderr}");
+        stderr
+    };
+    let stderr = health("http://127.0.0.1:1");
+    assert!(stderr.contains("http://127.0.0.1:1/api/v1/ready: connection refused"), "{stderr}");
+
+    let body = r#"{"type":"urn:emdp:problem:unavailable","title":"Service unavailable","status":503,"detail":"database unavailable: cannot connect to 127.0.0.1:5432: connection refused"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (serving, base) = answering_once(answer);
+    let stderr = health(&base);
+    serving.join().unwrap();
+    assert!(
+        stderr.contains("answered 503: database unavailable: cannot connect to 127.0.0.1:5432: connection refused"),
+        "{stderr}"
+    );
+
+    let (serving, base) = answering_once(String::new());
+    let stderr = health(&base);
+    serving.join().unwrap();
+    assert!(stderr.contains("/api/v1/ready: no answer within 1 s"), "{stderr}");
+}
 
 #[test]
 fn serve_logs_each_request_as_plain_text_and_flushes_on_sigterm() {
