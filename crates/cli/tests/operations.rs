@@ -231,6 +231,11 @@ fn invalid_configuration_stops_serve_with_exit_2_naming_the_key() {
     assert!(stderr.contains("bnid"), "{stderr}");
     let stderr = fails_with_2(&["serve", "--rate-limit-burst", "many"]);
     assert!(stderr.contains("--rate-limit-burst (rate_limit.burst)"), "{stderr}");
+    // A habit from other servers: the hint names the flag that does it.
+    let stderr = fails_with_2(&["serve", "--port", "8080"]);
+    assert!(stderr.contains("emdp serve has no --port option: use --bind 127.0.0.1:8080"), "{stderr}");
+    let stderr = fails_with_2(&["serve", "--port=9000"]);
+    assert!(stderr.contains("use --bind 127.0.0.1:9000"), "{stderr}");
 }
 
 struct Killed(Child);
@@ -352,6 +357,12 @@ fn serve_logs_each_request_as_plain_text_and_flushes_on_sigterm() {
     assert!(server.0.wait().unwrap().success(), "SIGTERM stops the server cleanly");
     let text = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
     assert!(text.contains("route=/api/v1/rules status=200"), "one line per request: {text}");
+    assert!(
+        text.contains(&format!(
+            "emdp: serving {base} (dashboard {base}/, API docs {base}/docs and {base}/redoc, API {base}/api/v1"
+        )),
+        "the start-up line names the dashboard, the docs and the API: {text}"
+    );
     assert!(text.contains("shutting down"), "lines queued at shutdown are written: {text}");
     assert!(!text.contains('\u{1b}'), "no colour codes when the log is not a terminal: {text}");
     assert_eq!(wal_bytes(&dir, "logs.db"), 0, "the stores are closed on SIGTERM too");
