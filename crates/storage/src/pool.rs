@@ -4,10 +4,10 @@
 //! acquire timeout and then says only that it timed out (sqlx retries refused connections:
 //! "the system starting up"). So the acquire timeout is how long a request waits while the
 //! database is gone, and a timed-out acquire is explained by one direct connection attempt, in
-//! words ("connection refused"). A pool whose every connection is in use is a busy database,
-//! not a gone one: a request waits for a connection again, up to [`BUSY_WAIT`] in all
-//! ([`Waiting`]), so that a short acquire timeout does not turn a busy server's requests into
-//! 503s.
+//! words ("connection refused"). A pool whose every connection is in use, or a server that
+//! answers that attempt, is a busy database, not a gone one: the request waits for a
+//! connection again, up to [`BUSY_WAIT`] in all ([`Waiting`]), so that a short acquire
+//! timeout does not turn a busy server's requests into 503s.
 
 use std::time::Duration;
 
@@ -146,38 +146,36 @@ impl<'a, DB: Target> Waiting<'a, DB> {
         Waiting { pool, since: tokio::time::Instant::now() }
     }
 
-    /// Whether `err` is an acquire that timed out behind busy connections with time left to
-    /// try again ([`BUSY_WAIT`]).
-    pub(crate) fn again(&self, err: &sqlx::Error) -> bool {
-        let busy = matches!(err, sqlx::Error::PoolTimedOut) && self.pool.is_some_and(saturated);
-        if busy {
-            tracing::debug!(waited_ms = self.since.elapsed().as_millis(), "every database connection is busy: waiting");
+    /// After `err`: the pool to try again on, when it is an acquire that timed out while the
+    /// database is there (every connection busy, or a direct connection attempt succeeds)
+    /// and [`BUSY_WAIT`] is not over; else the error to fail with: an unreachable database
+    /// and why, in words, or any other error classified as usual.
+    pub(crate) async fn retry(&self, err: sqlx::Error) -> Result<&'a sqlx::Pool<DB>, StoreError> {
+        let (Some(pool), sqlx::Error::PoolTimedOut) = (self.pool, &err) else {
+            return Err(crate::error::store_error(err));
+        };
+        let waited = self.since.elapsed();
+        let patient = waited < BUSY_WAIT;
+        if saturated(pool) {
+            tracing::debug!(waited_ms = waited.as_millis(), "every database connection is busy: waiting");
+            return if patient {
+                Ok(pool)
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "all {} database connections stayed busy for {} s: the database is overloaded, retry later",
+                    pool.options().get_max_connections(),
+                    waited.as_secs()
+                )))
+            };
         }
-        busy && self.since.elapsed() < BUSY_WAIT
-    }
-
-    /// `err` as a [`StoreError`]: an acquire that timed out is explained (every connection
-    /// busy, or the database unreachable and why, from one direct connection attempt), any
-    /// other error classified as usual.
-    pub(crate) async fn failed(self, err: sqlx::Error) -> StoreError {
-        match (self.pool, err) {
-            (Some(pool), sqlx::Error::PoolTimedOut) => {
-                if saturated(pool) {
-                    return StoreError::Unavailable(format!(
-                        "all {} database connections stayed busy for {} s: the database is overloaded, retry later",
-                        pool.options().get_max_connections(),
-                        self.since.elapsed().as_secs()
-                    ));
-                }
-                match probe(pool).await {
-                    Err(reason) => StoreError::Unavailable(reason),
-                    Ok(()) => StoreError::Unavailable(format!(
-                        "no database connection within {} ms (the database answers again: retry)",
-                        pool.options().get_acquire_timeout().as_millis()
-                    )),
-                }
-            }
-            (_, err) => crate::error::store_error(err),
+        match probe(pool).await {
+            Err(reason) => Err(StoreError::Unavailable(reason)),
+            // The server answers, only slowly: wait again.
+            Ok(()) if patient => Ok(pool),
+            Ok(()) => Err(StoreError::Unavailable(format!(
+                "no database connection within {} s although the database answers: retry later",
+                waited.as_secs()
+            ))),
         }
     }
 }
@@ -195,8 +193,9 @@ where
     loop {
         match begin(pool).await {
             Ok(tx) => return Ok(tx),
-            Err(err) if waiting.again(&err) => {}
-            Err(err) => return Err(waiting.failed(err).await),
+            Err(err) => {
+                waiting.retry(err).await?;
+            }
         }
     }
 }

@@ -443,16 +443,13 @@ pub(crate) async fn fetch<B: Backend>(
                 each(row)?;
             }
             Ok(None) => return Ok(()),
-            // No connection yet, every one busy: wait for one again (nothing ran).
-            Err(err) if !any && waiting.again(&err) => {
-                if let Some(pool) = pool {
-                    drop(rows);
-                    rows = B::Db::rows(On::Pool(pool), sql);
-                }
-            }
+            // Rows were handed on: the statement cannot be run again.
+            Err(err) if any => return Err(crate::error::store_error(err)),
             Err(err) => {
                 drop(rows);
-                return Err(waiting.failed(err).await);
+                // No connection came but the database is there (nothing ran): wait for one again.
+                let pool = waiting.retry(err).await?;
+                rows = B::Db::rows(On::Pool(pool), sql);
             }
         }
     }
