@@ -36,6 +36,9 @@ pub enum Auth {
 pub struct Settings {
     /// The database (`sqlite://...` or `postgres://...`).
     pub database_url: String,
+    /// How the database is opened: how long a request waits for a connection (a missing
+    /// SQLite file is created).
+    pub database: emdp_storage::OpenOptions,
     /// The quality thresholds in force.
     pub rules: RuleSet,
     /// How conflicting duplicates are resolved.
@@ -53,11 +56,12 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The defaults on `database_url`: default rules and HTTP settings, the `prefer_valid`
-    /// policy, no authentication, no MQTT or webhooks, the machine's clock.
+    /// The defaults on `database_url`: default rules, HTTP and database settings, the
+    /// `prefer_valid` policy, no authentication, no MQTT or webhooks, the machine's clock.
     pub fn new(database_url: impl Into<String>) -> Self {
         Settings {
             database_url: database_url.into(),
+            database: emdp_storage::OpenOptions::default(),
             rules: RuleSet::default(),
             policy: ConflictPolicy::PreferValid,
             auth: Auth::Disabled,
@@ -103,7 +107,9 @@ impl Server {
     /// use cases, seeds the configured alert rules and starts the real-time tasks. On an error
     /// the stores are closed again.
     pub async fn build(settings: Settings) -> Result<Server, ServerError> {
-        let stores = emdp_storage::open_stores(&settings.database_url).await?;
+        let url = emdp_storage::DatabaseUrl::parse(&settings.database_url)
+            .map_err(|err| ServerError::Config(format!("database_url: {err}")))?;
+        let stores = emdp_storage::open_stores_with(&url, &settings.database).await?;
         let records = Arc::clone(&stores.records);
         match assemble(stores, settings).await {
             Ok(server) => Ok(server),

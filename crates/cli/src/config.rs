@@ -31,6 +31,10 @@ pub const DEFAULT_FILE: &str = "emdp.toml";
 pub struct Config {
     /// `sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
     pub database_url: String,
+    /// How long a request waits for a new PostgreSQL connection, in milliseconds, before it is
+    /// answered 503 saying why (the database is down: "connection refused"). While every
+    /// connection is merely busy, requests keep waiting (up to 30 s).
+    pub database_acquire_timeout_ms: u64,
     /// The HTTP server.
     pub server: ServerConfig,
     /// API keys.
@@ -228,6 +232,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database_url: emdp_storage::DEFAULT_DATABASE_URL.to_owned(),
+            database_acquire_timeout_ms: u64::try_from(emdp_storage::DEFAULT_ACQUIRE_TIMEOUT.as_millis())
+                .unwrap_or(u64::MAX),
             server: ServerConfig::default(),
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
@@ -310,12 +316,11 @@ impl Config {
     /// Checks what the types cannot.
     fn check(&self) -> Result<(), Invalid> {
         let invalid = |key, message: String| Err(Invalid { key, message });
-        let url = &self.database_url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return invalid(
-                "database_url",
-                format!("invalid value '{}': use sqlite://PATH or postgres://USER@HOST/DB", emdp_storage::redact(url)),
-            );
+        if let Err(err) = self.database() {
+            return invalid("database_url", err.to_string());
+        }
+        if self.database_acquire_timeout_ms == 0 {
+            return invalid("database_acquire_timeout_ms", "must be at least 1 ms".into());
         }
         if self.server.body_limit == 0 {
             return invalid("server.body_limit", "must be at least 1 byte".into());
@@ -355,6 +360,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The database URL, parsed ([`emdp_storage::DatabaseUrl::parse`]).
+    pub fn database(&self) -> Result<emdp_storage::DatabaseUrl, emdp_storage::DatabaseUrlError> {
+        emdp_storage::DatabaseUrl::parse(&self.database_url)
+    }
+
+    /// How the server opens the database (creating a missing SQLite file).
+    pub fn open_options(&self) -> emdp_storage::OpenOptions {
+        emdp_storage::OpenOptions {
+            create: true,
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+        }
     }
 
     /// The conflict policy.
@@ -451,6 +469,7 @@ mod tests {
     fn every_setting_is_read_from_its_variable() {
         let vars = env(&[
             ("DATABASE_URL", "postgres://u@db/emdp"),
+            ("EMDP_DATABASE_ACQUIRE_TIMEOUT_MS", "2500"),
             ("EMDP_BIND", "0.0.0.0:1"),
             ("EMDP_BODY_LIMIT", "2"),
             ("EMDP_TIMEOUT_SECS", "3"),
@@ -474,6 +493,7 @@ mod tests {
         let config = Config::load(None, &vars, &[]).unwrap();
         let expected = Config {
             database_url: "postgres://u@db/emdp".into(),
+            database_acquire_timeout_ms: 2500,
             server: ServerConfig {
                 bind: "0.0.0.0:1".parse().unwrap(),
                 body_limit: 2,
@@ -570,8 +590,13 @@ mod tests {
         let err = Config::load(None, &env(&[("DATABASE_URL", "mysql://u:pw@x/db")]), &[]).unwrap_err();
         assert_eq!(
             err.0,
-            "DATABASE_URL (database_url): invalid value 'mysql://u:***@x/db': use sqlite://PATH or postgres://USER@HOST/DB"
+            "DATABASE_URL (database_url): 'mysql://u:***@x/db' is not a database URL emdp knows: \
+             use sqlite://PATH or postgres://USER@HOST/DB"
         );
+        let err = Config::load(None, &env(&[("DATABASE_URL", "sqlite://")]), &[]).unwrap_err();
+        assert!(err.0.starts_with("DATABASE_URL (database_url): sqlite://: this SQLite URL has no file path"), "{err}");
+        let err = Config::load(None, &env(&[("EMDP_DATABASE_ACQUIRE_TIMEOUT_MS", "0")]), &[]).unwrap_err();
+        assert_eq!(err.0, "EMDP_DATABASE_ACQUIRE_TIMEOUT_MS (database_acquire_timeout_ms): must be at least 1 ms");
         let err = Config::load(None, &none, &[("server.body_limit", "0".into(), "--body-limit")]).unwrap_err();
         assert_eq!(err.0, "--body-limit (server.body_limit): must be at least 1 byte");
     }

@@ -42,17 +42,32 @@ pub enum CliError {
         /// The I/O error.
         message: String,
     },
+    /// Standard output was closed by its reader (`emdp records list | head -1`): the command
+    /// stops quietly, as other Unix tools do ([`crate::output::write_error`]).
+    #[error("standard output was closed")]
+    Closed,
+    /// A command that only reads was pointed at a SQLite file that does not exist.
+    #[error("no emdp database at {} (check --database-url or run `emdp ingest` first)", .0.display())]
+    NoDatabase(std::path::PathBuf),
 }
 
 impl CliError {
-    /// Exit code 3 when the database failed, 2 for every other error (bad input, bad usage,
-    /// failed output). Exit code 1 is reserved for `--fail-on-invalid` finding records that
-    /// are not VALID.
+    /// Exit code 3 when the database failed, 141 when standard output was closed (what a
+    /// shell reports for a tool stopped by SIGPIPE: 128 + 13), 2 for every other error (bad
+    /// input, bad usage, a missing database, failed output). Exit code 1 is reserved for
+    /// `--fail-on-invalid` finding records that are not VALID.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Store(_) | CliError::Interrupted { .. } => ExitCode::from(3),
+            CliError::Closed => ExitCode::from(141),
             _ => ExitCode::from(2),
         }
+    }
+
+    /// Whether the error is worth a message: not for [`CliError::Closed`], whose reader is
+    /// gone and does not want one.
+    pub fn is_reported(&self) -> bool {
+        !matches!(self, CliError::Closed)
     }
 }
 

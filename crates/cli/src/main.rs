@@ -75,7 +75,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("emdp: error: {err}");
+            if err.is_reported() {
+                eprintln!("emdp: error: {err}");
+            }
             err.exit_code()
         }
     }

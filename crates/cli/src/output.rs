@@ -15,10 +15,17 @@ pub enum OutputFormat {
 
 /// Writes a command's whole result to standard output.
 pub fn write_out(text: &str) -> Result<(), CliError> {
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(|err| write_error("stdout", &err))
+}
+
+/// A failed write to `path`: [`CliError::Closed`] when the reader of a pipe went away
+/// (`emdp records list | head -1`), which stops the command quietly, else
+/// [`CliError::Output`] naming the file.
+pub fn write_error(path: &str, err: &std::io::Error) -> CliError {
+    match err.kind() {
+        std::io::ErrorKind::BrokenPipe => CliError::Closed,
+        _ => CliError::Output { path: path.to_owned(), message: err.to_string() },
+    }
 }
 
 /// After a page printed as text, tells on standard error how to get the next one (nothing after
@@ -57,5 +64,14 @@ mod tests {
         assert_eq!(cell(&Some(12.5)), "12.5");
         assert_eq!(cell(&Some("B1")), "B1");
         assert_eq!(cell(&Some("a,1\nB2\t\u{1b}[31mé")), "a,1\\nB2\\t\\u{1b}[31mé");
+    }
+
+    #[test]
+    fn a_closed_pipe_is_not_a_failed_write() {
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(matches!(write_error("stdout", &closed), CliError::Closed));
+        let full = std::io::Error::other("No space left on device");
+        let err = write_error("out.csv", &full);
+        assert_eq!(err.to_string(), "out.csv: cannot write: No space left on device");
     }
 }

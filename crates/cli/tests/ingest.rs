@@ -288,8 +288,9 @@ fn a_database_that_cannot_be_opened_exits_3() {
     let stderr = fails_with(3, &["records", "list", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
     assert!(stderr.contains("database unavailable") && stderr.contains("127.0.0.1:1"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "an unreachable server fails fast");
-    let stderr = fails_with(3, &["migrate", "--database-url", "mysql://localhost/x"]);
-    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+    // Not a database URL at all: a usage error (exit 2), before anything is opened.
+    let stderr = fails_with(2, &["migrate", "--database-url", "mysql://localhost/x"]);
+    assert!(stderr.contains("'mysql://localhost/x' is not a database URL emdp knows"), "{stderr}");
 }
 
 #[test]

@@ -204,6 +204,9 @@ fn usage_errors_exit_2_and_database_errors_exit_3() {
     fails_with_2(&["duplicates", "resolve", "--record", "1", "--database-url", &url]);
     fails_with_2(&["duplicates", "resolve", "--policy", "keep-first", "--database-url", &url]);
     fails_with_2(&["duplicates", "resolve", "--record", "1", "--version", "x", "--database-url", &url]);
-    fails_with(3, &["report", "--database-url", "mysql://nowhere/db"]);
-    fails_with(3, &["duplicates", "list", "--database-url", "mysql://nowhere/db"]);
+    // A URL that names no database emdp knows is a usage error; one it cannot reach, a database error.
+    fails_with_2(&["report", "--database-url", "mysql://nowhere/db"]);
+    fails_with_2(&["duplicates", "list", "--database-url", "mysql://nowhere/db"]);
+    fails_with(3, &["report", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
+    fails_with(3, &["duplicates", "list", "--database-url", "postgres://postgres@127.0.0.1:1/x"]);
 }

@@ -17,10 +17,21 @@ impl<T> DbResult<T> for Result<T, sqlx::Error> {
 /// Classifies a sqlx error by what an operator can do about it.
 pub fn store_error(err: sqlx::Error) -> StoreError {
     match &err {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-            StoreError::Unavailable(err.to_string())
-        }
-        sqlx::Error::Database(db) => database_error(&db.code().unwrap_or_default(), db.message().to_owned()),
+        // In words, not sqlx's text: "the connection to the database failed: connection refused".
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => StoreError::Unavailable(format!(
+            "the connection to the database failed: {}",
+            crate::pool::unreachable_reason(&err).unwrap_or_else(|| err.to_string())
+        )),
+        // Where the pool is at hand, `crate::pool::Waiting::failed` says which.
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable(
+            "no database connection within the acquire timeout: the database is unreachable or every connection is busy"
+                .to_owned(),
+        ),
+        sqlx::Error::PoolClosed => StoreError::Unavailable("the database connections are closed (shutting down)".into()),
+        sqlx::Error::Database(db) => match crate::pool::unreachable_reason(&err) {
+            Some(reason) => StoreError::Unavailable(reason),
+            None => database_error(&db.code().unwrap_or_default(), db.message().to_owned()),
+        },
         sqlx::Error::Migrate(migrate) => StoreError::Migration(migrate.to_string()),
         sqlx::Error::RowNotFound => StoreError::NotFound,
         _ => StoreError::Other(err.to_string()),

@@ -15,6 +15,7 @@ macro_rules! repeats {
 mod alerts_sql;
 mod dead_letters_sql;
 mod error;
+mod pool;
 pub mod postgres;
 mod quality_sql;
 mod rows;
@@ -27,6 +28,7 @@ mod sqlite_bulk;
 #[allow(unsafe_code)]
 mod sqlite_functions;
 mod store;
+mod url;
 
 use std::sync::Arc;
 
@@ -34,9 +36,11 @@ use emdp_app::ports::{
     AlertStore, AnalyticsStore, DeadLetterStore, DuplicateStore, KeyStore, QualityStore, RecordStore, StoreError,
 };
 
+pub use pool::{DEFAULT_ACQUIRE_TIMEOUT, OpenOptions};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 use store::SqlStore;
+pub use url::{DatabaseUrl, DatabaseUrlError};
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://emdp.db";
@@ -68,10 +72,23 @@ pub struct Stores {
 
 /// Opens the database named by `url` like [`open`] and returns every port over one pool.
 pub async fn open_stores(url: &str) -> Result<Stores, StoreError> {
-    match kind(url)? {
-        Kind::Sqlite => Ok(Stores::over(SqliteStore::open(url).await?)),
-        Kind::Postgres => Ok(Stores::over(PostgresStore::open(url).await?)),
+    open_stores_with(&parsed(url)?, &OpenOptions::default()).await
+}
+
+/// Opens the database named by `url` as `options` say (whether a missing SQLite file is
+/// created, how long a request waits for a connection), applies pending migrations and
+/// returns every port over one pool.
+pub async fn open_stores_with(url: &DatabaseUrl, options: &OpenOptions) -> Result<Stores, StoreError> {
+    if url.is_postgres() {
+        Ok(Stores::over(PostgresStore::open(url, options).await?))
+    } else {
+        Ok(Stores::over(SqliteStore::open(url, options).await?))
     }
+}
+
+/// `url` parsed, or why not as a store error.
+fn parsed(url: &str) -> Result<DatabaseUrl, StoreError> {
+    DatabaseUrl::parse(url).map_err(|err| StoreError::Unavailable(err.to_string()))
 }
 
 impl Stores {
@@ -93,11 +110,14 @@ impl Stores {
     }
 }
 
-/// Applies pending migrations to the database named by `url` and returns the versions applied.
-pub async fn migrate(url: &str) -> Result<Vec<i64>, StoreError> {
-    match kind(url)? {
-        Kind::Sqlite => applied(SqliteStore::open(url).await?).await,
-        Kind::Postgres => applied(PostgresStore::open(url).await?).await,
+/// Applies pending migrations to the database named by `url` (creating a missing SQLite
+/// file) and returns the versions applied.
+pub async fn migrate(url: &DatabaseUrl) -> Result<Vec<i64>, StoreError> {
+    let options = OpenOptions::default();
+    if url.is_postgres() {
+        applied(PostgresStore::open(url, &options).await?).await
+    } else {
+        applied(SqliteStore::open(url, &options).await?).await
     }
 }
 
@@ -110,25 +130,6 @@ async fn applied<B: sql::Backend>(backend: B) -> Result<Vec<i64>, StoreError> {
     let versions = store.rows(&sql).await?.iter().map(|row| row.int(0)).collect();
     sql::Backend::pool(&store.0).close().await;
     versions
-}
-
-/// The database a URL names.
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-fn kind(url: &str) -> Result<Kind, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Kind::Sqlite)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Kind::Postgres)
-    } else {
-        Err(StoreError::Unavailable(format!(
-            "unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB",
-            redact(url)
-        )))
-    }
 }
 
 /// A database URL with its passwords hidden, for messages and logs: the one in its user

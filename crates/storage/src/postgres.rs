@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -25,9 +24,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgCopyIn, PgPoolOptions, Pg
 use sqlx::{Connection, Executor, PgPool, Postgres, Row, Transaction};
 
 use crate::error::{DbResult, migrate_error, store_error};
+use crate::pool::OpenOptions;
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
 use crate::sql::{Backend, Dialect, On, Stored};
 use crate::store::{close_batch, insert_batch};
+use crate::url::DatabaseUrl;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -163,32 +164,30 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database named by `url` (`postgres://USER@HOST/DB`) and applies
-    /// pending migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).db()?.application_name("emdp");
+    /// pending migrations; requests wait for a connection at most `options.acquire_timeout`.
+    pub async fn open(url: &DatabaseUrl, options: &OpenOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url.as_str()).db()?.application_name("emdp");
         // One direct connection first: the pool would retry an unreachable server until its
         // acquire timeout and then report only that it timed out.
-        match PgConnection::connect_with(&options).await {
+        match PgConnection::connect_with(&connect).await {
             Ok(probe) => probe.close().await.db()?,
             Err(err) => {
-                return Err(match store_error(err) {
-                    StoreError::Unavailable(message) => {
-                        StoreError::Unavailable(format!("cannot connect to {}: {message}", crate::redact(url)))
-                    }
-                    other => other,
+                return Err(match crate::pool::unreachable_reason(&err) {
+                    Some(_) => StoreError::Unavailable(crate::pool::cannot_connect(&url.to_string(), &err)),
+                    None => store_error(err),
                 });
             }
         }
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(options.acquire_timeout)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute(CREATE_STAGING).await?;
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(connect)
             .await
             .db()?;
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
@@ -295,7 +294,7 @@ impl Backend for PostgresStore {
     }
 
     async fn begin_ingest(&self) -> Result<Box<dyn IngestTx + '_>, StoreError> {
-        let tx = self.pool.begin().await.db()?;
+        let tx = crate::pool::begin(&self.pool, |pool| pool.begin()).await?;
         Ok(Box::new(PgIngest { tx, buffer: CopyBuffer::default(), staged: false }))
     }
 }

@@ -385,14 +385,14 @@ pub trait Backend: Send + Sync + 'static {
 /// A sqlx database that statements run on: binding a statement's parameters as the database
 /// stores them ([`Stored`]) and running it as [`On`] says, written once for any database (the
 /// bounds cannot be named on [`Backend`] itself).
-pub trait Driver: Stored {
+pub trait Driver: Stored + crate::pool::Target {
     /// The rows of `sql`, as they arrive.
     fn rows<'e>(on: On<'e, Self>, sql: &'e Sql) -> futures::stream::BoxStream<'e, Result<Self::Row, sqlx::Error>>;
 }
 
 impl<DB> Driver for DB
 where
-    DB: Stored,
+    DB: Stored + crate::pool::Target,
     DB::Arguments: sqlx::IntoArguments<DB>,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -430,11 +430,30 @@ pub(crate) async fn fetch<B: Backend>(
     sql: &Sql,
     each: &mut (dyn FnMut(Row<B>) -> Result<(), StoreError> + Send),
 ) -> Result<(), StoreError> {
+    let pool = match &on {
+        On::Pool(pool) => Some(*pool),
+        On::Conn(_) => None,
+    };
+    let waiting = crate::pool::Waiting::on(pool);
     let mut rows = B::Db::rows(on, sql);
-    while let Some(row) = rows.try_next().await.db()? {
-        each(row)?;
+    let mut any = false;
+    loop {
+        match rows.try_next().await {
+            Ok(Some(row)) => {
+                any = true;
+                each(row)?;
+            }
+            Ok(None) => return Ok(()),
+            // Rows were handed on: the statement cannot be run again.
+            Err(err) if any => return Err(crate::error::store_error(err)),
+            Err(err) => {
+                drop(rows);
+                // No connection came but the database is there (nothing ran): wait for one again.
+                let pool = waiting.retry(err).await?;
+                rows = B::Db::rows(On::Pool(pool), sql);
+            }
+        }
     }
-    Ok(())
 }
 
 /// Runs `sql`, whatever rows it returns.

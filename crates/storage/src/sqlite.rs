@@ -25,10 +25,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Executor, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{DbResult, migrate_error, store_error};
+use crate::pool::OpenOptions;
 use crate::rows::{self, RecordRow, VersionRow, assemble_keys, key_columns};
 use crate::sql::{Backend, Dialect, On, Stored};
 use crate::sqlite_bulk;
 use crate::store::{close_batch, insert_batch};
+use crate::url::DatabaseUrl;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -205,10 +207,10 @@ async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection,
 /// How long a statement waits for another connection's lock before "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    Ok(SqliteConnectOptions::from_str(url)
+fn options(url: &DatabaseUrl, create: bool) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url.as_str())
         .db()?
-        .create_if_missing(true)
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
@@ -297,10 +299,10 @@ async fn applied_migrations(pool: &SqlitePool) -> i64 {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file named by `url` (`sqlite://PATH`) and
-    /// applies pending migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = options(url)?;
+    /// Opens the database file named by `url` (`sqlite://PATH`), creating it when missing if
+    /// `options.create`, and applies pending migrations.
+    pub async fn open(url: &DatabaseUrl, options: &OpenOptions) -> Result<Self, StoreError> {
+        let options = self::options(url, options.create)?;
         let pool = connect(&options).await?;
         migrate(&pool).await?;
         let (lookups, queue) = tokio::sync::mpsc::channel(1024);

@@ -104,8 +104,10 @@ impl<B: Backend> SqlStore<B> {
 
     /// A transaction; [`Backend::BEGIN_WRITE`] when it will write.
     pub(crate) async fn begin(&self, write: bool) -> Result<Tx<B>, StoreError> {
-        let pool = self.0.pool();
-        if write { pool.begin_with(B::BEGIN_WRITE).await } else { pool.begin().await }.db()
+        crate::pool::begin(self.0.pool(), |pool| async move {
+            if write { pool.begin_with(B::BEGIN_WRITE).await } else { pool.begin().await }
+        })
+        .await
     }
 
     /// The rows of a quality report statement, under [`Backend::REPORT_SETTINGS`].
@@ -589,8 +591,16 @@ impl<B: Backend> RecordStore for SqlStore<B> {
         }
     }
 
+    /// `SELECT 1` on a pooled connection, waiting for one at most
+    /// [`PING_WAIT`](crate::pool::PING_WAIT) rather than the pool's acquire timeout: when none
+    /// comes, one direct connection attempt decides (all busy but the database answers: ready;
+    /// else why not, in words).
     async fn ping(&self) -> Result<(), StoreError> {
-        execute::<B>(self.pooled(), &self.sql("SELECT 1", Vec::new())).await
+        let select = self.sql("SELECT 1", Vec::new());
+        match tokio::time::timeout(crate::pool::PING_WAIT, execute::<B>(self.pooled(), &select)).await {
+            Ok(answered) => answered,
+            Err(_) => crate::pool::probe(self.0.pool()).await.map_err(StoreError::Unavailable),
+        }
     }
 
     async fn create_batch(&self, batch: &NewBatch) -> Result<BatchId, StoreError> {

@@ -95,7 +95,7 @@ fn analyze_error(err: AnalyzeError) -> CliError {
 
 fn write_stdout(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).map_err(|e| CliError::Output { path: "-".into(), message: e.to_string() })
+    out.write_all(text.as_bytes()).map_err(|e| crate::output::write_error("stdout", &e))
 }
 
 fn print_batch(batch: &BatchBaselines, output: OutputFormat) -> Result<(), CliError> {

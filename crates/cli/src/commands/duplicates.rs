@@ -196,7 +196,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 let (record, filter, by) = (args.record, args.filter.filter(), args.by);
                 let outcome = args
                     .database
-                    .with_stores(|stores| async move {
+                    .with_writable_stores(|stores| async move {
                         let store = stores.duplicates.as_ref();
                         let now = Utc::now();
                         match (record, choice) {

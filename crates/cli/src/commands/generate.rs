@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     };
     let manifest = result.map_err(|err| match err {
         GenerateError::Config(err) => CliError::Usage(err.to_string()),
-        GenerateError::Io(err) => output_error(&args.out, &err),
+        GenerateError::Io(err) => crate::output::write_error(&args.out, &err),
     })?;
     let json = serde_json::to_string_pretty(&manifest).map_err(|e| output_error("manifest", &e))?;
     let manifest_path =

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let path = args.file.clone();
     // The same progress bar as `emdp ingest` on a terminal.
     let (input, progress) = read_with_progress(&path)?;
-    crate::db::block_on(args.database.with_store(|store| async move {
+    crate::db::block_on(args.database.with_writable_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy);
         let result = ingestor.ingest(Box::new(MongoSource::new(input)), &source_name(&path), &progress).await;
         progress.finish();

@@ -189,7 +189,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         Some(today) => Arc::new(FixedClock(today)),
         None => Arc::new(SystemClock),
     };
-    crate::db::block_on(args.database.with_store(|store| async move {
+    crate::db::block_on(args.database.with_writable_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy);
         for path in &args.files {
             let (source, progress) = open(path, args.format.map(Into::into), columns.clone())?;
@@ -238,7 +238,7 @@ pub fn print_summary(path: &str, summary: &IngestSummary, output: OutputFormat) 
             }
         }),
     };
-    written.map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })
+    written.map_err(|err| crate::output::write_error("stdout", &err))
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use emdp_app::ports::{ApiKey, Role};
 use emdp_app::usecases::keys::{KeyError, KeyService};
 
-use crate::db::DatabaseArgs;
+use crate::db::{Access, DatabaseArgs};
 use crate::error::CliError;
-use crate::output::OutputFormat;
+use crate::output::{OutputFormat, write_out};
 
 /// Manage API keys (`Authorization: Bearer <key>`).
 #[derive(Debug, clap::Subcommand)]
@@ -61,12 +61,23 @@ fn parse_role(text: &str) -> Result<Role, String> {
     text.parse()
 }
 
-/// Runs `work` on the key service of `database`, closing the stores afterwards.
-async fn with_service<T, Work>(database: &DatabaseArgs, work: impl FnOnce(KeyService) -> Work) -> Result<T, CliError>
+/// Runs `work` on the key service of `database` (created if missing when `access` writes),
+/// closing the stores afterwards.
+async fn with_service<T, Work>(
+    database: &DatabaseArgs,
+    access: Access,
+    work: impl FnOnce(KeyService) -> Work,
+) -> Result<T, CliError>
 where
     Work: Future<Output = Result<T, KeyError>>,
 {
-    database.with_stores(|stores| async move { work(KeyService::new(stores.keys)).await.map_err(key_error) }).await
+    let url = database.url()?;
+    crate::db::with_stores(
+        &url,
+        access,
+        |stores| async move { work(KeyService::new(stores.keys)).await.map_err(key_error) },
+    )
+    .await
 }
 
 fn key_error(err: KeyError) -> CliError {
@@ -80,14 +91,14 @@ fn time(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
     time.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
-fn print_table(keys: &[ApiKey]) {
-    println!(
-        "{:<6} {:<24} {:<9} {:<14} {:<20} {:<20} {:<20}",
+fn table(keys: &[ApiKey]) -> String {
+    let mut text = format!(
+        "{:<6} {:<24} {:<9} {:<14} {:<20} {:<20} {:<20}\n",
         "id", "name", "role", "prefix", "created", "last used", "revoked"
     );
     for key in keys {
-        println!(
-            "{:<6} {:<24} {:<9} {:<14} {:<20} {:<20} {:<20}",
+        text += &format!(
+            "{:<6} {:<24} {:<9} {:<14} {:<20} {:<20} {:<20}\n",
             key.id,
             key.name,
             key.role.as_str(),
@@ -97,6 +108,7 @@ fn print_table(keys: &[ApiKey]) {
             time(key.revoked_at)
         );
     }
+    text
 }
 
 /// Runs `emdp keys ...`.
@@ -104,17 +116,18 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         match command {
             Command::Create(args) => {
-                let created =
-                    with_service(&args.database, |keys| async move { keys.create(&args.name, args.role).await })
-                        .await?;
+                let created = with_service(&args.database, Access::Write, |keys| async move {
+                    keys.create(&args.name, args.role).await
+                })
+                .await?;
                 match args.output {
                     OutputFormat::Json => {
                         let mut value = serde_json::to_value(&created.key).unwrap_or_default();
                         value["key"] = serde_json::Value::String(created.secret);
-                        println!("{value}");
+                        write_out(&format!("{value}\n"))?;
                     }
                     OutputFormat::Text => {
-                        println!("{}", created.secret);
+                        write_out(&format!("{}\n", created.secret))?;
                         eprintln!(
                             "emdp: created key '{}' (id {}, role {}): store it now, it is not shown again",
                             created.key.name, created.key.id, created.key.role
@@ -123,14 +136,18 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 }
             }
             Command::List(args) => {
-                let keys = with_service(&args.database, |keys| async move { keys.list().await }).await?;
+                let keys = with_service(&args.database, Access::Read, |keys| async move { keys.list().await }).await?;
                 match args.output {
-                    OutputFormat::Json => println!("{}", serde_json::to_string(&keys).unwrap_or_default()),
-                    OutputFormat::Text => print_table(&keys),
+                    OutputFormat::Json => {
+                        write_out(&format!("{}\n", serde_json::to_string(&keys).unwrap_or_default()))?
+                    }
+                    OutputFormat::Text => write_out(&table(&keys))?,
                 }
             }
             Command::Revoke(args) => {
-                let key = with_service(&args.database, |keys| async move { keys.revoke(&args.key).await }).await?;
+                let key =
+                    with_service(&args.database, Access::Write, |keys| async move { keys.revoke(&args.key).await })
+                        .await?;
                 eprintln!("emdp: revoked key '{}' (id {}) at {}", key.name, key.id, time(key.revoked_at));
             }
         }

@@ -14,14 +14,14 @@ pub struct Args {
 
 /// Runs `emdp migrate`.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let url = args.database.url()?;
     crate::db::block_on(async move {
-        let versions = emdp_storage::migrate(&args.database.database_url).await.map_err(CliError::Store)?;
+        let versions = emdp_storage::migrate(&url).await.map_err(CliError::Store)?;
         let latest = versions.last().map_or_else(|| "none".to_owned(), i64::to_string);
-        println!(
-            "{}: schema up to date ({} migration(s), latest {latest})",
-            emdp_storage::redact(&args.database.database_url),
+        crate::output::write_out(&format!(
+            "{url}: schema up to date ({} migration(s), latest {latest})\n",
             versions.len()
-        );
+        ))?;
         Ok(ExitCode::SUCCESS)
     })
 }

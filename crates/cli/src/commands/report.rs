@@ -1,6 +1,6 @@
 //! `emdp report`: the data-quality report of the stored data, computed by the database.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use chrono::{NaiveDate, Utc};
@@ -83,10 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         ReportOutput::Csv => csv(&report),
         ReportOutput::Text => text(&report, std::io::stdout().is_terminal()),
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|err| CliError::Output { path: "stdout".into(), message: err.to_string() })?;
+    crate::output::write_out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -73,6 +73,9 @@ pub struct Args {
     /// The HMAC-SHA256 secret of the webhooks' `X-Emdp-Signature` [env EMDP_WEBHOOK_SECRET].
     #[arg(long)]
     pub webhook_secret: Option<String>,
+    /// Not an option: `--bind` sets the address and port. Accepted only to say so.
+    #[arg(long, hide = true, value_name = "PORT")]
+    pub port: Option<String>,
 }
 
 impl Args {
@@ -113,6 +116,12 @@ impl Args {
 
     /// The effective configuration.
     pub fn load(&self) -> Result<Config, CliError> {
+        if let Some(port) = &self.port {
+            let port = port.trim();
+            return Err(CliError::Usage(format!(
+                "emdp serve has no --port option: use --bind 127.0.0.1:{port} (or --bind 0.0.0.0:{port} to listen on every interface)"
+            )));
+        }
         Config::load(self.config.as_deref(), &crate::config::process_env, &self.overrides())
             .map_err(|err| CliError::Usage(err.to_string()))
     }
@@ -183,6 +192,7 @@ fn settings(config: &Config) -> Result<Settings, CliError> {
         .collect::<Result<_, _>>()?;
     Ok(Settings {
         database_url: config.database_url.clone(),
+        database: config.open_options(),
         rules: load_rules(config.server.rules.as_ref())?,
         policy: config.policy(),
         auth: match config.auth.enabled {
@@ -215,6 +225,23 @@ fn settings(config: &Config) -> Result<Settings, CliError> {
     })
 }
 
+/// Where clients reach the server: `server.public_url` when set, else the bound address
+/// (`localhost` for an address that listens on every interface).
+fn base_url(config: &Config) -> String {
+    if let Some(url) = &config.server.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let bind = config.server.bind;
+    if bind.ip().is_unspecified() { format!("http://localhost:{}", bind.port()) } else { format!("http://{bind}") }
+}
+
+/// The start-up line: the dashboard, the API docs and the API under `base`.
+fn serving(base: &str) -> String {
+    format!(
+        "{base} (dashboard {base}/, API docs {base}/docs and {base}/redoc, API {base}/api/v1, metrics {base}/metrics)"
+    )
+}
+
 fn server_error(err: ServerError) -> CliError {
     match err {
         ServerError::Store(err) => CliError::Store(err),
@@ -245,9 +272,37 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             _ => {}
         }
         let auth = server.auth();
-        tracing::info!(address = %bind, database = %emdp_storage::redact(&config.database_url), auth, "emdp serving");
-        eprintln!("emdp: serving http://{bind} (docs at /docs, /redoc; metrics at /metrics)");
+        let base = base_url(&config);
+        tracing::info!(
+            address = %bind,
+            dashboard = %format!("{base}/"),
+            docs = %format!("{base}/docs"),
+            api = %format!("{base}/api/v1"),
+            database = %emdp_storage::redact(&config.database_url),
+            auth,
+            "emdp serving"
+        );
+        eprintln!("emdp: serving {}", serving(&base));
         server.serve(listener, shutdown_signal()).await.map_err(server_error)?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_up_line_names_the_dashboard_the_docs_and_the_api() {
+        let mut config = Config::default();
+        assert_eq!(
+            serving(&base_url(&config)),
+            "http://127.0.0.1:8000 (dashboard http://127.0.0.1:8000/, API docs http://127.0.0.1:8000/docs and \
+             http://127.0.0.1:8000/redoc, API http://127.0.0.1:8000/api/v1, metrics http://127.0.0.1:8000/metrics)"
+        );
+        config.server.bind = "0.0.0.0:9000".parse().unwrap_or(config.server.bind);
+        assert_eq!(base_url(&config), "http://localhost:9000");
+        config.server.public_url = Some("https://emdp.example/".into());
+        assert_eq!(base_url(&config), "https://emdp.example");
+    }
 }

@@ -114,7 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
         OutputFormat::Text => print_table(&mut out, &args.file, &summary),
     }
-    .map_err(|e| output_error("stdout", &e))?;
+    .map_err(|e| crate::output::write_error("stdout", &e))?;
 
     Ok(if args.fail_on_invalid && !summary.all_valid() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
