@@ -46,6 +46,10 @@ pub enum ApiError {
     /// The body is larger than the configured limit.
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body holds more records than the configured cap
+    /// ([`crate::state::ApiConfig::max_records`]).
+    #[error("at most {0} records per request: split the body, or use `emdp ingest` for a large file")]
+    TooManyRecords(usize),
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -95,6 +99,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            ApiError::TooManyRecords(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-many-records", "Too many records"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -117,6 +122,7 @@ impl ApiError {
         let (status, slug, title) = self.parts();
         let field = match self {
             ApiError::BadRequest { field, .. } => field.clone(),
+            ApiError::TooManyRecords(_) => Some("body".to_owned()),
             _ => None,
         };
         Problem {
