@@ -205,6 +205,19 @@ impl QueryParams {
     pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
         self.get_with(name, "a date YYYY-MM-DD", |text| emdp_domain::parse_iso_date(text).ok())
     }
+
+    /// The period `from`..=`to` (either end open): a `from` after `to` is a 400 naming both,
+    /// never an empty answer, on every route that takes a period.
+    pub fn period(&self) -> Result<(Option<NaiveDate>, Option<NaiveDate>), ApiError> {
+        let (from, to) = (self.date("from")?, self.date("to")?);
+        match (from, to) {
+            (Some(from), Some(to)) if from > to => Err(ApiError::field(
+                "from",
+                format!("from ({from}) is after to ({to}): give a from on or before the to"),
+            )),
+            _ => Ok((from, to)),
+        }
+    }
 }
 
 /// Parses a record id from the path; an id that is not a number names no record (404).
@@ -247,11 +260,12 @@ pub struct Scope {
 
 impl FromQuery for Scope {
     fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        let (from, to) = query.period()?;
         Ok(Scope {
             building_id: query.raw("building_id").map(str::to_owned),
             provider: query.raw("provider").map(str::to_owned),
-            from: query.date("from")?,
-            to: query.date("to")?,
+            from,
+            to,
         })
     }
 }
