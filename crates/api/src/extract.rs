@@ -295,6 +295,30 @@ impl Page {
     }
 }
 
+/// A page of buildings on a per-building quality route, with keyset (cursor) pagination by
+/// building id.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BuildingPageParams {
+    /// Buildings per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: u32,
+    /// The previous page's `next_cursor` (a building id).
+    pub cursor: Option<String>,
+}
+
+impl FromQuery for BuildingPageParams {
+    fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        Ok(BuildingPageParams { limit: query.page_limit()?, cursor: query.raw("cursor").map(str::to_owned) })
+    }
+}
+
+impl From<BuildingPageParams> for emdp_app::usecases::report::BuildingPage {
+    fn from(page: BuildingPageParams) -> Self {
+        emdp_app::usecases::report::BuildingPage { cursor: page.cursor, limit: page.limit }
+    }
+}
+
 /// The column (CSV) or key (JSON) each field of a body is read from.
 #[derive(Debug, Clone, IntoParams)]
 #[into_params(parameter_in = Query)]
