@@ -141,6 +141,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             // A concurrent writer won a race the client can simply retry.
             StoreError::Conflict(detail) => ApiError::Conflict(format!("concurrent update, retry: {detail}")),
+            StoreError::KeyTaken(_) => ApiError::Conflict(err.to_string()),
             StoreError::Unavailable(detail) => ApiError::Unavailable(format!("database unavailable: {detail}")),
             StoreError::Full(detail) => ApiError::Unavailable(format!("database cannot accept writes: {detail}")),
             StoreError::Migration(detail) => ApiError::Unavailable(format!("database schema mismatch: {detail}")),
