@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         // dashboard's page asks for a key itself.
         .merge(docs::router())
         .merge(dashboard::router())
+        // Every 4xx of every route above, the pages' included, is a problem document.
+        .layer(axum::middleware::from_fn(error::problems_only))
         // Outermost last: request id, then the request log and metrics.
         .layer(axum::middleware::from_fn(telemetry::observe))
         .layer(PropagateRequestIdLayer::x_request_id())
