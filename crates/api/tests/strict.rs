@@ -37,8 +37,7 @@ async fn records_per_request_are_capped(server: Server) {
     let objects = |n: usize| format!("[{}]", vec!["{}"; n].join(","));
     let (status, answer) = server.send(Method::POST, "/api/v1/records:validate", "application/json", objects(3)).await;
     assert_eq!((status, answer["items"].as_array().map(Vec::len)), (200, Some(3)), "{answer}");
-    let (status, problem) =
-        server.send(Method::POST, "/api/v1/records:validate", "application/json", objects(4)).await;
+    let (status, problem) = server.send(Method::POST, "/api/v1/records:validate", "application/json", objects(4)).await;
     assert_too_many(status, &problem, 3);
     // Every body format of an ingest, refused before anything is stored.
     let csv = "building_id,date,consumption,temperature,provider\n".to_owned() + &"B1,2025-01-01,1,2,p\n".repeat(4);
@@ -108,7 +107,8 @@ fn ids(items: &Value) -> Vec<String> {
 
 async fn list_routes_are_paged(server: Server) {
     assert_eq!(server.send(Method::POST, "/api/v1/records", "text/csv", CSV).await.0, 201);
-    let every: Vec<Vec<String>> = vec![vec!["B1".into(), "B2".into()], vec!["B3".into(), "B4".into()], vec!["B5".into()]];
+    let every: Vec<Vec<String>> =
+        vec![vec!["B1".into(), "B2".into()], vec!["B3".into(), "B4".into()], vec!["B5".into()]];
 
     let (pages, last) = walk(&server, "/api/v1/quality/buildings", |body| ids(&body["buildings"])).await;
     assert_eq!(pages, every);
@@ -131,7 +131,8 @@ async fn list_routes_are_paged(server: Server) {
 
     let (_, default) = server.get("/api/v1/quality/buildings").await;
     assert_eq!((default["buildings"].as_array().unwrap().len(), &default["next_cursor"]), (5, &Value::Null));
-    for path in ["/api/v1/quality/buildings?limit=0", "/api/v1/quality/gaps?limit=1001", "/api/v1/quality/report?limit=x"]
+    for path in
+        ["/api/v1/quality/buildings?limit=0", "/api/v1/quality/gaps?limit=1001", "/api/v1/quality/report?limit=x"]
     {
         let (status, problem) = server.get(path).await;
         assert_eq!((status, problem["field"].as_str()), (400, Some("limit")), "{path}: {problem}");
@@ -156,9 +157,7 @@ async fn every_client_error_is_a_problem(server: Server) {
 }
 
 async fn an_edit_onto_another_records_key_names_it(server: Server) {
-    let record = |building: &str| {
-        json!({"building_id": building, "date": "2025-01-01", "consumption": 1, "temperature": 5, "provider": "p"})
-    };
+    let record = |building: &str| json!({"building_id": building, "date": "2025-01-01", "consumption": 1, "temperature": 5, "provider": "p"});
     let (_, first) = server.post_json("/api/v1/records", record("B1")).await;
     let (_, second) = server.post_json("/api/v1/records", record("B2")).await;
     let (first, second) = (first["record"]["id"].as_i64().unwrap(), second["record"]["id"].as_i64().unwrap());

@@ -124,14 +124,13 @@ pub struct Registry {
 
 /// Assembles the registry.
 pub fn registry() -> Registry {
-    let mut registry =
-        Registry {
-            router: Router::new(),
-            paths: Vec::new(),
-            schemas: Vec::new(),
-            access: AccessTable::default(),
-            queries: crate::extract::QueryNames::default(),
-        };
+    let mut registry = Registry {
+        router: Router::new(),
+        paths: Vec::new(),
+        schemas: Vec::new(),
+        access: AccessTable::default(),
+        queries: crate::extract::QueryNames::default(),
+    };
     for (access, (schemas, paths, method_router)) in operations() {
         registry.schemas.extend(schemas);
         for (path, mut item) in paths.paths {

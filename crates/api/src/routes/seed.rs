@@ -91,9 +91,14 @@ fn require_json(body: &Body) -> ApiResult<()> {
 
 /// The MVP routes' one record: an array of several is a 400, found at its second element
 /// (nothing more is read).
-fn one_record(state: &AppState, source: &mut dyn emdp_app::ports::RecordSource) -> ApiResult<Vec<emdp_app::ports::RawRow>> {
+fn one_record(
+    state: &AppState,
+    source: &mut dyn emdp_app::ports::RecordSource,
+) -> ApiResult<Vec<emdp_app::ports::RawRow>> {
     crate::routes::records::classify_body(state, source, 1).map_err(|err| match err {
-        ApiError::TooManyRecords(_) => ApiError::BadRequest { detail: "send exactly one record object".into(), field: None },
+        ApiError::TooManyRecords(_) => {
+            ApiError::BadRequest { detail: "send exactly one record object".into(), field: None }
+        }
         other => other,
     })
 }

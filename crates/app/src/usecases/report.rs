@@ -217,7 +217,9 @@ mod tests {
         let mut cursor = None;
         loop {
             let window = page(cursor.as_deref(), 2).window(ids);
-            seen.extend(ids.iter().filter(|id| window.contains(id)).copied().collect::<std::collections::BTreeSet<_>>());
+            seen.extend(
+                ids.iter().filter(|id| window.contains(id)).copied().collect::<std::collections::BTreeSet<_>>(),
+            );
             match window.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
