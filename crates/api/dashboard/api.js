@@ -84,6 +84,23 @@ export async function settled(promises) {
   return results.map((result) => result.value);
 }
 
+/**
+ * Every page of a route paged by `cursor`/`next_cursor`: the first page's body with the arrays
+ * under `key` of every page joined (1,000 a page, the most a page holds).
+ */
+export async function allPages(path, key) {
+  const sep = path.includes('?') ? '&' : '?';
+  const first = await api(`${path}${sep}limit=1000`);
+  let next = first.next_cursor;
+  while (next) {
+    const page = await api(`${path}${sep}limit=1000&cursor=${encodeURIComponent(next)}`);
+    first[key] = first[key].concat(page[key]);
+    next = page.next_cursor;
+  }
+  first.next_cursor = null;
+  return first;
+}
+
 export function postJson(path, body) {
   return api(path, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
 }

@@ -42,13 +42,14 @@ impl utoipa::Modify for Contract {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
         let registry = routes::registry();
         let mut entries = registry.paths;
-        for (_, item, access) in &mut entries {
+        for (path, item, access) in &mut entries {
+            let strict = path.starts_with("/api/v1/");
             for (method, operation) in routes::operations_mut(item) {
                 operation.security = Some(vec![match access {
                     Access::Public => SecurityRequirement::default(),
                     Access::Needs(role) => SecurityRequirement::new("api_key", [role.to_string()]),
                 }]);
-                document_statuses(operation, &method, *access);
+                document_statuses(operation, &method, *access, strict);
             }
         }
         openapi.paths = routes::paths(&entries);
@@ -66,10 +67,12 @@ impl utoipa::Modify for Contract {
 
 /// Documents, on one operation, the problem responses the layers around its handler can
 /// answer (a more specific description given by the handler is kept): 400 for a malformed
-/// query or body, 413 and 415 for a body, 404 for a path naming nothing, and for a guarded
+/// query or body (and on every `/api/v1` operation, `strict`, for a query parameter it does
+/// not take or an undecodable path), 413 and 415 for a body, 404 for a path naming nothing,
+/// and for a guarded
 /// operation 401 (no valid key), 403 (a role too low), 429 (rate limit), 503 (timeout or
 /// database unavailable) and, when it writes, 409 (a concurrent writer won).
-fn document_statuses(operation: &mut utoipa::openapi::path::Operation, method: &Method, access: Access) {
+fn document_statuses(operation: &mut utoipa::openapi::path::Operation, method: &Method, access: Access, strict: bool) {
     use utoipa::openapi::Type;
     use utoipa::openapi::path::ParameterIn;
     let located = |location: ParameterIn| {
@@ -81,8 +84,8 @@ fn document_statuses(operation: &mut utoipa::openapi::path::Operation, method: &
     let (query, path) = (located(ParameterIn::Query), located(ParameterIn::Path));
     let body = operation.request_body.is_some();
     let mut problems: Vec<(u16, utoipa::openapi::Response)> = Vec::new();
-    if body || query {
-        problems.push((400, problem("A malformed query parameter or body", None)));
+    if body || query || strict {
+        problems.push((400, problem("A malformed or unknown query parameter, or a malformed body", None)));
     }
     if body {
         problems.push((413, problem("The body is larger than the limit", None)));

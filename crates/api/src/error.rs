@@ -46,6 +46,10 @@ pub enum ApiError {
     /// The body is larger than the configured limit.
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body holds more records than the configured cap
+    /// ([`crate::state::ApiConfig::max_records`]).
+    #[error("at most {0} records per request: split the body, or use `emdp ingest` for a large file")]
+    TooManyRecords(usize),
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -80,7 +84,30 @@ pub enum ApiError {
     /// A fault of the server, not of the request.
     #[error("{0}")]
     Internal(String),
+    /// The request line's target is longer than [`MAX_URI_BYTES`].
+    #[error("the URI is longer than {MAX_URI_BYTES} bytes")]
+    UriTooLong,
+    /// The request's headers are larger than [`MAX_HEADER_BYTES`].
+    #[error("the request headers are larger than {MAX_HEADER_BYTES} bytes")]
+    HeadersTooLarge,
+    /// A client error a layer around the handlers answered in its own words (an extractor's
+    /// rejection, the documentation pages), made a problem document by [`problems_only`].
+    #[error("{detail}")]
+    Other {
+        /// The status it answered.
+        status: StatusCode,
+        /// What it said (or the status's reason when it said nothing).
+        detail: String,
+    },
 }
+
+/// The longest request target (path and query) served, in bytes; longer is a 414. Below
+/// hyper's own limit (64 KiB), which answers with an empty body before any layer runs.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) a request may carry; more is a 431. Below
+/// hyper's own limits (about 400 KiB of buffered head, 100 headers), which answer with an
+/// empty body before any layer runs.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 impl ApiError {
     /// A 400 for one field.
@@ -95,6 +122,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            ApiError::TooManyRecords(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-many-records", "Too many records"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -109,6 +137,15 @@ impl ApiError {
             ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", "Request timed out"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+            ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, "uri-too-long", "URI too long"),
+            ApiError::HeadersTooLarge => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large", "Request headers too large")
+            }
+            ApiError::Other { status, .. } => match *status {
+                StatusCode::BAD_REQUEST => (*status, "bad-request", "Bad request"),
+                StatusCode::NOT_FOUND => (*status, "not-found", "Not found"),
+                _ => (*status, "client-error", status.canonical_reason().unwrap_or("Client error")),
+            },
         }
     }
 
@@ -117,6 +154,7 @@ impl ApiError {
         let (status, slug, title) = self.parts();
         let field = match self {
             ApiError::BadRequest { field, .. } => field.clone(),
+            ApiError::TooManyRecords(_) => Some("body".to_owned()),
             _ => None,
         };
         Problem {
@@ -135,6 +173,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             // A concurrent writer won a race the client can simply retry.
             StoreError::Conflict(detail) => ApiError::Conflict(format!("concurrent update, retry: {detail}")),
+            StoreError::KeyTaken(_) => ApiError::Conflict(err.to_string()),
             StoreError::Unavailable(detail) => ApiError::Unavailable(format!("database unavailable: {detail}")),
             StoreError::Full(detail) => ApiError::Unavailable(format!("database cannot accept writes: {detail}")),
             StoreError::Migration(detail) => ApiError::Unavailable(format!("database schema mismatch: {detail}")),
@@ -184,3 +223,34 @@ impl IntoResponse for ApiError {
 
 /// Handler result.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Makes every client error a problem document, whoever answered it: a 4xx that is not JSON
+/// (axum's plain-text rejection of a path segment such as `%FF`, the documentation pages'
+/// empty 404) becomes the problem of its status, its text the `detail`. Before anything else,
+/// a target longer than [`MAX_URI_BYTES`] is a 414 and headers larger than
+/// [`MAX_HEADER_BYTES`] a 431.
+pub async fn problems_only(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::UriTooLong.into_response();
+    }
+    let head: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if head > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("json"));
+    if !status.is_client_error() || json {
+        return response;
+    }
+    // A rejection's text is a line; anything longer is cut, never buffered whole.
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let detail = if text.is_empty() { status.canonical_reason().unwrap_or("client error").to_owned() } else { text };
+    ApiError::Other { status, detail }.into_response()
+}

@@ -1,8 +1,11 @@
 //! Request extractors whose failures are problem details, not axum's plain-text rejections.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -65,6 +68,60 @@ pub async fn refuse_declared_oversize(State(limit): State<usize>, request: Reque
     let allowed = if encoded { limit.saturating_add(limit / 1000 + 64) } else { limit };
     if declared.is_some_and(|declared| declared > allowed as u64) {
         return ApiError::PayloadTooLarge(limit).into_response();
+    }
+    next.run(request).await
+}
+
+/// The query parameters each `/api/v1` operation accepts: those its OpenAPI operation
+/// documents (built by [`crate::routes::registry`]), so the parameters a route accepts and those
+/// it documents are one list.
+#[derive(Debug, Clone, Default)]
+pub struct QueryNames(HashMap<(Method, String), Vec<String>>);
+
+impl QueryNames {
+    /// Adds `names` to those `method` on `route` (as axum matches it) accepts.
+    pub fn insert(&mut self, method: Method, route: &str, names: impl IntoIterator<Item = String>) {
+        let accepted = self.0.entry((method, route.to_owned())).or_default();
+        for name in names {
+            if !accepted.contains(&name) {
+                accepted.push(name);
+            }
+        }
+    }
+
+    /// The parameters `method` on `route` accepts (HEAD takes GET's); `None` for a route the
+    /// table does not know.
+    pub fn get(&self, method: &Method, route: &str) -> Option<&[String]> {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
+        self.0.get(&(method.clone(), route.to_owned())).map(Vec::as_slice)
+    }
+
+    /// The first parameter of `query` that `accepted` does not name, as a 400 naming it and
+    /// listing the accepted ones.
+    fn check(accepted: &[String], query: &str) -> Result<(), ApiError> {
+        for (name, _) in serde_urlencoded_pairs(query)? {
+            if !accepted.contains(&name) {
+                let detail = if accepted.is_empty() {
+                    format!("unknown query parameter '{name}': this route takes no query parameters")
+                } else {
+                    format!("unknown query parameter '{name}': this route accepts {}", accepted.join(", "))
+                };
+                return Err(ApiError::field(name, detail));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Answers 400 for a query parameter an `/api/v1` route does not accept (a misspelt `limit`
+/// must not silently return everything). The MVP's routes keep ignoring unknown parameters.
+pub async fn refuse_unknown_query(State(names): State<Arc<QueryNames>>, request: Request, next: Next) -> Response {
+    if let (Some(query), Some(route)) = (request.uri().query(), request.extensions().get::<MatchedPath>())
+        && route.as_str().starts_with("/api/v1/")
+        && let Some(accepted) = names.get(request.method(), route.as_str())
+        && let Err(err) = QueryNames::check(accepted, query)
+    {
+        return err.into_response();
     }
     next.run(request).await
 }
@@ -148,6 +205,19 @@ impl QueryParams {
     pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
         self.get_with(name, "a date YYYY-MM-DD", |text| emdp_domain::parse_iso_date(text).ok())
     }
+
+    /// The period `from`..=`to` (either end open): a `from` after `to` is a 400 naming both,
+    /// never an empty answer, on every route that takes a period.
+    pub fn period(&self) -> Result<(Option<NaiveDate>, Option<NaiveDate>), ApiError> {
+        let (from, to) = (self.date("from")?, self.date("to")?);
+        match (from, to) {
+            (Some(from), Some(to)) if from > to => Err(ApiError::field(
+                "from",
+                format!("from ({from}) is after to ({to}): give a from on or before the to"),
+            )),
+            _ => Ok((from, to)),
+        }
+    }
 }
 
 /// Parses a record id from the path; an id that is not a number names no record (404).
@@ -190,11 +260,12 @@ pub struct Scope {
 
 impl FromQuery for Scope {
     fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        let (from, to) = query.period()?;
         Ok(Scope {
             building_id: query.raw("building_id").map(str::to_owned),
             provider: query.raw("provider").map(str::to_owned),
-            from: query.date("from")?,
-            to: query.date("to")?,
+            from,
+            to,
         })
     }
 }
@@ -221,6 +292,30 @@ impl Page {
     /// page was not full (the last page).
     pub fn next_cursor<T>(&self, items: &[T], last: impl Fn(&T) -> i64) -> Option<String> {
         emdp_app::page::next_cursor(items, self.limit, last)
+    }
+}
+
+/// A page of buildings on a per-building quality route, with keyset (cursor) pagination by
+/// building id.
+#[derive(Debug, Clone, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BuildingPageParams {
+    /// Buildings per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: u32,
+    /// The previous page's `next_cursor` (a building id).
+    pub cursor: Option<String>,
+}
+
+impl FromQuery for BuildingPageParams {
+    fn from_query(query: &QueryParams) -> Result<Self, ApiError> {
+        Ok(BuildingPageParams { limit: query.page_limit()?, cursor: query.raw("cursor").map(str::to_owned) })
+    }
+}
+
+impl From<BuildingPageParams> for emdp_app::usecases::report::BuildingPage {
+    fn from(page: BuildingPageParams) -> Self {
+        emdp_app::usecases::report::BuildingPage { cursor: page.cursor, limit: page.limit }
     }
 }
 

@@ -28,12 +28,14 @@ pub use state::{ApiConfig, AppState, Services};
 /// The whole application: the registry's operations and `/metrics` behind the guard; the
 /// documentation pages and the dashboard's files (public) beside it.
 pub fn router(state: AppState) -> Router {
-    let routes::Registry { router, access, .. } = routes::registry();
+    let routes::Registry { router, access, queries, .. } = routes::registry();
     let guard = auth::Guard::new(state.clone(), access);
     router
         .route("/metrics", get(telemetry::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Inside the guard: a request without a valid key learns nothing about the parameters.
+        .layer(axum::middleware::from_fn_with_state(std::sync::Arc::new(queries), extract::refuse_unknown_query))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         // `Content-Encoding: gzip` bodies are read decompressed, and the body limit counts the
         // decompressed bytes (a small bomb is still a 413). Other encodings pass through so
@@ -46,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         // dashboard's page asks for a key itself.
         .merge(docs::router())
         .merge(dashboard::router())
+        // Every 4xx of every route above, the pages' included, is a problem document.
+        .layer(axum::middleware::from_fn(error::problems_only))
         // Outermost last: request id, then the request log and metrics.
         .layer(axum::middleware::from_fn(telemetry::observe))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -11,7 +11,9 @@ use emdp_app::ports::RecordFilter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_and_nothing_it_accepted_is_lost() {
-    let mut server = common::start(emdp_testkit::sqlite().await).await;
+    // A body of 30,000 records, over the default cap per request: a long request to be in.
+    let config = emdp_api::ApiConfig { max_records: 30_000, ..emdp_api::ApiConfig::default() };
+    let mut server = common::start_with_config(emdp_testkit::sqlite().await, config).await;
     let mut csv = String::from("building_id,date,consumption,temperature,provider\n");
     for building in 0..300 {
         for day in 1..=100 {

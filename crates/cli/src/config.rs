@@ -160,6 +160,8 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The most records one request body may hold (`records:validate`, `POST /records`).
+    pub max_records: usize,
     /// The longest a request may take, in seconds (0: no limit).
     pub timeout_secs: u64,
     /// Requests handled at once; further ones wait (0: no limit).
@@ -249,6 +251,7 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             body_limit: 10 * 1024 * 1024,
+            max_records: emdp_api::ApiConfig::MAX_RECORDS,
             timeout_secs: 30,
             max_concurrent: 256,
             rules: None,
@@ -324,6 +327,9 @@ impl Config {
         }
         if self.server.body_limit == 0 {
             return invalid("server.body_limit", "must be at least 1 byte".into());
+        }
+        if self.server.max_records == 0 {
+            return invalid("server.max_records", "must be at least 1 record".into());
         }
         if self.rate_limit.enabled {
             if !(self.rate_limit.per_second.is_finite() && self.rate_limit.per_second > 0.0) {
@@ -472,6 +478,7 @@ mod tests {
             ("EMDP_DATABASE_ACQUIRE_TIMEOUT_MS", "2500"),
             ("EMDP_BIND", "0.0.0.0:1"),
             ("EMDP_BODY_LIMIT", "2"),
+            ("EMDP_MAX_RECORDS", "5"),
             ("EMDP_TIMEOUT_SECS", "3"),
             ("EMDP_MAX_CONCURRENT", "4"),
             ("EMDP_RULES", "rules.toml"),
@@ -497,6 +504,7 @@ mod tests {
             server: ServerConfig {
                 bind: "0.0.0.0:1".parse().unwrap(),
                 body_limit: 2,
+                max_records: 5,
                 timeout_secs: 3,
                 max_concurrent: 4,
                 rules: Some("rules.toml".into()),

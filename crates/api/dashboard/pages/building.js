@@ -2,7 +2,7 @@
 // temperature with anomalies, the baseline against temperature with its metrics, its gaps and
 // its records, 25 a page.
 
-import { api, query, settled } from '../api.js';
+import { allPages, api, query, settled } from '../api.js';
 import { consumptionChart, scatterChart } from '../charts.js';
 import { badge, cursorPager, errorBox, fmtInt, fmtNum, fmtPct, h, kpi, reasonCodes, section, table } from '../ui.js';
 
@@ -30,7 +30,7 @@ export async function buildingPage(main, { live }, id) {
     soft(api(`/buildings/${enc}/series?granularity=day`)),
     soft(api(`/buildings/${enc}/anomalies`)),
     soft(api(`/buildings/${enc}/baseline`)),
-    soft(api(`/quality/gaps?building_id=${enc}`)),
+    soft(allPages(`/quality/gaps?building_id=${enc}`, 'items').then((page) => page.items)),
   ]);
   if (!live()) return;
   const b = quality.buildings.find((x) => x.building_id === id);

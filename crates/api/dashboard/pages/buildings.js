@@ -1,7 +1,7 @@
 // The buildings page (`/ui/buildings`): every building's quality figures, sortable by any column,
 // searchable (both kept in the URL), 50 a page; anomalies are counted on demand.
 
-import { api, query } from '../api.js';
+import { allPages, api, query } from '../api.js';
 import { buildingLink, fmtInt, fmtPct, h, pagerControls, table } from '../ui.js';
 
 const PAGE_SIZE = 50;
@@ -11,7 +11,7 @@ export async function buildingsPage(main, { live }) {
   main.append(h('h1', {}, 'Buildings'));
   const params = new URLSearchParams(location.search);
   const state = { q: params.get('q') || '', sort: params.get('sort') || 'building_id', dir: params.get('dir') || 'asc', page: 0 };
-  const data = await api('/quality/buildings');
+  const data = await allPages('/quality/buildings', 'buildings');
   if (!live()) return;
   const rows = data.buildings.map((b) => ({
     ...b,

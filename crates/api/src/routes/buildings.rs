@@ -26,7 +26,8 @@ pub struct Period {
 
 impl FromQuery for Period {
     fn from_query(query: &QueryParams) -> ApiResult<Self> {
-        Ok(Period { from: query.date("from")?, to: query.date("to")? })
+        let (from, to) = query.period()?;
+        Ok(Period { from, to })
     }
 }
 

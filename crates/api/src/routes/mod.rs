@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::http::Method;
 use emdp_app::ports::Role;
-use utoipa::openapi::path::Paths;
+use utoipa::openapi::path::{ParameterIn, Paths};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{PathItem, RefOr};
 use utoipa_axum::router::UtoipaMethodRouter;
@@ -120,18 +120,30 @@ pub struct Registry {
     pub schemas: Vec<(String, RefOr<Schema>)>,
     /// Who may call each route.
     pub access: AccessTable,
+    /// The query parameters each route documents, the only ones it accepts.
+    pub queries: crate::extract::QueryNames,
 }
 
 /// Assembles the registry.
 pub fn registry() -> Registry {
-    let mut registry =
-        Registry { router: Router::new(), paths: Vec::new(), schemas: Vec::new(), access: AccessTable::default() };
+    let mut registry = Registry {
+        router: Router::new(),
+        paths: Vec::new(),
+        schemas: Vec::new(),
+        access: AccessTable::default(),
+        queries: crate::extract::QueryNames::default(),
+    };
     for (access, (schemas, paths, method_router)) in operations() {
         registry.schemas.extend(schemas);
         for (path, mut item) in paths.paths {
             let route = axum_route(&path);
-            for (method, _) in operations_mut(&mut item) {
-                registry.access.insert(method, &route, access);
+            for (method, operation) in operations_mut(&mut item) {
+                registry.access.insert(method.clone(), &route, access);
+                let names = operation.parameters.iter().flatten().filter_map(|parameter| match parameter {
+                    RefOr::T(parameter) if parameter.parameter_in == ParameterIn::Query => Some(parameter.name.clone()),
+                    _ => None,
+                });
+                registry.queries.insert(method, &route, names);
             }
             registry.router = registry.router.route(&route, method_router.clone());
             registry.paths.push((path, item, access));

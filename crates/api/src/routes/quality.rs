@@ -8,14 +8,14 @@ use emdp_app::ports::{
     Clock, Completeness, DuplicateFilter, DuplicateTotals, Gap, GroupCounts, QualityFilter, RecordCounts,
 };
 use emdp_app::usecases::duplicates::{Choice, ResolveError, ResolveOutcome, list_groups, resolve_all, resolve_one};
-use emdp_app::usecases::report::{QualityReport, Thresholds, quality_report};
+use emdp_app::usecases::report::{BuildingPage, QualityReport, Thresholds, quality_report};
 use emdp_domain::{Arrival, ConflictPolicy};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::dto::GroupPageDto;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, FromQuery, Page, Params, QueryParams, Scope};
+use crate::extract::{Body, BuildingPageParams, FromQuery, Page, Params, QueryParams, Scope};
 use crate::state::AppState;
 
 /// The batch filter of the quality routes.
@@ -116,19 +116,35 @@ pub async fn summary(
     }))
 }
 
+/// A page of the quality report: every total, share and breakdown, with the per-building
+/// parts for one page of buildings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportPage {
+    /// The report; `completeness.buildings`, `gaps`, `stale` and `flatlines` hold this page's
+    /// buildings only.
+    #[serde(flatten)]
+    pub report: QualityReport,
+    /// Pass as `cursor` for the next page of buildings; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// The whole quality report: shares, reasons, duplicates, completeness with gaps, stale
-/// buildings, flatlines, breakdowns per provider, day and batch.
+/// buildings, flatlines, breakdowns per provider, day and batch. The per-building parts are
+/// paged by building id (`limit`, `cursor`); the totals cover every building.
 #[utoipa::path(get, path = "/api/v1/quality/report", tag = "quality",
-    params(Scope, BatchParam, ReportParams),
-    responses((status = 200, description = "The report", body = QualityReport)))]
+    params(Scope, BatchParam, ReportParams, BuildingPageParams),
+    responses((status = 200, description = "The report, with one page of buildings", body = ReportPage)))]
 pub async fn report(
     State(state): State<AppState>,
     Params(scope): Params<Scope>,
     Params(batch): Params<BatchParam>,
     Params(settings): Params<ReportParams>,
-) -> ApiResult<Json<QualityReport>> {
+    Params(page): Params<BuildingPageParams>,
+) -> ApiResult<Json<ReportPage>> {
     let (today, thresholds) = settings.resolve(state.clock.as_ref());
-    Ok(Json(quality_report(state.quality.as_ref(), &quality_filter(scope, batch), today, thresholds).await?))
+    let report = quality_report(state.quality.as_ref(), &quality_filter(scope, batch), today, thresholds).await?;
+    let (report, next_cursor) = report.page(&page.into());
+    Ok(Json(ReportPage { report, next_cursor }))
 }
 
 /// Counts per status for each day, in day order.
@@ -148,32 +164,62 @@ pub async fn timeline(
     Ok(Json(Timeline(state.quality.by_day(&quality_filter(scope, batch)).await?)))
 }
 
-/// Per building: counts per status, completeness, gaps, latest VALID day, staleness.
+/// A page of buildings' quality figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuildingsPage {
+    /// Totals over every building of the filter, and this page's buildings.
+    #[serde(flatten)]
+    pub completeness: Completeness,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Per building: counts per status, completeness, gaps, latest VALID day, staleness; paged by
+/// building id (`limit`, `cursor`), the totals cover every building.
 #[utoipa::path(get, path = "/api/v1/quality/buildings", tag = "quality",
-    params(Scope, BatchParam, ReportParams),
-    responses((status = 200, description = "Per building", body = Completeness)))]
+    params(Scope, BatchParam, ReportParams, BuildingPageParams),
+    responses((status = 200, description = "A page of buildings", body = BuildingsPage)))]
 pub async fn buildings(
     State(state): State<AppState>,
     Params(scope): Params<Scope>,
     Params(batch): Params<BatchParam>,
     Params(settings): Params<ReportParams>,
-) -> ApiResult<Json<Completeness>> {
+    Params(page): Params<BuildingPageParams>,
+) -> ApiResult<Json<BuildingsPage>> {
     let (today, thresholds) = settings.resolve(state.clock.as_ref());
-    Ok(Json(state.quality.completeness(&quality_filter(scope, batch), today, thresholds.stale_days).await?))
+    let mut completeness =
+        state.quality.completeness(&quality_filter(scope, batch), today, thresholds.stale_days).await?;
+    let window = BuildingPage::from(page).window(completeness.buildings.iter().map(|b| b.building_id.as_str()));
+    completeness.buildings.retain(|b| window.contains(&b.building_id));
+    Ok(Json(BuildingsPage { completeness, next_cursor: window.next_cursor }))
 }
 
-/// Missing days (no VALID record) as gap ranges per building.
+/// A page of gaps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GapPage {
+    /// The gaps of this page's buildings, by building then start day.
+    pub items: Vec<Gap>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Missing days (no VALID record) as gap ranges per building; paged by building id (`limit`
+/// buildings with gaps a page, every gap of each).
 #[utoipa::path(get, path = "/api/v1/quality/gaps", tag = "quality",
-    params(Scope, BatchParam, ReportParams),
-    responses((status = 200, description = "Gaps", body = Vec<Gap>)))]
+    params(Scope, BatchParam, ReportParams, BuildingPageParams),
+    responses((status = 200, description = "A page of gaps", body = GapPage)))]
 pub async fn gaps(
     State(state): State<AppState>,
     Params(scope): Params<Scope>,
     Params(batch): Params<BatchParam>,
     Params(settings): Params<ReportParams>,
-) -> ApiResult<Json<Vec<Gap>>> {
+    Params(page): Params<BuildingPageParams>,
+) -> ApiResult<Json<GapPage>> {
     let (today, thresholds) = settings.resolve(state.clock.as_ref());
-    Ok(Json(state.quality.gaps(&quality_filter(scope, batch), today, thresholds.max_gaps).await?))
+    let mut items = state.quality.gaps(&quality_filter(scope, batch), today, thresholds.max_gaps).await?;
+    let window = BuildingPage::from(page).window(items.iter().map(|gap| gap.building_id.as_str()));
+    items.retain(|gap| window.contains(&gap.building_id));
+    Ok(Json(GapPage { items, next_cursor: window.next_cursor }))
 }
 
 /// Conflict groups (keys with several versions), each with every version, its source and

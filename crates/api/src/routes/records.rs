@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use emdp_app::ports::{RawRow, RecordFilter, RecordKey, RecordSource, SourceFormat, StoredKey};
-use emdp_app::usecases::ingest::IngestSummary;
+use emdp_app::usecases::ingest::{ClassifyError, IngestSummary};
 use emdp_app::usecases::records::{RecordPatch, edit_record};
 use emdp_domain::{Admission, ColumnNames, QualityStatus};
 use emdp_formats::open_source;
@@ -53,10 +53,14 @@ pub fn body_source(body: &Body, columns: ColumnNames) -> ApiResult<(Box<dyn Reco
     Ok((open_source(format, Box::new(Cursor::new(body.bytes.clone())), columns), format, single))
 }
 
-/// Reads a body into classified rows; a file-level problem (bad CSV header, broken JSON)
-/// is a 400.
-fn classify_body(state: &AppState, source: &mut dyn RecordSource) -> ApiResult<Vec<RawRow>> {
-    state.ingestor.classify_all(source).map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })
+/// Reads a body into classified rows, at most `max` of them; a file-level problem (bad CSV
+/// header, broken JSON) is a 400, a row past `max` a 413 ([`ApiError::TooManyRecords`]),
+/// detected as it is read.
+pub fn classify_body(state: &AppState, source: &mut dyn RecordSource, max: usize) -> ApiResult<Vec<RawRow>> {
+    state.ingestor.classify_at_most(source, max).map_err(|err| match err {
+        ClassifyError::TooMany(max) => ApiError::TooManyRecords(max),
+        ClassifyError::Read(err) => ApiError::BadRequest { detail: err.to_string(), field: None },
+    })
 }
 
 /// The verdict on one record sent to `records:validate`.
@@ -105,6 +109,7 @@ pub enum ValidationAnswer {
     responses(
         (status = 200, description = "The verdict (an object for an object, `{items, summary}` for an array)", body = ValidationAnswer),
         (status = 400, description = "Malformed JSON, or a bad `column` mapping", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the body limit, or holds more records than the cap per request (`server.max_records`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn validate(
@@ -116,7 +121,7 @@ pub async fn validate(
         return Err(ApiError::UnsupportedMediaType("records:validate reads application/json".into()));
     }
     let (mut source, _, single) = body_source(&body, columns.column)?;
-    let rows = classify_body(&state, source.as_mut())?;
+    let rows = classify_body(&state, source.as_mut(), state.config.max_records)?;
     let mut items = verdicts(&state, &rows).await?;
     if single && items.len() == 1 {
         return Ok(Json(ValidationAnswer::One(items.remove(0))));
@@ -221,7 +226,7 @@ pub enum IngestAnswer {
     responses(
         (status = 201, description = "Stored: the record for an object, the batch summary for bulk bodies", body = IngestAnswer),
         (status = 400, description = "Malformed body, CSV header or gzip stream, or a bad `column` mapping", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the body limit, or holds more records than the cap per request (`server.max_records`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type or content encoding", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -233,7 +238,7 @@ pub async fn create(
     source.start().map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })?;
     let header = source.header().map(str::to_owned);
     let columns = source.columns().map(ToString::to_string);
-    let rows = classify_body(&state, source.as_mut())?;
+    let rows = classify_body(&state, source.as_mut(), state.config.max_records)?;
     let (summary, links) = state.ingestor.ingest_rows(&rows, "api", format, header, columns).await?;
     if let Err(err) = state.alerts.on_ingested("api", &rows, &links).await {
         tracing::warn!(error = %err, "alert evaluation failed");

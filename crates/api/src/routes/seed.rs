@@ -89,6 +89,20 @@ fn require_json(body: &Body) -> ApiResult<()> {
     }
 }
 
+/// The MVP routes' one record: an array of several is a 400, found at its second element
+/// (nothing more is read).
+fn one_record(
+    state: &AppState,
+    source: &mut dyn emdp_app::ports::RecordSource,
+) -> ApiResult<Vec<emdp_app::ports::RawRow>> {
+    crate::routes::records::classify_body(state, source, 1).map_err(|err| match err {
+        ApiError::TooManyRecords(_) => {
+            ApiError::BadRequest { detail: "send exactly one record object".into(), field: None }
+        }
+        other => other,
+    })
+}
+
 /// Store one record (MVP route).
 #[utoipa::path(post, path = "/energy-record", tag = "legacy",
     request_body(content = Object, description = "A record object"),
@@ -100,10 +114,7 @@ fn require_json(body: &Body) -> ApiResult<()> {
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(StatusCode, Json<LegacyRecord>)> {
     require_json(&body)?;
     let (mut source, format, _) = body_source(&body, ColumnNames::default())?;
-    let rows = state
-        .ingestor
-        .classify_all(source.as_mut())
-        .map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })?;
+    let rows = one_record(&state, source.as_mut())?;
     if rows.len() != 1 {
         return Err(ApiError::BadRequest { detail: "send exactly one record object".into(), field: None });
     }
@@ -124,10 +135,7 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<(Sta
 pub async fn validate(State(state): State<AppState>, body: Body) -> ApiResult<Json<LegacyValidation>> {
     require_json(&body)?;
     let (mut source, _, _) = body_source(&body, ColumnNames::default())?;
-    let rows = state
-        .ingestor
-        .classify_all(source.as_mut())
-        .map_err(|err| ApiError::BadRequest { detail: err.to_string(), field: None })?;
+    let rows = one_record(&state, source.as_mut())?;
     let Some(row) = rows.first().filter(|_| rows.len() == 1) else {
         return Err(ApiError::BadRequest { detail: "send exactly one record object".into(), field: None });
     };

@@ -241,8 +241,8 @@ pub enum Probed {
 pub struct RecordUpdate {
     /// The record.
     pub id: RecordId,
-    /// Its key afterwards (an edit may change it; a key taken by another record is a
-    /// [`StoreError::Conflict`]).
+    /// Its key afterwards (an edit may change it to a key no other record holds: see
+    /// [`StoreError::KeyTaken`]).
     pub key: RecordKey,
     /// Its new state.
     pub state: RecordState,
@@ -278,6 +278,10 @@ pub enum StoreError {
     /// A concurrent writer created the same key first; the operation can be retried.
     #[error("concurrent write conflict: {0}")]
     Conflict(String),
+    /// An edit would give a record the key another record holds (this one, by id): retrying
+    /// cannot help.
+    #[error("another record (id {0}) already holds this key")]
+    KeyTaken(RecordId),
     /// The disk is full or the database is read-only.
     #[error("database cannot be written: {0}")]
     Full(String),

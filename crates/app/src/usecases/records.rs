@@ -42,7 +42,7 @@ fn current_text(record: &StoredRecord, field: FieldName) -> Option<String> {
 /// Applies `patch` to record `id`: the merged values are classified like any input, kept in
 /// the raw store as a new version from `source` (a JSON payload), and made the record's
 /// winner; its key follows the new values. Returns `None` when there is no such record, and
-/// [`StoreError::Conflict`] when the new key belongs to another record.
+/// [`StoreError::KeyTaken`] (naming it) when the new key belongs to another record.
 pub async fn edit_record(
     ingestor: &Ingestor,
     store: &dyn RecordStore,
@@ -80,6 +80,11 @@ pub async fn edit_record(
     }
 
     let mut tx = store.begin_ingest().await?;
+    // Under the key's lock, so no ingest can store it between this look and the update.
+    tx.lock_keys(&[&row.key]).await?;
+    if let Some(other) = tx.load_keys(std::slice::from_ref(&row.key)).await?.into_iter().find(|key| key.id != id) {
+        return Err(StoreError::KeyTaken(other.id));
+    }
     let batch = tx
         .create_batch(&NewBatch {
             source: source.to_owned(),

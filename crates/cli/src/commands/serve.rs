@@ -36,6 +36,10 @@ pub struct Args {
     /// The largest request body accepted, in bytes [default 10 MiB; env EMDP_BODY_LIMIT].
     #[arg(long)]
     pub body_limit: Option<String>,
+    /// The most records one request body may hold; more is a 413 [default 10000; env
+    /// EMDP_MAX_RECORDS].
+    #[arg(long)]
+    pub max_records: Option<String>,
     /// The longest a request may take, in seconds, 0 for none [default 30; env EMDP_TIMEOUT_SECS].
     #[arg(long)]
     pub timeout_secs: Option<String>,
@@ -92,6 +96,7 @@ impl Args {
         add("server.rules", &self.rules, "--rules");
         add("server.policy", &self.policy, "--policy");
         add("server.body_limit", &self.body_limit, "--body-limit");
+        add("server.max_records", &self.max_records, "--max-records");
         add("server.timeout_secs", &self.timeout_secs, "--timeout-secs");
         add("server.max_concurrent", &self.max_concurrent, "--max-concurrent");
         add("rate_limit.per_second", &self.rate_limit_per_second, "--rate-limit-per-second");
@@ -202,6 +207,7 @@ fn settings(config: &Config) -> Result<Settings, CliError> {
         },
         http: ApiConfig {
             body_limit: config.server.body_limit,
+            max_records: config.server.max_records,
             guard: GuardConfig {
                 // Decided by `auth` when the server is built.
                 auth: false,

@@ -92,6 +92,17 @@ pub enum IngestError {
     Sort(#[from] SortError),
 }
 
+/// Why [`Ingestor::classify_at_most`] returned no rows.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The source is unusable as a whole (bad header, broken JSON, ...).
+    #[error(transparent)]
+    Read(ReadError),
+    /// The source holds more rows than the given maximum.
+    #[error("more than {0} records")]
+    TooMany(usize),
+}
+
 /// Reports progress to a user (a progress bar, a log line).
 pub trait IngestProgress: Send + Sync {
     /// Called once the whole input is read (and sorted), with its number of rows, before the
@@ -251,13 +262,31 @@ impl Ingestor {
 
     /// Reads a whole source into classified rows. Only for inputs that fit in memory.
     pub fn classify_all(&self, source: &mut dyn RecordSource) -> Result<Vec<RawRow>, ReadError> {
+        self.classify_at_most(source, usize::MAX).map_err(|err| match err {
+            ClassifyError::Read(err) => err,
+            ClassifyError::TooMany(max) => ReadError::Visit(format!("more than {max} records").into()),
+        })
+    }
+
+    /// Reads a source into classified rows, stopping at the row past `max`: memory follows
+    /// `max`, however many rows the source holds (a request body, a message).
+    pub fn classify_at_most(&self, source: &mut dyn RecordSource, max: usize) -> Result<Vec<RawRow>, ClassifyError> {
         let (today, now) = (self.clock.today(), self.clock.now());
         let mut rows = Vec::new();
-        source.read_all(&mut |row| {
+        let mut over = false;
+        let read = source.read_all(&mut |row| {
+            if rows.len() == max {
+                over = true;
+                return Err("too many records".into());
+            }
             rows.push(classify(&row, &self.rules, today, now));
             Ok(())
-        })?;
-        Ok(rows)
+        });
+        match read {
+            Err(_) if over => Err(ClassifyError::TooMany(max)),
+            Err(err) => Err(ClassifyError::Read(err)),
+            Ok(()) => Ok(rows),
+        }
     }
 
     /// Stores classified rows as one batch from `name`, in one transaction (the batch, its
