@@ -756,6 +756,31 @@ mod tests {
         }
 
         #[test]
+        fn a_small_limit_cuts_records_but_numbers_them_all_alike(
+            body in proptest::collection::vec(proptest::sample::select(vec!["a", "bb", ",", "\"", "\n", "\r", "\r\n", "xxxxxxxxxxxxxxxxxxxxxxxxx"]), 0..60),
+            limit in 50usize..80,
+        ) {
+            // The header (50 bytes) fits; records are cut at 50 to 79 bytes.
+            let mut input = HEADER.as_bytes().to_vec();
+            input.extend(body.concat().into_bytes());
+            let lines = |limit: usize| -> Vec<(u64, bool)> {
+                let options = SourceOptions { record_limit: limit, ..SourceOptions::default() };
+                let mut out = Vec::new();
+                let _ = CsvSource::with_options(Trickle(&input), options).read_all(&mut |row| {
+                    out.push((row.line, row.oversize.is_some()));
+                    Ok(())
+                });
+                out
+            };
+            let (cut, whole) = (lines(limit), lines(1 << 20));
+            proptest::prop_assert!(!whole.iter().any(|(_, cut)| *cut));
+            proptest::prop_assert_eq!(
+                cut.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+                whole.iter().map(|(line, _)| *line).collect::<Vec<_>>()
+            );
+        }
+
+        #[test]
         fn agrees_with_the_csv_crate(body in proptest::collection::vec(proptest::sample::select(vec!["a", "b", ",", "\"", "\n", "\r", "\r\n", " "]), 0..60)) {
             let mut input = b"building_id,date,consumption,temperature,provider\n".to_vec();
             input.extend(body.concat().into_bytes());
