@@ -24,8 +24,9 @@ pub enum CliError {
     #[error("{0}")]
     Store(emdp_app::ports::StoreError),
     /// The database failed part-way through an input: the chunks committed before stay, and
-    /// the same command again stores the rest (what is stored counts as re-delivered).
-    #[error("{path}: {}: {source}; the same command again stores the rest", stopped_after(*stored))]
+    /// when the failure passes (a full disk, a database away, a concurrent writer) the same
+    /// command again stores the rest (what is stored counts as re-delivered).
+    #[error("{path}: {}: {source}{}", stopped_after(*stored), again(source))]
     Interrupted {
         /// The input being stored.
         path: String,
@@ -71,6 +72,18 @@ impl CliError {
     }
 }
 
+/// The advice to run the command again, for the failures that pass: only then does a rerun
+/// store the rest (one that failed on what it stores fails again the same way).
+fn again(source: &emdp_app::ports::StoreError) -> &'static str {
+    use emdp_app::ports::StoreError;
+    match source {
+        StoreError::Full(_) | StoreError::Unavailable(_) | StoreError::Conflict(_) => {
+            "; the same command again stores the rest"
+        }
+        StoreError::Migration(_) | StoreError::NotFound | StoreError::KeyTaken(_) | StoreError::Other(_) => "",
+    }
+}
+
 /// How far an interrupted input got.
 fn stopped_after(stored: u64) -> String {
     match stored {
@@ -97,6 +110,13 @@ mod tests {
         );
         assert!(error(1).starts_with("a.csv: stopped after 1 of its rows was stored: "));
         assert!(error(50_000).starts_with("a.csv: stopped after 50000 of its rows were stored: "));
+        let other =
+            CliError::Interrupted { path: "a.csv".into(), stored: 3, source: StoreError::Other("too big".into()) };
+        assert_eq!(
+            other.to_string(),
+            "a.csv: stopped after 3 of its rows were stored: database error: too big",
+            "no advice to run again when that fails the same way"
+        );
         let code = CliError::Interrupted { path: "a.csv".into(), stored: 0, source: full() }.exit_code();
         assert_eq!(code, ExitCode::from(3));
     }

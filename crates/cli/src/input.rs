@@ -2,12 +2,16 @@
 //!
 //! Every input goes through [`buffered`], which also reads gzip: meter exports often come
 //! compressed (`readings.csv.gz`), and a compressed file or pipe is recognised by its first
-//! bytes and decompressed as it streams, so it never has to be unpacked on disk first.
+//! bytes and decompressed as it streams, so it never has to be unpacked on disk first. A
+//! compressed file may expand a thousandfold (a gzip bomb): the sources hold at most one
+//! record of 1 MiB whatever the input ([`emdp_app::ports::RECORD_LIMIT`]), and [`watch`] tells
+//! the user about every record cut at that limit.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use emdp_app::ports::{RecordSource, SourceFormat};
+use emdp_app::ports::{Oversize, ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 use emdp_domain::ColumnNames;
 use flate2::bufread::MultiGzDecoder;
 
@@ -90,6 +94,101 @@ pub fn open(
     Ok(emdp_formats::open_source(format, input, columns))
 }
 
+/// Records over the limit named one by one on standard error; past these, only counted.
+const NAMED_OVERSIZE: usize = 10;
+
+/// What a read input tells its user besides its summary: the records cut at the limit.
+#[derive(Debug, Default)]
+pub struct Notes {
+    /// The first records over the limit: where each starts (see [`SourceRow::line`]), and by
+    /// how much.
+    oversize: Vec<(u64, Oversize)>,
+    /// How many more there were.
+    more: u64,
+}
+
+impl Notes {
+    fn note(&mut self, line: u64, oversize: Oversize) {
+        if self.oversize.len() < NAMED_OVERSIZE {
+            self.oversize.push((line, oversize));
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// The lines to print for input `path` of `format` once it is read with `records` records
+    /// (`None` when reading stopped on an error): each record cut at the limit, with its line
+    /// (its position, in a JSON array), its length and the limit; and `no records in PATH` for
+    /// an input without any.
+    pub fn lines(&self, path: &str, format: SourceFormat, records: Option<u64>) -> Vec<String> {
+        let place = if format == SourceFormat::Json { "element" } else { "line" };
+        let mut lines: Vec<String> = self
+            .oversize
+            .iter()
+            .map(|(line, oversize)| format!("emdp: warning: {path}: {place} {line}: {oversize}"))
+            .collect();
+        if self.more > 0 {
+            lines.push(format!("emdp: warning: {path}: {} more records over the limit", self.more));
+        }
+        if records == Some(0) {
+            lines.push(format!("emdp: no records in {path}"));
+        }
+        lines
+    }
+
+    /// Prints [`Notes::lines`] on standard error.
+    pub fn print(&self, path: &str, format: SourceFormat, records: Option<u64>) {
+        for line in self.lines(path, format, records) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// A source that notes the records its inner source cut at the limit.
+struct Watched {
+    inner: Box<dyn RecordSource + Send>,
+    notes: Arc<Mutex<Notes>>,
+}
+
+impl RecordSource for Watched {
+    fn format(&self) -> SourceFormat {
+        self.inner.format()
+    }
+
+    fn start(&mut self) -> Result<(), SourceError> {
+        self.inner.start()
+    }
+
+    fn header(&self) -> Option<&str> {
+        self.inner.header()
+    }
+
+    fn columns(&self) -> Option<&ColumnNames> {
+        self.inner.columns()
+    }
+
+    fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
+        let notes = &self.notes;
+        self.inner.read_all(&mut |row| {
+            if let Some(oversize) = row.oversize {
+                notes.lock().unwrap_or_else(PoisonError::into_inner).note(row.line, oversize);
+            }
+            visit(row)
+        })
+    }
+}
+
+/// `source`, noting the records it cuts at the limit in the notes returned beside it.
+pub fn watch(source: Box<dyn RecordSource + Send>) -> (Box<dyn RecordSource + Send>, Arc<Mutex<Notes>>) {
+    let notes = Arc::new(Mutex::new(Notes::default()));
+    (Box::new(Watched { inner: source, notes: Arc::clone(&notes) }), notes)
+}
+
+/// Prints the notes of input `path` (see [`Notes::lines`]).
+pub fn print_notes(notes: &Mutex<Notes>, path: &str, format: SourceFormat, records: Option<u64>) {
+    notes.lock().unwrap_or_else(PoisonError::into_inner).print(path, format, records);
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;
@@ -144,6 +243,24 @@ mod tests {
         let mut bytes = gzip(&"B1,2025-01-01,10,5,p\n".repeat(1000));
         bytes.truncate(bytes.len() / 2);
         assert!(read_all(bytes).is_err());
+    }
+
+    #[test]
+    fn notes_name_the_first_records_over_the_limit_and_count_the_rest() {
+        let mut notes = Notes::default();
+        for line in 2..14 {
+            notes.note(line, Oversize { length: 2_000_000, limit: emdp_app::ports::RECORD_LIMIT });
+        }
+        let lines = notes.lines("big.csv", SourceFormat::Csv, Some(12));
+        assert_eq!(lines.len(), 11);
+        assert_eq!(
+            lines[0],
+            "emdp: warning: big.csv: line 2: the record is 2000000 bytes, over the limit of 1 MiB (1048576 bytes): \
+             read as malformed_row, only its first 1048576 bytes kept"
+        );
+        assert_eq!(lines[10], "emdp: warning: big.csv: 2 more records over the limit");
+        assert!(notes.lines("a.json", SourceFormat::Json, None)[0].starts_with("emdp: warning: a.json: element 2: "));
+        assert_eq!(Notes::default().lines("h.csv", SourceFormat::Csv, Some(0)), ["emdp: no records in h.csv"]);
     }
 
     #[test]

@@ -421,6 +421,88 @@ fn import_mongo_recomputes_quality_and_keeps_original_ids() {
     assert!(stderr.contains("broken.json") && stderr.contains("line 2"), "{stderr}");
 }
 
+#[test]
+fn import_mongo_reads_pretty_printed_dumps_like_one_document_per_line() {
+    let dir = temp_dir();
+    let pretty: Vec<String> = MONGO_DOCS
+        .iter()
+        .map(|doc| serde_json::to_string_pretty(&serde_json::from_str::<Value>(doc).unwrap()).unwrap())
+        .collect();
+    let lines = write_file(&dir, "lines.json", MONGO_DOCS.join("\n") + "\n");
+    let expected = import_mongo(arg(&lines), &sqlite_url(&dir, "lines.db"));
+    // `mongoexport --pretty`: each document over several lines; and `--jsonArray --pretty`.
+    let dump = write_file(&dir, "pretty.json", pretty.join("\n") + "\n");
+    let url = sqlite_url(&dir, "pretty.db");
+    let summary = import_mongo(arg(&dump), &url);
+    assert_eq!(quality(&summary), quality(&expected), "{summary}");
+    assert_eq!(summary["stored"], expected["stored"]);
+    let array = write_file(&dir, "array.json", format!("[{}]\n", pretty.join(",\n")));
+    assert_eq!(quality(&import_mongo(arg(&array), &sqlite_url(&dir, "array.db"))), quality(&expected));
+
+    let list = run_json(&["records", "list", "--building", "B1", "--output", "json", "--database-url", &url]);
+    let id = list["items"][0]["id"].to_string();
+    let history = run_json(&["records", "history", &id, "--output", "json", "--database-url", &url]);
+    assert_eq!(history[0]["payload"], pretty[0], "the document exactly as exported");
+    assert_eq!(history[0]["line"], 1);
+    assert_eq!(history[0]["original_id"], "65a1b2c3d4e5f60718293a4b");
+}
+
+#[test]
+fn a_gzip_bomb_stores_one_cut_record_and_the_rows_after_it() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    // 3 MiB of zeros without a line break, compressed to a few KiB.
+    let mut text = HEADER.as_bytes().to_vec();
+    text.resize(text.len() + (3 << 20), 0);
+    text.extend_from_slice(b"\nB1,2025-01-01,10,5,p\n");
+    let bomb = write_file(&dir, "bomb.csv.gz", gzip(&text));
+    let output = emdp()
+        .args(["ingest", arg(&bomb), "--database-url", &url, "--today", TODAY, "--output", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "emdp: warning: {}: line 2: the record is 3145728 bytes, over the limit of 1 MiB (1048576 bytes): \
+             read as malformed_row, only its first 1048576 bytes kept\n",
+            arg(&bomb)
+        )
+    );
+    let summary = common::parse_json(&output.stdout);
+    assert_eq!((count(&summary, "/total"), count(&summary, "/valid")), (2, 1));
+    assert_eq!(count(&summary, "/reasons/malformed_row"), 1);
+    assert_eq!(summary["stored"], json!({"inserted": 2, "duplicates_skipped": 0, "conflicts": 0}));
+
+    let records = list_all(&url);
+    let cut = records.iter().find(|r| r["building_id"].is_null()).unwrap();
+    let history = run_json(&["records", "history", &cut["id"].to_string(), "--output", "json", "--database-url", &url]);
+    let payload = history[0]["payload"].as_str().unwrap();
+    assert_eq!(payload.len(), 1 << 20, "the payload keeps the first MiB");
+    assert_eq!(history[0]["line"], 2);
+    let b1 = records.iter().find(|r| r["building_id"] == "B1").unwrap();
+    assert_eq!(b1["winner"]["line"], 3, "the row after it, on its own line");
+}
+
+#[test]
+fn empty_and_header_only_files_say_they_hold_no_records() {
+    let dir = temp_dir();
+    let url = sqlite_url(&dir, "emdp.db");
+    for (name, text) in [("empty.csv", ""), ("header.csv", HEADER)] {
+        let file = write_file(&dir, name, text);
+        let output = emdp()
+            .args(["ingest", arg(&file), "--database-url", &url, "--today", TODAY, "--output", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, format!("emdp: no records in {}\n", arg(&file)));
+        let summary = common::parse_json(&output.stdout);
+        assert_eq!((count(&summary, "/total"), &summary["batch_id"]), (0, &Value::Null), "{summary}");
+    }
+}
+
 // --- kill in the middle of an ingest ------------------------------------------------------
 
 /// Every record of a store, read in pages.

@@ -411,12 +411,91 @@ fn duplicate_column_exits_2() {
     );
 }
 
+/// Runs `emdp ARGS...` expecting exit code `code`; returns standard output and error.
+fn run_with(code: i32, args: &[&str]) -> (String, String) {
+    let output = emdp().args(args).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    (String::from_utf8(output.stdout).unwrap(), stderr)
+}
+
 #[test]
-fn empty_csv_exits_2() {
+fn empty_and_header_only_files_say_they_hold_no_records() {
     let dir = temp_dir();
-    let path = write_file(&dir, "empty.csv", "");
-    let stderr = fails_with_2(&["validate", arg(&path)]);
-    assert!(stderr.contains(arg(&path)) && stderr.contains("no header row"), "{stderr}");
+    let empty = summary_of(0, 0, 0, 0, &[]);
+    for (name, text) in [("empty.csv", ""), ("header.csv", "building_id,date,consumption,temperature,provider\n")] {
+        let path = write_file(&dir, name, text);
+        let (stdout, stderr) = run_with(0, &["validate", arg(&path), "--output", "json", "--fail-on-invalid"]);
+        assert_eq!(parse_json(stdout.as_bytes()), empty, "{name}");
+        assert_eq!(stderr, format!("emdp: no records in {}\n", arg(&path)));
+    }
+    // A file with records says nothing of the kind.
+    let path = write_file(&dir, "one.csv", "building_id,date,consumption,temperature,provider\nB1,2025-01-01,1,2,p\n");
+    let (_, stderr) = run_with(0, &["validate", arg(&path), "--today", TODAY]);
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn report_dash_writes_the_report_to_standard_output_and_the_summary_to_standard_error() {
+    let dir = temp_dir();
+    let path = write_file(&dir, "data.csv", every_rule_csv());
+    let output = emdp()
+        .current_dir(dir.path())
+        .args(["validate", arg(&path), "--report", "-", "--output", "json", "--today", TODAY])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(report.lines().next(), Some(REPORT_HEADER));
+    assert_eq!(report.lines().count() as u64, 1 + every_rule_expected()["total"].as_u64().unwrap());
+    assert_eq!(parse_json(&output.stderr), every_rule_expected(), "the summary, on standard error");
+    assert!(!dir.path().join("-").exists(), "no file named '-'");
+}
+
+#[test]
+fn a_gzip_bomb_is_one_record_over_the_limit_and_the_rows_after_it_are_read() {
+    // 3 MiB of zeros without a line break (compressed to a few KiB), then a valid row.
+    let header = "building_id,date,consumption,temperature,provider\n";
+    let mut text = header.as_bytes().to_vec();
+    text.resize(text.len() + (3 << 20), 0);
+    text.extend_from_slice(b"\nB1,2025-01-01,1,2,p\n");
+    let dir = temp_dir();
+    let bomb = write_file(&dir, "bomb.csv.gz", gzip(&text));
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 64 * 1024);
+    let report = dir.path().join("report.csv");
+    let args = ["validate", arg(&bomb), "--output", "json", "--today", TODAY, "--report", arg(&report)];
+    let (stdout, stderr) = run_with(0, &args);
+    let reasons = [
+        ("missing_building_id", 1),
+        ("missing_date", 1),
+        ("missing_consumption", 1),
+        ("missing_temperature", 1),
+        ("missing_provider", 1),
+        ("malformed_row", 1),
+    ];
+    assert_eq!(parse_json(stdout.as_bytes()), summary_of(2, 1, 1, 0, &reasons));
+    assert_eq!(
+        stderr,
+        format!(
+            "emdp: warning: {}: line 2: the record is 3145728 bytes, over the limit of 1 MiB (1048576 bytes): \
+             read as malformed_row, only its first 1048576 bytes kept\n",
+            arg(&bomb)
+        )
+    );
+    let report = std::fs::read_to_string(&report).unwrap();
+    let rows: Vec<&str> = report.lines().skip(1).collect();
+    assert!(rows[0].starts_with("2,,,,,,INCOMPLETE,") && rows[0].ends_with(";malformed_row"), "{}", rows[0]);
+    assert_eq!(rows[1], "3,B1,2025-01-01,1,2,p,VALID,,", "the row after it, on its own line");
+    // A file with bad records: exit 1 only with --fail-on-invalid, as for any other.
+    run_with(1, &["validate", arg(&bomb), "--fail-on-invalid", "--today", TODAY]);
+
+    // Many short rows and blank lines stream as usual.
+    let mut text = header.to_owned();
+    text.push_str(&"\n".repeat(100_000));
+    text.push_str(&"a,b,c\n".repeat(100_000));
+    let junk = write_file(&dir, "junk.csv.gz", gzip(&text));
+    let summary = validate_json(&junk, &[]);
+    assert_eq!((summary["total"].as_u64(), summary["incomplete"].as_u64()), (Some(100_000), Some(100_000)));
 }
 
 #[test]

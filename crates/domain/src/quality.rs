@@ -146,7 +146,8 @@ impl Reason {
                 rules.identifiers.max_length
             ),
             Reason::MalformedRow => {
-                "the row is malformed (more fields than the header, or not a JSON object)".to_owned()
+                "the row is malformed (more fields than the header, not a JSON object, or longer than the record limit)"
+                    .to_owned()
             }
         }
     }

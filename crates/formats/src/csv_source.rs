@@ -6,11 +6,17 @@
 //! overwhelming majority of meter exports) are split on commas directly, found with `memchr`;
 //! any other record is handed to `csv-core`, the parser under the `csv` crate, so quoting
 //! follows it exactly. A property test checks both paths against the `csv` crate.
+//!
+//! A record longer than the limit ([`SourceOptions::record_limit`]) goes to `csv-core` too,
+//! which reads it through to its end (a quoted field may span lines) while only its first
+//! bytes are kept: it becomes a malformed row, and the rows after it are read as usual.
 
 use std::io::Read;
 
-use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
+use emdp_app::ports::{Oversize, ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 use emdp_domain::{ColumnNames, FieldName, RawField, RawRecord};
+
+use crate::{SourceOptions, line_breaks};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const BUFFER: usize = 256 * 1024;
@@ -40,6 +46,8 @@ pub struct CsvSource<R> {
     ends: Vec<usize>,
     /// Byte ranges of the current record's fields, in `Record::text`.
     spans: Vec<(usize, usize)>,
+    /// The most bytes a record may take.
+    limit: usize,
 }
 
 /// One record: where it starts, its raw text, and its fields as spans of `text`.
@@ -48,6 +56,8 @@ struct Record<'b> {
     raw: &'b str,
     text: &'b str,
     spans: &'b [(usize, usize)],
+    /// Set when the record was over the limit: `raw` is its first bytes, `spans` is empty.
+    oversize: Option<Oversize>,
 }
 
 impl Record<'_> {
@@ -65,6 +75,12 @@ impl<R: Read> CsvSource<R> {
 
     /// A source over `input` that reads each field from the column `names` gives it.
     pub fn with_columns(input: R, names: ColumnNames) -> Self {
+        Self::with_options(input, SourceOptions::with_columns(names))
+    }
+
+    /// A source over `input` reading as `options` say.
+    pub fn with_options(input: R, options: SourceOptions) -> Self {
+        let SourceOptions { columns: names, record_limit } = options;
         CsvSource {
             input,
             eof: false,
@@ -82,6 +98,7 @@ impl<R: Read> CsvSource<R> {
             out: vec![0; 256],
             ends: vec![0; 16],
             spans: Vec::with_capacity(16),
+            limit: record_limit,
         }
     }
 
@@ -123,6 +140,8 @@ impl<R: Read> CsvSource<R> {
                 Some(at) if pending[at] == b'\n' => (at, at + 1),
                 Some(at) if at + 1 < pending.len() => (at, at + 1 + (pending[at + 1] == b'\n') as usize),
                 // A `\r` last in the buffer: the next byte tells whether a `\n` follows.
+                // A line longer than the limit is read through by csv-core, not held whole.
+                Some(_) | None if !self.eof && pending.len() > self.limit => return self.next_record_slow(),
                 Some(_) | None if !self.eof => {
                     self.refill()?;
                     continue;
@@ -132,7 +151,7 @@ impl<R: Read> CsvSource<R> {
                 None => (pending.len(), pending.len()),
             };
             let content = &pending[..line_len];
-            if memchr::memchr(b'"', content).is_some() {
+            if line_len > self.limit || memchr::memchr(b'"', content).is_some() {
                 return self.next_record_slow();
             }
             let (start, line) = (self.pos, self.line + 1);
@@ -151,43 +170,75 @@ impl<R: Read> CsvSource<R> {
                 field_start = comma + 1;
             }
             self.spans.push((field_start, raw.len()));
-            return Ok(Some(Record { line, raw, text: raw, spans: &self.spans }));
+            return Ok(Some(Record { line, raw, text: raw, spans: &self.spans, oversize: None }));
         }
     }
 
-    /// Reads one record with csv-core (quoted fields, stray carriage returns).
+    /// Reads one record with csv-core (quoted fields, stray carriage returns, records over the
+    /// limit). Line breaks are counted as the bytes are consumed, and only the first
+    /// `limit + 2` bytes of the record (its terminator aside) are kept: past them, csv-core's
+    /// output is dropped as it comes and the record is read through to its end.
     fn next_record_slow(&mut self) -> Result<Option<Record<'_>>, SourceError> {
         use csv_core::ReadRecordResult as Read;
         self.raw.clear();
         let (mut out_len, mut ends_len) = (0, 0);
+        // Line breaks before the record (blank lines csv-core skips) and within it.
+        let (mut blank, mut breaks) = (0u64, 0u64);
+        let mut leading = true;
+        // The record's bytes consumed (its terminator included) and the line breaks ending them.
+        let (mut length, mut trailing) = (0u64, 0u64);
+        let keep = self.limit.saturating_add(2);
         loop {
             let pending = &self.buf[self.pos..self.len];
             let (result, consumed, written, ended) =
                 self.parser.read_record(pending, &mut self.out[out_len..], &mut self.ends[ends_len..]);
-            self.raw.extend_from_slice(&pending[..consumed]);
+            let mut bytes = &pending[..consumed];
+            if leading {
+                let run = bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+                blank += line_breaks(&mut self.after_cr, &bytes[..run]);
+                bytes = &bytes[run..];
+                leading = bytes.is_empty();
+            }
+            breaks += line_breaks(&mut self.after_cr, bytes);
+            length += bytes.len() as u64;
+            trailing = match bytes.iter().rposition(|b| !matches!(b, b'\r' | b'\n')) {
+                Some(at) => (bytes.len() - at - 1) as u64,
+                None => trailing + bytes.len() as u64,
+            };
+            let room = keep.saturating_sub(self.raw.len());
+            self.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
             self.pos += consumed;
             out_len += written;
             ends_len += ended;
+            let over = length > keep as u64;
             match result {
                 Read::InputEmpty => {
                     self.refill()?;
                 }
+                // Over the limit, the fields are not wanted: their text is dropped as it comes.
+                Read::OutputFull if over => out_len = 0,
+                Read::OutputEndsFull if over => ends_len = 0,
                 Read::OutputFull => self.out.resize(self.out.len() * 2, 0),
                 Read::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
                 Read::Record => break,
-                Read::End => return Ok(None),
+                Read::End => {
+                    self.line += blank + breaks;
+                    return Ok(None);
+                }
             }
         }
-        // Blank lines before the record are skipped by csv-core but consumed into `raw`.
-        let leading = self.raw.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
-        let blank = line_breaks(&mut self.after_cr, &self.raw[..leading]);
         let start_line = self.line + blank + 1;
-        self.line += blank + line_breaks(&mut self.after_cr, &self.raw[leading..]);
-        let mut raw = &self.raw[leading..];
-        while let [rest @ .., b'\r' | b'\n'] = raw {
-            raw = rest;
-        }
+        self.line += blank + breaks;
         let invalid = SourceError::InvalidUtf8 { line: start_line };
+        // The terminator is at most `\r\n`; more line breaks at the end are a quoted field's,
+        // left open at the end of the input (they are trimmed off the payload all the same).
+        let content = length - trailing.min(2);
+        if content > self.limit as u64 {
+            let raw = crate::head(&self.raw, self.limit).ok_or(invalid)?;
+            let oversize = Some(Oversize { length: content, limit: self.limit });
+            return Ok(Some(Record { line: start_line, raw, text: "", spans: &[], oversize }));
+        }
+        let raw = &self.raw[..self.raw.len() - trailing as usize];
         let raw = std::str::from_utf8(raw).map_err(|_| invalid.clone())?;
         let text = std::str::from_utf8(&self.out[..out_len]).map_err(|_| invalid)?;
         self.spans.clear();
@@ -196,7 +247,7 @@ impl<R: Read> CsvSource<R> {
             self.spans.push((start, end));
             start = end;
         }
-        Ok(Some(Record { line: start_line, raw, text, spans: &self.spans }))
+        Ok(Some(Record { line: start_line, raw, text, spans: &self.spans, oversize: None }))
     }
 
     fn read_header(&mut self) -> Result<(), SourceError> {
@@ -205,6 +256,11 @@ impl<R: Read> CsvSource<R> {
             self.pos = BOM.len();
         }
         let record = self.next_record()?.ok_or(SourceError::Empty)?;
+        if let Some(oversize) = record.oversize {
+            let message =
+                format!("the header is {} bytes, over the limit of {} bytes", oversize.length, oversize.limit);
+            return Err(SourceError::Syntax { line: record.line, message });
+        }
         // Owned, to free `self` for its column names: a header is read once per file.
         let header = record.raw.to_owned();
         let titles: Vec<String> =
@@ -276,14 +332,18 @@ fn emit(
     record: &Record<'_>,
     visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
 ) -> Result<(), ReadError> {
+    if let Some(oversize) = record.oversize {
+        return crate::visit_oversize(record.line, record.raw, oversize, visit).map_err(ReadError::Visit);
+    }
     let mut raw = RawRecord { malformed: record.spans.len() > header_len, ..RawRecord::default() };
     for field in FieldName::ALL {
         if let Some(text) = record.field(columns[field as usize]) {
             raw.set(field, RawField::Text(text));
         }
     }
-    visit(SourceRow { line: record.line, raw: record.raw, record: raw, parse_error: None, origin: None })
-        .map_err(ReadError::Visit)
+    let row =
+        SourceRow { line: record.line, raw: record.raw, record: raw, parse_error: None, origin: None, oversize: None };
+    visit(row).map_err(ReadError::Visit)
 }
 
 impl<R: Read> CsvSource<R> {
@@ -323,6 +383,7 @@ impl<R: Read> CsvSource<R> {
         let bytes = plain.as_bytes();
         let (mut line_start, mut field_start) = (0, 0);
         let mut result = Ok(());
+        let mut over = false;
         self.spans.clear();
         // One pass finds both the field and the line ends.
         for at in memchr::memchr2_iter(b',', b'\n', bytes) {
@@ -331,13 +392,19 @@ impl<R: Read> CsvSource<R> {
                 field_start = at + 1;
                 continue;
             }
-            self.line += 1;
             let content_end = if at > line_start && bytes[at - 1] == b'\r' { at - 1 } else { at };
+            if content_end - line_start > self.limit {
+                // Over the limit: left for `next_record`.
+                over = true;
+                break;
+            }
+            self.line += 1;
             let content = &plain[line_start..content_end];
             self.spans.push((field_start - line_start, content_end - line_start));
             (line_start, field_start) = (at + 1, at + 1);
             if !content.is_empty() {
-                let record = Record { line: self.line, raw: content, text: content, spans: &self.spans };
+                let record =
+                    Record { line: self.line, raw: content, text: content, spans: &self.spans, oversize: None };
                 result = emit(self.columns, self.header_len, &record, visit);
             }
             self.spans.clear();
@@ -346,10 +413,11 @@ impl<R: Read> CsvSource<R> {
             }
         }
         // The last line of the input may have no line feed.
-        if result.is_ok() && line_start < plain_len {
+        if result.is_ok() && !over && line_start < plain_len && plain_len - line_start <= self.limit {
             let content = &plain[line_start..];
             self.spans.push((field_start - line_start, content.len()));
-            let record = Record { line: self.line + 1, raw: content, text: content, spans: &self.spans };
+            let record =
+                Record { line: self.line + 1, raw: content, text: content, spans: &self.spans, oversize: None };
             result = emit(self.columns, self.header_len, &record, visit);
             line_start = plain_len;
         }
@@ -359,21 +427,6 @@ impl<R: Read> CsvSource<R> {
         }
         result
     }
-}
-
-/// The line breaks in `bytes`, which follow the bytes consumed before them (`after_cr`: the
-/// last of those was a `\r`, updated to these): each `\n`, `\r\n` and lone `\r`, as csv-core
-/// ends records, once even when a `\r\n` is split between two calls.
-fn line_breaks(after_cr: &mut bool, bytes: &[u8]) -> u64 {
-    let mut breaks = 0;
-    for at in memchr::memchr2_iter(b'\n', b'\r', bytes) {
-        let follows_cr = if at == 0 { *after_cr } else { bytes[at - 1] == b'\r' };
-        breaks += u64::from(bytes[at] == b'\r' || !follows_cr);
-    }
-    if let Some(&last) = bytes.last() {
-        *after_cr = last == b'\r';
-    }
-    breaks
 }
 
 /// Where the first byte that needs csv-core is: a quote, or a carriage return that does not
@@ -516,6 +569,95 @@ mod tests {
         assert_eq!(out[0].2[0], long);
     }
 
+    /// A row read under a limit: line, payload, building_id as read, oversize length.
+    type LimitedRow = (u64, String, String, Option<u64>);
+
+    /// Each row of `input` read with a record limit of `limit` bytes, a byte at a time or
+    /// whole (asserted to agree): line, payload, the building_id as read, and the oversize
+    /// length with its message.
+    fn rows_limited(input: &[u8], limit: usize) -> Result<Vec<LimitedRow>, ReadError> {
+        let read = |source: &mut dyn RecordSource| {
+            let mut out = Vec::new();
+            source.read_all(&mut |row| {
+                assert_eq!(row.record.malformed, row.oversize.is_some() || row.record.malformed);
+                if let Some(oversize) = row.oversize {
+                    assert!(row.record.malformed);
+                    assert_eq!(row.parse_error, Some(oversize.to_string().as_str()));
+                    assert!(row.raw.len() <= limit);
+                }
+                let id = row.record.get(FieldName::BuildingId).as_read().to_owned();
+                out.push((row.line, row.raw.to_owned(), id, row.oversize.map(|o| o.length)));
+                Ok(())
+            })?;
+            Ok::<_, ReadError>(out)
+        };
+        let options = || SourceOptions { record_limit: limit, ..SourceOptions::default() };
+        let whole = read(&mut CsvSource::with_options(input, options()));
+        let trickled = read(&mut CsvSource::with_options(Trickle(input), options()));
+        assert_eq!(format!("{whole:?}"), format!("{trickled:?}"));
+        whole
+    }
+
+    const HEADER: &str = "building_id,date,consumption,temperature,provider\n";
+
+    #[test]
+    fn a_row_over_the_limit_is_one_malformed_row_and_the_rows_after_it_are_read() {
+        let long = format!("B{}", "x".repeat(63));
+        let input = format!("{HEADER}{long},d,1,2,p\n{long}\nB2,d,1,2,p\r\n\n{}\nB3,d,1,2,p", "y".repeat(65));
+        let out = rows_limited(input.as_bytes(), 64).unwrap();
+        assert_eq!(out.len(), 5);
+        assert_eq!(out[0], (2, long.clone(), String::new(), Some(72)), "72 bytes, the first 64 kept");
+        assert_eq!(out[1], (3, long.clone(), long.clone(), None), "exactly the limit is read as usual");
+        assert_eq!(out[2], (4, "B2,d,1,2,p".to_owned(), "B2".to_owned(), None));
+        assert_eq!(out[3], (6, "y".repeat(64), String::new(), Some(65)), "the limit plus one byte");
+        assert_eq!(out[4], (7, "B3,d,1,2,p".to_owned(), "B3".to_owned(), None));
+    }
+
+    #[test]
+    fn a_quoted_field_spanning_lines_past_the_limit_is_cut_and_counted_whole() {
+        let field = "line\n".repeat(20);
+        let input = format!("{HEADER}B1,d,1,2,\"{field}\"\r\nB2,d,1,2,p\n\"B3\",d,1,2,p\n");
+        let out = rows_limited(input.as_bytes(), 64).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!((out[0].0, out[0].3), (2, Some(11 + field.len() as u64)));
+        assert!(out[0].1.starts_with("B1,d,1,2,\"line\nline"), "{:?}", out[0].1);
+        assert_eq!((out[1].0, out[1].2.as_str(), out[1].3), (23, "B2", None), "lines counted through the cut field");
+        assert_eq!((out[2].0, out[2].2.as_str(), out[2].3), (24, "B3", None));
+        // The cut never splits a character.
+        let out = rows_limited(format!("{HEADER}{}é,x\n", "a".repeat(63)).as_bytes(), 64).unwrap();
+        assert_eq!((out[0].1.len(), out[0].3), (63, Some(67)));
+    }
+
+    #[test]
+    fn a_line_without_end_is_read_through_in_bounded_memory() {
+        // 4 MiB of zeros and no line break: the buffers stay near the limit.
+        let mut input = HEADER.as_bytes().to_vec();
+        input.resize(input.len() + (4 << 20), 0);
+        let mut source =
+            CsvSource::with_options(&input[..], SourceOptions { record_limit: 1024, ..Default::default() });
+        let mut seen = Vec::new();
+        source
+            .read_all(&mut |row| {
+                seen.push((row.line, row.raw.len(), row.oversize.map(|o| o.length)));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, [(2, 1024, Some(4 << 20))]);
+        assert!(source.buf.len() <= 2 * BUFFER + 4096, "{}", source.buf.len());
+        assert!(
+            source.raw.capacity() <= 4096 && source.out.len() <= 4096,
+            "{} {}",
+            source.raw.capacity(),
+            source.out.len()
+        );
+    }
+
+    #[test]
+    fn a_header_over_the_limit_is_a_file_error() {
+        let err = rows_limited(format!("{}\nB1\n", "h".repeat(100)).as_bytes(), 64).unwrap_err();
+        assert_eq!(err.to_string(), "line 1: the header is 100 bytes, over the limit of 64 bytes");
+    }
+
     /// The records and fields the `csv` crate finds after the header.
     fn csv_crate_records(input: &[u8]) -> Vec<Vec<String>> {
         let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
@@ -611,6 +753,31 @@ mod tests {
             }
             let expected: Vec<u64> = starts.iter().map(|&offset| line_at(&input, offset)).collect();
             proptest::prop_assert_eq!(record_lines(&input, trickle), expected);
+        }
+
+        #[test]
+        fn a_small_limit_cuts_records_but_numbers_them_all_alike(
+            body in proptest::collection::vec(proptest::sample::select(vec!["a", "bb", ",", "\"", "\n", "\r", "\r\n", "xxxxxxxxxxxxxxxxxxxxxxxxx"]), 0..60),
+            limit in 50usize..80,
+        ) {
+            // The header (50 bytes) fits; records are cut at 50 to 79 bytes.
+            let mut input = HEADER.as_bytes().to_vec();
+            input.extend(body.concat().into_bytes());
+            let lines = |limit: usize| -> Vec<(u64, bool)> {
+                let options = SourceOptions { record_limit: limit, ..SourceOptions::default() };
+                let mut out = Vec::new();
+                let _ = CsvSource::with_options(Trickle(&input), options).read_all(&mut |row| {
+                    out.push((row.line, row.oversize.is_some()));
+                    Ok(())
+                });
+                out
+            };
+            let (cut, whole) = (lines(limit), lines(1 << 20));
+            proptest::prop_assert!(!whole.iter().any(|(_, cut)| *cut));
+            proptest::prop_assert_eq!(
+                cut.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+                whole.iter().map(|(line, _)| *line).collect::<Vec<_>>()
+            );
         }
 
         #[test]

@@ -4,16 +4,20 @@
 //! A string is text; a number is kept as its literal text (so `1e999` is found unparsable by
 //! the domain, not rejected by the JSON parser); `null` is missing; `true`, objects and arrays
 //! are values of the wrong type. A line or element that is not a JSON object is a
-//! `malformed_row` with no fields, kept with its parse error.
+//! `malformed_row` with no fields, kept with its parse error; so is one longer than the limit
+//! ([`SourceOptions::record_limit`]), read through to its end without being held.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io::BufRead;
 
-use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
+use emdp_app::ports::{Oversize, ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 use emdp_domain::{ColumnNames, FieldName, RawField, RawRecord};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::SourceOptions;
+use crate::json_values::{Item, JsonValues, Layout};
 
 /// The five values of one JSON object, borrowed from its text.
 #[derive(Default)]
@@ -63,21 +67,47 @@ fn object<'t>(text: &'t str, names: &ColumnNames) -> serde_json::Result<JsonFiel
     Ok(fields)
 }
 
+/// The file error for a value that is not JSON at all, when it breaks the document it is part
+/// of (an array's element, starting on line `start`); `None` for a value that is JSON of
+/// another shape (not an object, a key twice), which is a malformed row.
+pub(crate) fn broken_document(err: &serde_json::Error, start: Option<u64>) -> Option<SourceError> {
+    let start = start?;
+    if !(err.is_syntax() || err.is_eof()) {
+        return None;
+    }
+    let message = err.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    Some(SourceError::Syntax { line: start + err.line().saturating_sub(1) as u64, message })
+}
+
+/// A value's text, or the file error for bytes that are not UTF-8 (on the line they are).
+pub(crate) fn utf8(text: &[u8], start: u64) -> Result<&str, SourceError> {
+    std::str::from_utf8(text).map_err(|err| SourceError::InvalidUtf8 {
+        line: start + crate::line_breaks(&mut false, &text[..err.valid_up_to()]),
+    })
+}
+
 /// Turns one JSON text into a row and hands it to `visit`. `scratch` holds strings that
-/// needed unescaping, so the row can borrow them.
+/// needed unescaping, so the row can borrow them. `strict`: the line the text starts on when
+/// it is part of a larger document, which a syntax error then breaks (see [`broken_document`]).
 fn visit_object(
     line: u64,
     text: &str,
     names: &ColumnNames,
     scratch: &mut [String; 5],
+    strict: Option<u64>,
     visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
-) -> Result<(), VisitError> {
+) -> Result<(), ReadError> {
     let fields = match object(text, names) {
         Ok(fields) => fields,
         Err(err) => {
+            if let Some(broken) = broken_document(&err, strict) {
+                return Err(broken.into());
+            }
             let message = err.to_string();
             let record = RawRecord { malformed: true, ..RawRecord::default() };
-            return visit(SourceRow { line, raw: text, record, parse_error: Some(&message), origin: None });
+            let row = SourceRow { line, raw: text, record, parse_error: Some(&message), origin: None, oversize: None };
+            return visit(row).map_err(ReadError::Visit);
         }
     };
     // Which escaped strings unescaped: one holding a lone surrogate (`"Z\\ud800"`) is valid JSON
@@ -105,7 +135,8 @@ fn visit_object(
         };
         record.set(field, value);
     }
-    visit(SourceRow { line, raw: text, record, parse_error: None, origin: None })
+    visit(SourceRow { line, raw: text, record, parse_error: None, origin: None, oversize: None })
+        .map_err(ReadError::Visit)
 }
 
 /// Newline-delimited JSON: one object per line; blank lines are skipped.
@@ -114,6 +145,7 @@ pub struct NdjsonSource<R> {
     names: ColumnNames,
     line: Vec<u8>,
     scratch: [String; 5],
+    limit: usize,
 }
 
 impl<R: BufRead> NdjsonSource<R> {
@@ -124,7 +156,13 @@ impl<R: BufRead> NdjsonSource<R> {
 
     /// A source over `input` that reads each field from the key `names` gives it.
     pub fn with_columns(input: R, names: ColumnNames) -> Self {
-        NdjsonSource { input, names, line: Vec::with_capacity(256), scratch: Default::default() }
+        Self::with_options(input, SourceOptions::with_columns(names))
+    }
+
+    /// A source over `input` reading as `options` say.
+    pub fn with_options(input: R, options: SourceOptions) -> Self {
+        let SourceOptions { columns: names, record_limit: limit } = options;
+        NdjsonSource { input, names, line: Vec::with_capacity(256), scratch: Default::default(), limit }
     }
 }
 
@@ -143,53 +181,69 @@ impl<R: BufRead> RecordSource for NdjsonSource<R> {
 
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
         let mut number = 0u64;
+        // Room for a byte order mark before the first line's limit.
+        let keep = self.limit.saturating_add(BOM.len());
         loop {
             self.line.clear();
-            let read = read_line(&mut self.input, &mut self.line)
+            let read = read_line(&mut self.input, &mut self.line, keep)
                 .map_err(|e| SourceError::Io { line: number + 1, message: e.to_string() })?;
-            if !read {
-                return Ok(());
-            }
+            let Some(mut length) = read else { return Ok(()) };
             number += 1;
-            if number == 1 && self.line.starts_with(b"\xEF\xBB\xBF") {
-                self.line.drain(..3);
+            if number == 1 && self.line.starts_with(BOM) {
+                self.line.drain(..BOM.len());
+                length -= BOM.len() as u64;
             }
-            let text = std::str::from_utf8(&self.line).map_err(|_| SourceError::InvalidUtf8 { line: number })?;
+            let invalid = SourceError::InvalidUtf8 { line: number };
+            if length > self.limit as u64 {
+                let head = crate::head(&self.line, self.limit).ok_or(invalid)?;
+                let oversize = Oversize { length, limit: self.limit };
+                crate::visit_oversize(number, head, oversize, visit).map_err(ReadError::Visit)?;
+                continue;
+            }
+            let text = std::str::from_utf8(&self.line).map_err(|_| invalid)?;
             if text.trim().is_empty() {
                 continue;
             }
-            visit_object(number, text, &self.names, &mut self.scratch, visit).map_err(ReadError::Visit)?;
+            visit_object(number, text, &self.names, &mut self.scratch, None, visit)?;
         }
     }
 }
 
+/// A UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads one line into `line` without its end, which is `\n`, `\r\n` or a lone `\r` (classic
-/// Mac), counted as the CSV source counts them; false at the end of the input. Valid JSON
-/// holds either byte only as whitespace between tokens, never inside a string, so no object
-/// is split. Reading up to `\n` only took a file with `\r` line ends as one line, held in
-/// memory whole.
-fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut read = false;
+/// Mac), counted as the CSV source counts them; returns its length, `None` at the end of the
+/// input. Only its first `keep` bytes are put in `line`: the rest is read past, so a line
+/// without end takes no memory. Valid JSON holds either byte only as whitespace between
+/// tokens, never inside a string, so no object is split. Reading up to `\n` only took a file
+/// with `\r` line ends as one line, held in memory whole.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, keep: usize) -> std::io::Result<Option<u64>> {
+    let mut read: Option<u64> = None;
+    let take = |line: &mut Vec<u8>, bytes: &[u8]| -> u64 {
+        let room = keep.saturating_sub(line.len());
+        line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        bytes.len() as u64
+    };
     loop {
         let buf = fill(input)?;
         if buf.is_empty() {
             return Ok(read);
         }
-        read = true;
         let Some(at) = memchr::memchr2(b'\n', b'\r', buf) else {
-            line.extend_from_slice(buf);
+            *read.get_or_insert(0) += take(line, buf);
             let len = buf.len();
             input.consume(len);
             continue;
         };
-        line.extend_from_slice(&buf[..at]);
+        *read.get_or_insert(0) += take(line, &buf[..at]);
         let carriage_return = buf[at] == b'\r';
         input.consume(at + 1);
         // A `\r`'s `\n` may be in the next buffer.
         if carriage_return && fill(input)?.first() == Some(&b'\n') {
             input.consume(1);
         }
-        return Ok(true);
+        return Ok(Some(read.unwrap_or(0)));
     }
 }
 
@@ -209,6 +263,7 @@ fn fill(input: &mut impl BufRead) -> std::io::Result<&[u8]> {
 pub struct JsonArraySource<R> {
     input: Option<R>,
     names: ColumnNames,
+    limit: usize,
 }
 
 impl<R: BufRead> JsonArraySource<R> {
@@ -219,74 +274,12 @@ impl<R: BufRead> JsonArraySource<R> {
 
     /// A source over `input` that reads each field from the key `names` gives it.
     pub fn with_columns(input: R, names: ColumnNames) -> Self {
-        JsonArraySource { input: Some(input), names }
-    }
-}
-
-/// Deserializes a top-level array, visiting each element as it is read.
-struct Elements<'v> {
-    visit: &'v mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
-    names: &'v ColumnNames,
-    /// The visitor's error, kept aside since serde can only carry a message.
-    stopped: Option<VisitError>,
-    count: u64,
-    scratch: [String; 5],
-}
-
-impl Elements<'_> {
-    /// Visits one element; a visitor error is kept aside and reported to serde as a stop.
-    fn element<E: de::Error>(&mut self, text: &str) -> Result<(), E> {
-        self.count += 1;
-        visit_object(self.count, text, self.names, &mut self.scratch, self.visit).map_err(|err| {
-            self.stopped = Some(err);
-            E::custom("stopped")
-        })
-    }
-}
-
-impl<'de> Visitor<'de> for &mut Elements<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON array of objects")
+        Self::with_options(input, SourceOptions::with_columns(names))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(element) = seq.next_element::<Box<RawValue>>()? {
-            self.element(element.get())?;
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for &mut Elements<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-use serde::Deserialize as _;
-
-/// Skips leading whitespace and returns the first byte after it, without consuming it.
-fn first_non_space(input: &mut impl BufRead) -> std::io::Result<Option<u8>> {
-    loop {
-        let buf = input.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(at) => {
-                let byte = buf[at];
-                input.consume(at);
-                return Ok(Some(byte));
-            }
-            None => {
-                let len = buf.len();
-                input.consume(len);
-            }
-        }
+    /// A source over `input` reading as `options` say.
+    pub fn with_options(input: R, options: SourceOptions) -> Self {
+        JsonArraySource { input: Some(input), names: options.columns, limit: options.record_limit }
     }
 }
 
@@ -304,33 +297,26 @@ impl<R: BufRead> RecordSource for JsonArraySource<R> {
     }
 
     fn read_all(&mut self, visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>) -> Result<(), ReadError> {
-        let Some(mut input) = self.input.take() else { return Ok(()) };
-        let io = |e: std::io::Error| SourceError::Io { line: 1, message: e.to_string() };
-        if input.fill_buf().map_err(io)?.starts_with(b"\xEF\xBB\xBF") {
-            input.consume(3);
-        }
-        let single_object = first_non_space(&mut input).map_err(io)? == Some(b'{');
-        let mut elements = Elements { visit, names: &self.names, stopped: None, count: 0, scratch: Default::default() };
-        let mut deserializer = serde_json::Deserializer::from_reader(input);
-        let result = if single_object {
-            // One object: small by nature, read whole and visited as the only record.
-            Box::<RawValue>::deserialize(&mut deserializer).and_then(|object| elements.element(object.get()))
-        } else {
-            (&mut elements).deserialize(&mut deserializer)
-        }
-        .and_then(|()| deserializer.end());
-        if let Some(err) = elements.stopped {
-            return Err(ReadError::Visit(err));
-        }
-        result.map_err(|err| {
-            let message = err.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-            if err.is_io() {
-                SourceError::Io { line: err.line() as u64, message }.into()
-            } else {
-                SourceError::Syntax { line: err.line() as u64, message }.into()
+        let Some(input) = self.input.take() else { return Ok(()) };
+        let mut values = JsonValues::new(input, Layout::Array, self.limit, 0);
+        let mut scratch = Default::default();
+        // Rows are numbered by their position in the array.
+        let mut position = 0u64;
+        while let Some(item) = values.next()? {
+            position += 1;
+            match item {
+                Item::Value { line, text } => {
+                    let text = utf8(text, line)?;
+                    visit_object(position, text, &self.names, &mut scratch, Some(line), visit)?;
+                }
+                Item::Oversize { line, head, length } => {
+                    let head = crate::head(head, self.limit).ok_or(SourceError::InvalidUtf8 { line })?;
+                    let oversize = Oversize { length, limit: self.limit };
+                    crate::visit_oversize(position, head, oversize, visit).map_err(ReadError::Visit)?;
+                }
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -498,6 +484,52 @@ mod tests {
         let mut source = JsonArraySource::new(&b"[{},{}]"[..]);
         let err = source.read_all(&mut |_| Err("stop".into())).unwrap_err();
         assert!(matches!(err, ReadError::Visit(e) if e.to_string() == "stop"));
+    }
+
+    /// Rows read with a record limit of 64 bytes: line, payload, oversize length.
+    fn limited(source: &mut dyn RecordSource) -> Result<Vec<(u64, String, Option<u64>)>, ReadError> {
+        let mut out = Vec::new();
+        source.read_all(&mut |row| {
+            if let Some(oversize) = row.oversize {
+                assert!(row.record.malformed && row.raw.len() <= 64);
+                assert_eq!(row.parse_error, Some(oversize.to_string().as_str()));
+            }
+            out.push((row.line, row.raw.to_owned(), row.oversize.map(|o| o.length)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn options() -> SourceOptions {
+        SourceOptions { record_limit: 64, ..SourceOptions::default() }
+    }
+
+    #[test]
+    fn an_ndjson_line_over_the_limit_is_one_malformed_row() {
+        let long = format!("{{\"building_id\":\"{}\"}}", "x".repeat(60));
+        let input = format!("\u{feff}{{\"date\":1}}\n{long}\r\n\n{}\r{{}}\n", "\0".repeat(1000));
+        for capacity in [1, 7, 8192] {
+            let reader = std::io::BufReader::with_capacity(capacity, input.as_bytes());
+            let out = limited(&mut NdjsonSource::with_options(reader, options())).unwrap();
+            assert_eq!(out.len(), 4);
+            assert_eq!((out[0].0, out[0].2), (1, None), "the byte order mark is not counted");
+            assert_eq!((out[1].0, &out[1].1[..], out[1].2), (2, &long[..64], Some(long.len() as u64)));
+            assert_eq!((out[2].0, out[2].1.len(), out[2].2), (4, 64, Some(1000)));
+            assert_eq!((out[3].0, &out[3].1[..], out[3].2), (5, "{}", None));
+        }
+    }
+
+    #[test]
+    fn an_array_element_over_the_limit_is_one_malformed_row() {
+        let long = format!("{{\"building_id\":\"{}\"}}", "x".repeat(60));
+        let input = format!("[{{}},\n{long},\n{{\"date\":\"2024-01-01\"}}]");
+        let out = limited(&mut JsonArraySource::with_options(input.as_bytes(), options())).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!((out[1].0, &out[1].1[..], out[1].2), (2, &long[..64], Some(long.len() as u64)));
+        assert_eq!((out[2].0, out[2].2), (3, None));
+        // One object over the limit, too.
+        let out = limited(&mut JsonArraySource::with_options(long.as_bytes(), options())).unwrap();
+        assert_eq!(out[0].2, Some(long.len() as u64));
     }
 
     proptest::proptest! {

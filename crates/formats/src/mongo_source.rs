@@ -1,6 +1,7 @@
 //! MongoDB dumps: the `energy_records` collection of the original Python MVP as written by
 //! `mongoexport`, in MongoDB Extended JSON (relaxed or canonical), one document per line (the
-//! default) or as one JSON array (`--jsonArray`).
+//! default), pretty-printed over several lines (`--pretty`), or as one JSON array
+//! (`--jsonArray`, pretty or not).
 //!
 //! Each document becomes one row whose payload is the document's text exactly as read. The
 //! five fields are matched like JSON keys (trimmed, case-insensitive) and unwrapped from
@@ -16,7 +17,8 @@
 //! creation time), so that the raw store keeps them. Every other key, including the MVP's
 //! stored `data_quality`, `quality_status` and `is_duplicate`, is ignored: quality is
 //! recomputed. A document that is not a JSON object is a `malformed_row` kept with its parse
-//! error, like any other row.
+//! error, like any other row; so is one longer than the limit (1 MiB by default), read through
+//! without being held.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -25,18 +27,21 @@ use std::io::BufRead;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use emdp_app::ports::source::Origin;
-use emdp_app::ports::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
+use emdp_app::ports::{
+    Oversize, RECORD_LIMIT, ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError,
+};
 use emdp_domain::{FieldName, RawField, RawRecord};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::json_source::{JsonArraySource, NdjsonSource};
+use crate::json_source::{broken_document, utf8};
+use crate::json_values::{self, Item, JsonValues};
 
 /// How the dump is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
-    /// One document per line; `skipped` lines (blank, before the first document) were
-    /// consumed while looking at the first byte.
+    /// Documents one after another, each on one line or pretty-printed over several; `skipped`
+    /// lines (blank, before the first document) were consumed while looking at the first byte.
     Lines { skipped: u64 },
     /// One JSON array of documents.
     Array { skipped: u64 },
@@ -48,23 +53,26 @@ pub struct MongoSource<R> {
     layout: Layout,
     /// An I/O error met while looking at the start of the input, reported by `read_all`.
     error: Option<SourceError>,
+    /// The most bytes a document may take.
+    limit: usize,
 }
 
 impl<R: BufRead> MongoSource<R> {
     /// A source over `input`. Looks at the first non-blank byte to tell one document per line
     /// from a JSON array (`[`).
-    pub fn new(mut input: R) -> Self {
-        match skip_blank(&mut input) {
-            Ok((skipped, Some(b'['))) => {
-                MongoSource { input: Some(input), layout: Layout::Array { skipped }, error: None }
-            }
-            Ok((skipped, _)) => MongoSource { input: Some(input), layout: Layout::Lines { skipped }, error: None },
-            Err(err) => MongoSource {
-                input: None,
-                layout: Layout::Lines { skipped: 0 },
-                error: Some(SourceError::Io { line: 1, message: err.to_string() }),
-            },
-        }
+    pub fn new(input: R) -> Self {
+        Self::with_limit(input, RECORD_LIMIT)
+    }
+
+    /// A source over `input` whose documents may take at most `limit` bytes each.
+    pub fn with_limit(mut input: R, limit: usize) -> Self {
+        let (layout, error) = match skip_blank(&mut input) {
+            Ok((skipped, Some(b'['))) => (Layout::Array { skipped }, None),
+            Ok((skipped, _)) => (Layout::Lines { skipped }, None),
+            Err(err) => (Layout::Lines { skipped: 0 }, Some(SourceError::Io { line: 1, message: err.to_string() })),
+        };
+        let input = error.is_none().then_some(input);
+        MongoSource { input, layout, error, limit }
     }
 }
 
@@ -111,26 +119,31 @@ impl<R: BufRead> RecordSource for MongoSource<R> {
         }
         let Some(input) = self.input.take() else { return Ok(()) };
         let mut scratch = Scratch::default();
-        let (result, skipped) = match self.layout {
-            Layout::Lines { skipped } => {
-                let mut on_row = |row: SourceRow<'_>| visit_document(row.line + skipped, row.raw, &mut scratch, visit);
-                (NdjsonSource::new(input).read_all(&mut on_row), skipped)
-            }
-            Layout::Array { skipped } => {
-                let mut on_row = |row: SourceRow<'_>| visit_document(row.line, row.raw, &mut scratch, visit);
-                (JsonArraySource::new(input).read_all(&mut on_row), skipped)
-            }
+        let (layout, skipped) = match self.layout {
+            Layout::Lines { skipped } => (json_values::Layout::Sequence, skipped),
+            Layout::Array { skipped } => (json_values::Layout::Array, skipped),
         };
-        // Lines in errors count from where the inner reader started.
-        result.map_err(|err| match err {
-            ReadError::Source(SourceError::InvalidUtf8 { line }) => {
-                SourceError::InvalidUtf8 { line: line + skipped }.into()
+        let array = layout == json_values::Layout::Array;
+        let mut documents = JsonValues::new(input, layout, self.limit, skipped);
+        let mut position = 0u64;
+        while let Some(item) = documents.next()? {
+            position += 1;
+            // A row's line: where the document starts, or its position in the array.
+            let row_line = |line| if array { position } else { line };
+            match item {
+                Item::Value { line, text } => {
+                    let text = utf8(text, line)?;
+                    // In an array, a syntax error breaks the whole document.
+                    visit_document(row_line(line), text, &mut scratch, array.then_some(line), visit)?;
+                }
+                Item::Oversize { line, head, length } => {
+                    let head = crate::head(head, self.limit).ok_or(SourceError::InvalidUtf8 { line })?;
+                    let oversize = Oversize { length, limit: self.limit };
+                    crate::visit_oversize(row_line(line), head, oversize, visit).map_err(ReadError::Visit)?;
+                }
             }
-            ReadError::Source(SourceError::Syntax { line, message }) => {
-                SourceError::Syntax { line: line + skipped, message }.into()
-            }
-            other => other,
-        })
+        }
+        Ok(())
     }
 }
 
@@ -314,19 +327,25 @@ fn created_at(json: &str) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Turns one document's text into a row and hands it to `visit`.
+/// Turns one document's text into a row and hands it to `visit`. `strict`: the line the text
+/// starts on when a syntax error in it breaks the whole dump (an array).
 fn visit_document(
     line: u64,
     text: &str,
     scratch: &mut Scratch,
+    strict: Option<u64>,
     visit: &mut dyn FnMut(SourceRow<'_>) -> Result<(), VisitError>,
-) -> Result<(), VisitError> {
+) -> Result<(), ReadError> {
     let document = match serde_json::from_str::<Document<'_>>(text) {
         Ok(document) => document,
         Err(err) => {
+            if let Some(broken) = broken_document(&err, strict) {
+                return Err(broken.into());
+            }
             let message = err.to_string();
             let record = RawRecord { malformed: true, ..RawRecord::default() };
-            return visit(SourceRow { line, raw: text, record, parse_error: Some(&message), origin: None });
+            let row = SourceRow { line, raw: text, record, parse_error: Some(&message), origin: None, oversize: None };
+            return visit(row).map_err(ReadError::Visit);
         }
     };
     let mut kinds = [Kind::Absent; 5];
@@ -352,7 +371,7 @@ fn visit_document(
         created_at: document.created_at.and_then(|value| created_at(value.get())),
     };
     let origin = (origin != Origin::default()).then_some(origin);
-    visit(SourceRow { line, raw: text, record, parse_error: None, origin })
+    visit(SourceRow { line, raw: text, record, parse_error: None, origin, oversize: None }).map_err(ReadError::Visit)
 }
 
 #[cfg(test)]
@@ -490,6 +509,51 @@ mod tests {
         let mut source = MongoSource::new(&b"\n{}\n{\"a\":\"\xff\"}\n"[..]);
         let err = source.read_all(&mut |_| Ok(())).unwrap_err();
         assert!(matches!(err, ReadError::Source(SourceError::InvalidUtf8 { line: 3 })), "{err:?}");
+    }
+
+    #[test]
+    fn pretty_printed_dumps_are_read_document_by_document() {
+        let pretty = |document: &str| {
+            serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(document).unwrap()).unwrap()
+        };
+        let (first, second) = (pretty(CANONICAL), pretty(RELAXED));
+        let lines = first.lines().count() as u64;
+        // `mongoexport --pretty`: documents one after another, each over several lines.
+        let (format, rows) = read(&format!("{first}\n{second}\n")).unwrap();
+        assert_eq!(format, SourceFormat::Ndjson);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].line, rows[0].raw.as_str()), (1, first.as_str()), "the payload is the document as read");
+        assert_eq!(rows[0].fields, fields(["B1", "2024-01-15", "12.5", "21", "acme"]));
+        assert_eq!(rows[0].id.as_deref(), Some("65a1b2c3d4e5f60718293a4b"));
+        assert_eq!(rows[1].line, lines + 1, "numbered by the line it starts on");
+        assert_eq!(rows[1].fields, fields(["B2", "2024-01-15", "12.5", "21", "acme"]));
+        assert!(rows.iter().all(|row| !row.malformed));
+        // `--jsonArray --pretty`.
+        let (format, rows) = read(&format!("[\n{first},\n{second}\n]\n")).unwrap();
+        assert_eq!(format, SourceFormat::Json);
+        assert_eq!(rows.iter().map(|row| row.line).collect::<Vec<_>>(), [1, 2]);
+        assert!(rows.iter().all(|row| !row.malformed));
+        // A document cut short does not swallow the ones after it.
+        let (_, rows) = read(&format!("{{\"building_id\": \"B\n{first}\n")).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].malformed);
+        assert_eq!((rows[1].line, rows[1].malformed), (2, false));
+    }
+
+    #[test]
+    fn a_document_over_the_limit_is_one_malformed_row() {
+        let long = format!("{{\"building_id\":\"{}\"}}", "x".repeat(100));
+        let short = r#"{"building_id":"B1"}"#;
+        let input = format!("{long}\n{short}\n");
+        let mut source = MongoSource::with_limit(input.as_bytes(), 64);
+        let mut rows = Vec::new();
+        source
+            .read_all(&mut |row| {
+                rows.push((row.line, row.raw.len(), row.record.malformed, row.oversize.map(|o| o.length)));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rows, [(1, 64, true, Some(long.len() as u64)), (2, short.len(), false, None)]);
     }
 
     #[test]

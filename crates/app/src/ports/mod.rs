@@ -26,7 +26,7 @@ pub use quality::{
     GroupCounts, QualityFilter, QualityStore, ReasonCounts, RecordBreakdown, RecordCounts, RowBreakdown, RowCounts,
     StatusCounts,
 };
-pub use source::{ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
+pub use source::{Oversize, RECORD_LIMIT, ReadError, RecordSource, SourceError, SourceFormat, SourceRow, VisitError};
 pub use store::{
     BatchFilter, BatchId, BatchInfo, IngestTx, KeyProbe, NewBatch, NewRecord, PoolUsage, Probed, RawLink, RawRow,
     RawVersion, RecordFields, RecordFilter, RecordId, RecordKey, RecordState, RecordStore, RecordUpdate, StoreError,

@@ -47,6 +47,45 @@ pub struct SourceRow<'a> {
     /// For records imported from another system (e.g. a MongoDB dump of the original MVP):
     /// the id and creation time they had there, kept in the raw store. `None` for files.
     pub origin: Option<Origin<'a>>,
+    /// Set when the record was longer than the source's limit ([`RECORD_LIMIT`] by default):
+    /// `raw` is then its first bytes only, its fields are not read (the row is `malformed`),
+    /// and `parse_error` says so.
+    pub oversize: Option<Oversize>,
+}
+
+/// The most bytes one record may take by default (1 MiB): a CSV record (all its lines, for a
+/// quoted field that spans several), an NDJSON line, a JSON array element, a MongoDB document.
+/// A longer record is read through to its end without being held, and becomes a
+/// `malformed_row` whose payload keeps its first bytes ([`Oversize`]): one endless line (a
+/// file without line breaks, a decompressed gzip bomb) cannot take the memory with it.
+pub const RECORD_LIMIT: usize = 1 << 20;
+
+/// A record longer than the limit its source reads by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversize {
+    /// The record's whole length in bytes (without its line terminator).
+    pub length: u64,
+    /// The limit it went past, in bytes: the payload keeps at most this many of its first.
+    pub limit: usize,
+}
+
+/// Says what was wrong and what was kept, e.g. `the record is 104857600 bytes, over the limit of
+/// 1 MiB (1048576 bytes): read as malformed_row, only its first 1048576 bytes kept`. Stored as
+/// the row's parse error and printed by the CLI.
+impl std::fmt::Display for Oversize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Oversize { length, limit } = *self;
+        let size = match limit {
+            _ if limit >= 1 << 20 && limit % (1 << 20) == 0 => format!("{} MiB ({limit} bytes)", limit >> 20),
+            _ if limit >= 1 << 10 && limit % (1 << 10) == 0 => format!("{} KiB ({limit} bytes)", limit >> 10),
+            _ => format!("{limit} bytes"),
+        };
+        write!(
+            f,
+            "the record is {length} bytes, over the limit of {size}: read as {}, only its first {limit} bytes kept",
+            emdp_domain::Reason::MalformedRow.code()
+        )
+    }
 }
 
 /// Where an imported record came from: its identity in the system it is imported from.
@@ -160,6 +199,17 @@ mod tests {
             assert_eq!(format.as_str(), name, "stored as batch formats: never change it");
             assert_eq!(serde_json::to_value(format).unwrap(), name, "serde and strum agree");
         }
+    }
+
+    #[test]
+    fn an_oversize_record_names_its_length_and_the_limit() {
+        let message = Oversize { length: 104_857_600, limit: RECORD_LIMIT }.to_string();
+        assert_eq!(
+            message,
+            "the record is 104857600 bytes, over the limit of 1 MiB (1048576 bytes): read as malformed_row, \
+             only its first 1048576 bytes kept"
+        );
+        assert!(Oversize { length: 70, limit: 64 }.to_string().contains("over the limit of 64 bytes: "));
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub async fn edit_record(
     }
     let clock = ingestor.clock();
     let row = classify(
-        &SourceRow { line: 1, raw: &payload, record: raw, parse_error: None, origin: None },
+        &SourceRow { line: 1, raw: &payload, record: raw, parse_error: None, origin: None, oversize: None },
         ingestor.rules(),
         clock.today(),
         clock.now(),

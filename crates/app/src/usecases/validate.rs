@@ -180,8 +180,15 @@ mod tests {
                     provider: RawField::Text(p),
                     malformed: false,
                 };
-                visit(SourceRow { line: i as u64 + 2, raw: "", record, parse_error: None, origin: None })
-                    .map_err(ReadError::Visit)?;
+                visit(SourceRow {
+                    line: i as u64 + 2,
+                    raw: "",
+                    record,
+                    parse_error: None,
+                    origin: None,
+                    oversize: None,
+                })
+                .map_err(ReadError::Visit)?;
             }
             Ok(())
         }

@@ -10,19 +10,19 @@ use emdp_app::usecases::ingest::Ingestor;
 use emdp_domain::ConflictPolicy;
 use emdp_formats::MongoSource;
 
-use crate::commands::ingest::{ingest_error, print_summary, read_with_progress};
+use crate::commands::ingest::{ingest_watched, print_summary, read_with_progress};
 use crate::commands::validate::load_rules;
 use crate::db::DatabaseArgs;
 use crate::error::CliError;
 use crate::output::OutputFormat;
 
 /// Import a `mongoexport` dump of the original MVP's `energy_records` collection (MongoDB
-/// Extended JSON, one document per line or a JSON array). Every document is ingested like a
+/// Extended JSON: one document per line, pretty-printed documents, or a JSON array). Every document is ingested like a
 /// file row, with its `_id` and `created_at` kept in the raw store; the dump's stored quality
 /// fields are ignored and recomputed. Safe to run again.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The dump (`mongoexport --collection energy_records [--jsonArray]`); `-` reads standard input.
+    /// The dump (`mongoexport --collection energy_records [--jsonArray] [--pretty]`); `-` reads standard input.
     pub file: String,
     /// Quality thresholds as TOML.
     #[arg(long, value_name = "FILE")]
@@ -58,9 +58,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let (input, progress) = read_with_progress(&path)?;
     crate::db::block_on(args.database.with_writable_store(|store| async move {
         let ingestor = Ingestor::new(store, rules, clock, args.policy);
-        let result = ingestor.ingest(Box::new(MongoSource::new(input)), &source_name(&path), &progress).await;
-        progress.finish();
-        let summary = result.map_err(|err| ingest_error(&path, err, progress.stored_rows()))?;
+        let source = Box::new(MongoSource::new(input));
+        let summary = ingest_watched(&ingestor, source, &source_name(&path), &path, &progress).await?;
         print_summary(&path, &summary, args.output)?;
         Ok(ExitCode::SUCCESS)
     }))

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::NaiveDate;
-use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceFormat, SystemClock};
-use emdp_app::usecases::ingest::{IngestError, IngestProgress, IngestSummary, Ingestor};
+use emdp_app::ports::{Clock, FixedClock, RecordSource, SourceError, SourceFormat, SystemClock};
+use emdp_app::usecases::ingest::{IngestError, IngestProgress, IngestSummary, Ingestor, StoredCounts};
+use emdp_domain::QualitySummary;
 use emdp_domain::{ColumnNames, ConflictPolicy};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -194,13 +195,39 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         for path in &args.files {
             let (source, progress) = open(path, args.format.map(Into::into), columns.clone())?;
             let name = args.source.clone().unwrap_or_else(|| path.clone());
-            let result = ingestor.ingest(source, &name, &progress).await;
-            progress.finish();
-            let summary = result.map_err(|err| ingest_error(path, err, progress.stored_rows()))?;
+            let summary = ingest_watched(&ingestor, source, &name, path, &progress).await?;
             print_summary(path, &summary, args.output)?;
         }
         Ok(ExitCode::SUCCESS)
     }))
+}
+
+/// Ingests `source` (the input at `path`) as batch `name`, and tells the user on standard error
+/// about its records cut at the limit and when it has none; an empty input is one without
+/// records, not an error.
+pub async fn ingest_watched(
+    ingestor: &Ingestor,
+    source: Box<dyn RecordSource + Send>,
+    name: &str,
+    path: &str,
+    progress: &Progress,
+) -> Result<IngestSummary, CliError> {
+    let format = source.format();
+    let (source, notes) = crate::input::watch(source);
+    let result = ingestor.ingest(source, name, progress).await;
+    progress.finish();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(IngestError::Source(SourceError::Empty)) => {
+            IngestSummary { quality: QualitySummary::default(), stored: StoredCounts::default(), batch_id: None }
+        }
+        Err(err) => {
+            crate::input::print_notes(&notes, path, format, None);
+            return Err(ingest_error(path, err, progress.stored_rows()));
+        }
+    };
+    crate::input::print_notes(&notes, path, format, Some(summary.quality.total));
+    Ok(summary)
 }
 
 /// What a failed ingest of `path` tells the user: the file's problem (exit 2) or the

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
-use emdp_app::ports::{Clock, ReadError, SourceFormat, SystemClock};
+use emdp_app::ports::{Clock, ReadError, SourceError, SourceFormat, SystemClock};
 use emdp_app::usecases::validate::{summarize, validate};
 use emdp_domain::{QualityStatus, QualitySummary, Reason, RuleSet};
 use emdp_formats::ReportWriter;
@@ -30,7 +30,8 @@ pub struct Args {
     /// How to print the summary.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// Also write one CSV row per record (line, fields as read, status, duplicate, reasons).
+    /// Also write one CSV row per record (line, fields as read, status, duplicate, reasons);
+    /// `-` writes it to standard output, and the summary to standard error.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Quality thresholds as TOML (defaults apply to absent keys).
@@ -78,43 +79,55 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let rules = load_rules(args.rules.as_ref())?;
     let today = args.today.unwrap_or_else(|| SystemClock.today());
     let columns = crate::input::column_names(&args.columns)?;
-    let mut source = crate::input::open(&args.file, args.format.map(Into::into), columns)?;
+    let (mut source, notes) =
+        crate::input::watch(crate::input::open(&args.file, args.format.map(Into::into), columns)?);
+    let format = source.format();
 
-    let report_path = args.report.as_ref().map(|p| p.display().to_string());
+    // `--report -`: the report on standard output, the summary on standard error.
+    let report_to_stdout = args.report.as_deref() == Some(std::path::Path::new("-"));
+    let report_path =
+        args.report.as_ref().map(|p| if report_to_stdout { "stdout".to_owned() } else { p.display().to_string() });
     let output_error =
         |path: &str, err: &dyn std::fmt::Display| CliError::Output { path: path.to_owned(), message: err.to_string() };
-    let mut report = match &args.report {
-        Some(path) => {
-            let file = File::create(path).map_err(|e| output_error(&report_path.clone().unwrap_or_default(), &e))?;
-            Some(
-                ReportWriter::new(BufWriter::with_capacity(256 * 1024, file))
-                    .map_err(|e| output_error(&path.display().to_string(), &e))?,
-            )
+    let mut report = match (&args.report, report_path.as_deref()) {
+        (Some(path), Some(name)) => {
+            let out: Box<dyn Write> = if report_to_stdout {
+                Box::new(std::io::stdout().lock())
+            } else {
+                Box::new(File::create(path).map_err(|e| output_error(name, &e))?)
+            };
+            Some(ReportWriter::new(BufWriter::with_capacity(256 * 1024, out)).map_err(|e| output_error(name, &e))?)
         }
-        None => None,
+        _ => None,
     };
     // Without a per-row report, the summary-only path finds duplicates on a second thread.
     let summary = match report.as_mut() {
         Some(report) => validate(source.as_mut(), &rules, today, report),
         None => summarize(source.as_mut(), &rules, today),
     };
-    let summary = summary.map_err(|err| match err {
-        ReadError::Source(err) => CliError::Input { path: args.file.clone(), message: err.to_string() },
-        ReadError::Visit(err) => output_error(report_path.as_deref().unwrap_or("report"), &err),
-    })?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        // An empty file has no records, like a file with only a header.
+        Err(ReadError::Source(SourceError::Empty)) => QualitySummary::default(),
+        Err(ReadError::Source(err)) => {
+            return Err(CliError::Input { path: args.file.clone(), message: err.to_string() });
+        }
+        Err(ReadError::Visit(err)) => return Err(output_error(report_path.as_deref().unwrap_or("report"), &err)),
+    };
     if let (Some(report), Some(path)) = (report, report_path.as_deref()) {
         report.finish().map_err(|e| output_error(path, &e))?;
     }
+    crate::input::print_notes(&notes, &args.file, format, Some(summary.total));
 
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out: Box<dyn Write> =
+        if report_to_stdout { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
     match args.output {
         OutputFormat::Json => {
             serde_json::to_writer(&mut out, &summary).map_err(std::io::Error::from).and_then(|()| writeln!(out))
         }
         OutputFormat::Text => print_table(&mut out, &args.file, &summary),
     }
-    .map_err(|e| crate::output::write_error("stdout", &e))?;
+    .map_err(|e| crate::output::write_error(if report_to_stdout { "stderr" } else { "stdout" }, &e))?;
 
     Ok(if args.fail_on_invalid && !summary.all_valid() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

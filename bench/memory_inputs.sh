@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmark: peak memory of `emdp validate` and `emdp ingest` on hostile inputs (issue 27):
+# one 100 MB CSV line without a line break, and a 1 MB gzip that expands to 1 GB of zeros
+# (a gzip bomb), both followed by one valid row; `validate` also reads 1 GB of blank lines and
+# 1 GB of short junk rows (`a,b,c`), both gzipped. Every record is held to the 1 MiB record
+# limit, so peak RSS must stay near that of a small, normal file (printed first) and under
+# 150 MB. Prints, per run, the exit code, the peak RSS (`/usr/bin/time -v`) and the wall time,
+# and the warning emdp printed (the cut record's line, length and the limit).
+#
+# Run from the repo root:   bash bench/memory_inputs.sh
+#
+# Environment knobs:
+#   SKIP_BUILD=1 EMDP=path   skip `cargo build --release`, use another emdp binary
+#   LINE_MB=100 BOMB_MB=1024 sizes of the long line and of the decompressed bomb
+#
+# The inputs (about 3 MB on disk, the long line aside) live in a temporary directory, removed
+# on exit.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+LINE_MB="${LINE_MB:-100}"
+BOMB_MB="${BOMB_MB:-1024}"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is required"
+if [[ "$SKIP_BUILD" != 1 ]]; then
+  cargo build --release -p emdp-cli >&2
+fi
+[[ -x "$EMDP" ]] || die "$EMDP is not built"
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+HEADER='building_id,date,consumption,temperature,provider'
+ROW='B1,2025-01-01,10,5,p'
+TODAY=2025-06-30
+
+echo "machine: $(nproc) CPUs, $(uname -sr); emdp: $EMDP" >&2
+echo "building the inputs in $TMP" >&2
+"$EMDP" generate --buildings 10 --days 1000 --seed 1 --out "$TMP/normal.csv" >/dev/null 2>&1
+{ echo "$HEADER"; head -c "$((LINE_MB << 20))" /dev/zero | tr '\0' x; printf '\n%s\n' "$ROW"; } >"$TMP/line.csv"
+{ echo "$HEADER"; head -c "$((BOMB_MB << 20))" /dev/zero; printf '\n%s\n' "$ROW"; } | gzip -9 >"$TMP/bomb.csv.gz"
+{ echo "$HEADER"; head -c "$((BOMB_MB << 20))" /dev/zero | tr '\0' '\n'; } | gzip -9 >"$TMP/newlines.csv.gz"
+# `yes` ends on SIGPIPE when `head` has enough: not a failure.
+{ echo "$HEADER"; { yes 'a,b,c' || true; } | head -c "$((BOMB_MB << 20))"; } | gzip -9 >"$TMP/junk.csv.gz"
+
+size() { du -h "$1" | cut -f1; }
+printf '%-34s %8s %5s %12s %8s\n' run input exit "peak RSS" wall
+# measure LABEL FILE CMD...: runs CMD under /usr/bin/time -v; prints its exit code, peak RSS
+# and wall time, and keeps its standard error in $TMP/LABEL.err.
+measure() {
+  local label="$1" file="$2" rc=0 rss wall
+  shift 2
+  /usr/bin/time -v -o "$TMP/time.txt" "$@" >/dev/null 2>"$TMP/$label.err" || rc=$?
+  rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f MB", $2 / 1024 }' "$TMP/time.txt")
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { print $2 }' "$TMP/time.txt")
+  printf '%-34s %8s %5s %12s %8s\n' "$label" "$(size "$file")" "$rc" "$rss" "$wall"
+}
+
+for input in normal line bomb; do
+  file="$TMP/$input.csv"
+  [[ -f "$file" ]] || file="$file.gz"
+  measure "validate $input" "$file" "$EMDP" validate "$file" --today "$TODAY"
+  measure "ingest $input (SQLite)" "$file" \
+    "$EMDP" ingest "$file" --today "$TODAY" --database-url "sqlite://$TMP/$input.db"
+done
+for input in newlines junk; do
+  measure "validate $input" "$TMP/$input.csv.gz" "$EMDP" validate "$TMP/$input.csv.gz" --today "$TODAY"
+done
+
+echo
+echo "what emdp said on standard error:"
+for label in "validate line" "ingest bomb (SQLite)" "validate newlines"; do
+  echo "  $label: $(head -c 300 "$TMP/$label.err")"
+done
