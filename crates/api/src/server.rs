@@ -175,8 +175,9 @@ async fn assemble(stores: emdp_storage::Stores, settings: Settings) -> Result<Se
     };
     let rules = Arc::new(rules);
     let ingestor = Ingestor::new(stores.records.clone(), rules.clone(), clock.clone(), policy);
-    let alerts =
-        AlertEngine::new(stores.alerts.clone(), clock.clone()).with_analyzer(Analyzer::new(stores.analytics.clone()));
+    let alerts = AlertEngine::new(stores.alerts.clone(), clock.clone())
+        .with_analyzer(Analyzer::new(stores.analytics.clone()))
+        .with_rules(rules.clone());
     seed_rules(&alerts, &alert_rules).await?;
     // Before anything is ingested: the alert windows as the store left them.
     alerts.restore().await?;

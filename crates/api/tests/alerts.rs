@@ -185,7 +185,12 @@ async fn a_status_rule_fires_on_a_malformed_record_and_a_zero_cooldown_fires_aga
     assert_eq!(server.post_json("/api/v1/alert-rules", rule).await.0, 201);
     let incomplete = json!({"building_id": "B7", "date": "2025-01-01", "provider": "acme"});
     server.post_json("/api/v1/records", incomplete).await;
-    assert_eq!(alerts(&server, "?state=firing&building=B7").await.len(), 1);
+    let firing = alerts(&server, "?state=firing&building=B7").await;
+    assert_eq!(firing.len(), 1);
+    // Reasons have the one shape every surface gives them: code and message.
+    let reason = &firing[0]["details"]["reasons"][0];
+    assert_eq!(reason["code"], "missing_consumption", "{reason}");
+    assert!(reason["message"].as_str().is_some_and(|m| !m.is_empty()), "{reason}");
     server.post_json("/api/v1/records", reading("B7", "2025-01-02", 10.0)).await;
     assert_eq!(alerts(&server, "?state=resolved").await.len(), 1);
     let again = json!({"building_id": "B7", "date": "2025-01-03", "provider": "acme"});

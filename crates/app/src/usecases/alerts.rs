@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use emdp_domain::QualityStatus;
 use emdp_domain::analysis::BaselineModel;
+use emdp_domain::{QualityStatus, RuleSet};
 use serde_json::json;
 use tokio::sync::{Mutex, broadcast};
 
@@ -67,6 +67,8 @@ struct EngineState {
 struct Inner {
     store: Arc<dyn AlertStore>,
     analyzer: Option<Analyzer>,
+    /// The quality rules in force: they word the reasons of the records a status rule fires on.
+    rules: Arc<RuleSet>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<AlertEvent>,
     state: Mutex<EngineState>,
@@ -124,7 +126,9 @@ pub fn validate_spec(spec: &RuleSpec) -> Result<(), AlertError> {
 }
 
 impl AlertEngine {
-    /// An engine over `store`; anomaly rules need [`AlertEngine::with_analyzer`].
+    /// An engine over `store`; anomaly rules need [`AlertEngine::with_analyzer`], and the
+    /// reasons of a status rule's alerts are worded by the default rules unless
+    /// [`AlertEngine::with_rules`] gives the ones in force.
     pub fn new(store: Arc<dyn AlertStore>, clock: Arc<dyn Clock>) -> Self {
         let (events, _) = broadcast::channel(4096);
         let started = clock.now();
@@ -132,6 +136,7 @@ impl AlertEngine {
             inner: Arc::new(Inner {
                 store,
                 analyzer: None,
+                rules: Arc::new(RuleSet::default()),
                 clock,
                 events,
                 state: Mutex::new(EngineState::default()),
@@ -142,15 +147,28 @@ impl AlertEngine {
 
     /// The same engine fitting baselines with `analyzer` for anomaly rules. Call before cloning.
     pub fn with_analyzer(self, analyzer: Analyzer) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+        self.configured(|inner| inner.analyzer = Some(analyzer))
+    }
+
+    /// The same engine wording reasons by `rules` (the quality rules in force). Call before
+    /// cloning.
+    pub fn with_rules(self, rules: Arc<RuleSet>) -> Self {
+        self.configured(|inner| inner.rules = rules)
+    }
+
+    /// The engine with `change` applied to its set-up (a clone's state starts afresh).
+    fn configured(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             store: shared.store.clone(),
-            analyzer: None,
+            analyzer: shared.analyzer.clone(),
+            rules: shared.rules.clone(),
             clock: shared.clock.clone(),
             events: shared.events.clone(),
             state: Mutex::new(EngineState::default()),
             started: shared.started,
         });
-        AlertEngine { inner: Arc::new(Inner { analyzer: Some(analyzer), ..inner }) }
+        change(&mut inner);
+        AlertEngine { inner: Arc::new(inner) }
     }
 
     /// The store (alerts, events, deliveries).
@@ -394,7 +412,12 @@ impl AlertEngine {
                             Some(b) => (b.clone(), Some(b.clone())),
                             None => (format!("source:{source}"), None),
                         };
-                        let reasons: Vec<&str> = row.reasons.iter().map(|r| r.code()).collect();
+                        let codes: Vec<&str> = row.reasons.iter().map(|r| r.code()).collect();
+                        let reasons: Vec<serde_json::Value> = row
+                            .reasons
+                            .iter()
+                            .map(|r| json!({"code": r.code(), "message": r.message(&self.inner.rules)}))
+                            .collect();
                         observations.push(Observation {
                             rule: index,
                             subject,
@@ -404,7 +427,7 @@ impl AlertEngine {
                                 "{source}: record of building {} is {} ({})",
                                 row.fields.building_id.as_deref().unwrap_or("-"),
                                 row.status,
-                                reasons.join(", ")
+                                codes.join(", ")
                             ),
                             details: json!({"source": source, "status": row.status.as_str(), "reasons": reasons,
                                 "line": row.line, "date": row.fields.date}),
