@@ -198,6 +198,12 @@ fn usage_errors_exit_2_and_database_errors_exit_3() {
     let url = sqlite_url(&dir, "emdp.db");
     let stderr = fails_with_2(&["report", "--database-url", &url, "--from", "2025-02-01", "--to", "2025-01-01"]);
     assert!(stderr.contains("--from 2025-02-01 is after --to 2025-01-01"), "{stderr}");
+    // The same rule wherever a command takes --from and --to.
+    for command in [&["records", "list"][..], &["duplicates", "list"]] {
+        let inverted = [command, &["--database-url", &url, "--from", "2025-02-01", "--to", "2025-01-01"]].concat();
+        let stderr = fails_with_2(&inverted);
+        assert!(stderr.contains("--from 2025-02-01 is after --to 2025-01-01"), "{command:?}: {stderr}");
+    }
     fails_with_2(&["report", "--database-url", &url, "--from", "2025-13-01"]);
     fails_with_2(&["report", "--database-url", &url, "--output", "xml"]);
     fails_with_2(&["duplicates", "resolve", "--all", "--version", "1:2", "--database-url", &url]);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use emdp_api::dto::GroupPageDto;
 use emdp_app::ports::{DuplicateFilter, RecordId};
 use emdp_app::usecases::duplicates::{Choice, ResolveError, list_groups, resolve_all, resolve_one};
@@ -35,26 +35,23 @@ pub struct FilterArgs {
     /// Only this provider.
     #[arg(long)]
     pub provider: Option<String>,
-    /// Only days on or after this one.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
-    pub from: Option<NaiveDate>,
-    /// Only days on or before this one.
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
-    pub to: Option<NaiveDate>,
+    #[command(flatten)]
+    pub days: super::DayRange,
     /// Only groups waiting for a manual decision.
     #[arg(long)]
     pub pending: bool,
 }
 
 impl FilterArgs {
-    fn filter(&self) -> DuplicateFilter {
-        DuplicateFilter {
+    fn filter(&self) -> Result<DuplicateFilter, CliError> {
+        let days = self.days.checked()?;
+        Ok(DuplicateFilter {
             building_id: self.building.clone(),
             provider: self.provider.clone(),
-            from: self.from,
-            to: self.to,
+            from: days.from,
+            to: days.to,
             pending_only: self.pending,
-        }
+        })
     }
 }
 
@@ -140,7 +137,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
         match command {
             Command::List(args) => {
                 let rules = load_rules(args.rules.as_ref())?;
-                let (filter, cursor, limit) = (args.filter.filter(), args.cursor, args.limit);
+                let (filter, cursor, limit) = (args.filter.filter()?, args.cursor, args.limit);
                 let page = args
                     .database
                     .with_stores(|stores| async move {
@@ -193,7 +190,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                     (Some(policy), None) => Choice::Policy(policy),
                     (None, None) => return Err(CliError::Usage("give --policy or --version".into())),
                 };
-                let (record, filter, by) = (args.record, args.filter.filter(), args.by);
+                let (record, filter, by) = (args.record, args.filter.filter()?, args.by);
                 let outcome = args
                     .database
                     .with_writable_stores(|stores| async move {

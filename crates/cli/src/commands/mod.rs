@@ -25,6 +25,54 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     emdp_domain::parse_iso_date(text.trim()).map_err(|err| format!("{err}: expected YYYY-MM-DD"))
 }
 
+/// `--from` and `--to`: the days a command looks at, the same two flags wherever one filters by
+/// day (`report`, `records list`, `duplicates list`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DayRange {
+    /// Only days on or after this one.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Only days on or before this one.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+}
+
+impl DayRange {
+    /// The range, refused (a usage error naming both days) when it ends before it starts, as
+    /// the API answers 400 for the same query.
+    pub fn checked(self) -> Result<Self, crate::error::CliError> {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) if from > to => {
+                Err(crate::error::CliError::Usage(format!("--from {from} is after --to {to}")))
+            }
+            _ => Ok(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod day_range_tests {
+    use super::*;
+
+    fn day(text: &str) -> Option<NaiveDate> {
+        Some(parse_date(text).unwrap())
+    }
+
+    #[test]
+    fn a_range_ending_before_it_starts_names_both_days() {
+        let inverted = DayRange { from: day("2026-05-01"), to: day("2026-01-01") };
+        let err = inverted.checked().unwrap_err().to_string();
+        assert!(err.contains("--from 2026-05-01 is after --to 2026-01-01"), "{err}");
+        for ok in [
+            DayRange { from: day("2026-01-01"), to: day("2026-01-01") },
+            DayRange { from: day("2026-01-01"), to: None },
+            DayRange { from: None, to: None },
+        ] {
+            assert!(ok.checked().is_ok());
+        }
+    }
+}
+
 /// `--policy`: a conflict policy read by the domain's one parser ([`ConflictPolicy::parse`]:
 /// `keep_latest` or `keep-latest`); help lists the snake_case names every output uses.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
 use emdp_api::dto::{RecordDto, VersionDto};
 use emdp_app::page::next_cursor;
 use emdp_app::ports::{RecordFilter, RecordId, StoredRecord};
@@ -35,12 +34,8 @@ pub struct ListArgs {
     /// Only this provider.
     #[arg(long)]
     pub provider: Option<String>,
-    /// Only days on or after this one.
-    #[arg(long, value_parser = super::parse_date)]
-    pub from: Option<NaiveDate>,
-    /// Only days on or before this one.
-    #[arg(long, value_parser = super::parse_date)]
-    pub to: Option<NaiveDate>,
+    #[command(flatten)]
+    pub days: super::DayRange,
     /// Only this status (VALID, INCOMPLETE, INCONSISTENT).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<QualityStatus>,
@@ -112,12 +107,13 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     crate::db::block_on(async move {
         match command {
             Command::List(args) => {
+                let days = args.days.checked()?;
                 let filter = RecordFilter {
                     building_id: args.building,
                     provider: args.provider,
                     status: args.status,
-                    from: args.from,
-                    to: args.to,
+                    from: days.from,
+                    to: days.to,
                 };
                 let rules = load_rules(args.rules.as_ref())?;
                 let (cursor, limit) = (args.cursor, args.limit);

@@ -22,12 +22,9 @@ pub struct Args {
     /// Only this provider.
     #[arg(long)]
     pub provider: Option<String>,
-    /// Only days on or after this one (also the start of every building's expected range).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
-    pub from: Option<NaiveDate>,
-    /// Only days on or before this one (also the end of every building's expected range).
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = super::parse_date)]
-    pub to: Option<NaiveDate>,
+    /// The days to report on; they are also every building's expected range.
+    #[command(flatten)]
+    pub days: super::DayRange,
     /// Only records that received a payload in this ingestion batch.
     #[arg(long)]
     pub batch: Option<BatchId>,
@@ -60,16 +57,12 @@ pub enum ReportOutput {
 
 /// Runs `emdp report`.
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    if let (Some(from), Some(to)) = (args.from, args.to)
-        && from > to
-    {
-        return Err(CliError::Usage(format!("--from {from} is after --to {to}")));
-    }
+    let days = args.days.checked()?;
     let filter = QualityFilter {
         building_id: args.building.clone(),
         provider: args.provider.clone(),
-        from: args.from,
-        to: args.to,
+        from: days.from,
+        to: days.to,
         batch: args.batch,
     };
     let today = args.today.unwrap_or_else(|| Utc::now().date_naive());
