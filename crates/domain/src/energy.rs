@@ -18,6 +18,28 @@ const M3_PER_FT3: f64 = 0.028_316_846_592;
 /// Litres in one US gallon.
 const L_PER_GAL: f64 = 3.785_411_784;
 
+/// A closed set of names (fuels, units, use types): one spelling out (`as_str`, serde), the
+/// common spellings in (`parse`, case-insensitive), and an error listing the accepted ones.
+pub trait Named: Copy + strum::VariantArray + Into<&'static str> + std::str::FromStr + 'static {
+    /// What the names name, for errors (`fuel`, `unit`, ...).
+    const KIND: &'static str;
+
+    /// The one spelling every surface uses (`natural_gas`, `kWh`, ...).
+    fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Parses a name, trimmed and case-insensitive, with its common spellings (`gas`, `m³`).
+    fn parse(text: &str) -> Result<Self, UnknownName> {
+        text.trim().parse().map_err(|_| UnknownName::new(Self::KIND, text, Self::names()))
+    }
+
+    /// Every accepted name, for error messages and documentation.
+    fn names() -> Vec<&'static str> {
+        Self::VARIANTS.iter().map(|name| (*name).into()).collect()
+    }
+}
+
 /// What a meter measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,22 +69,11 @@ pub enum Fuel {
     Other,
 }
 
+impl Named for Fuel {
+    const KIND: &'static str = "fuel";
+}
+
 impl Fuel {
-    /// The fuel's name (`natural_gas`, ...): the one spelling every surface uses.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses a fuel name, case-insensitive, with `gas` and `oil` as short forms.
-    pub fn parse(text: &str) -> Result<Self, UnknownName> {
-        text.trim().parse().map_err(|_| UnknownName::new("fuel", text, Self::names()))
-    }
-
-    /// Every accepted name, for error messages and documentation.
-    pub fn names() -> Vec<&'static str> {
-        <Self as strum::VariantArray>::VARIANTS.iter().map(|fuel| fuel.as_str()).collect()
-    }
-
     /// Whether the fuel's readings carry energy (all but water).
     pub fn is_energy(self) -> bool {
         self != Fuel::Water
@@ -153,23 +164,11 @@ enum Dimension {
     Volume(f64),
 }
 
+impl Named for Unit {
+    const KIND: &'static str = "unit";
+}
+
 impl Unit {
-    /// The unit's symbol (`kWh`, `therm`, `m3`, ...): the one spelling every surface uses.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses a unit symbol, case-insensitive (`kwh`, `KWH`), with common spellings (`m³`,
-    /// `therms`, `gallon`).
-    pub fn parse(text: &str) -> Result<Self, UnknownName> {
-        text.trim().parse().map_err(|_| UnknownName::new("unit", text, Self::names()))
-    }
-
-    /// Every accepted symbol, for error messages and documentation.
-    pub fn names() -> Vec<&'static str> {
-        <Self as strum::VariantArray>::VARIANTS.iter().map(|unit| unit.as_str()).collect()
-    }
-
     fn dimension(self) -> Dimension {
         match self {
             Unit::Wh => Dimension::Energy(0.001),
@@ -288,21 +287,8 @@ pub enum UseType {
     Other,
 }
 
-impl UseType {
-    /// The use type's name (`data_center`, ...).
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses a use type name, case-insensitive.
-    pub fn parse(text: &str) -> Result<Self, UnknownName> {
-        text.trim().parse().map_err(|_| UnknownName::new("use type", text, Self::names()))
-    }
-
-    /// Every accepted name.
-    pub fn names() -> Vec<&'static str> {
-        <Self as strum::VariantArray>::VARIANTS.iter().map(|use_type| use_type.as_str()).collect()
-    }
+impl Named for UseType {
+    const KIND: &'static str = "use type";
 }
 
 /// The unit of a floor area.
@@ -332,21 +318,8 @@ pub enum AreaUnit {
     Ft2,
 }
 
-impl AreaUnit {
-    /// The unit's symbol (`m2`, `ft2`).
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses an area unit, case-insensitive (`m²`, `sqft` accepted).
-    pub fn parse(text: &str) -> Result<Self, UnknownName> {
-        text.trim().parse().map_err(|_| UnknownName::new("area unit", text, Self::names()))
-    }
-
-    /// Every accepted symbol.
-    pub fn names() -> Vec<&'static str> {
-        <Self as strum::VariantArray>::VARIANTS.iter().map(|unit| unit.as_str()).collect()
-    }
+impl Named for AreaUnit {
+    const KIND: &'static str = "area unit";
 }
 
 /// m² in one square foot.
