@@ -36,7 +36,7 @@ use emdp_app::ports::{
     AlertStore, AnalyticsStore, DeadLetterStore, DuplicateStore, KeyStore, QualityStore, RecordStore, StoreError,
 };
 
-pub use pool::{DEFAULT_ACQUIRE_TIMEOUT, OpenOptions};
+pub use pool::{DEFAULT_ACQUIRE_TIMEOUT, OpenOptions, io_reason};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 use store::SqlStore;

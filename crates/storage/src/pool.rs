@@ -54,23 +54,12 @@ impl Default for OpenOptions {
 pub(crate) fn unreachable_reason(err: &sqlx::Error) -> Option<String> {
     use std::io::ErrorKind;
     match err {
-        sqlx::Error::Io(io) => Some(
-            match io.kind() {
-                ErrorKind::ConnectionRefused => "connection refused",
-                ErrorKind::TimedOut | ErrorKind::WouldBlock => "timed out",
-                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
-                    "the connection was closed by the server"
-                }
-                ErrorKind::HostUnreachable => "no route to the host",
-                ErrorKind::NetworkUnreachable => "the network is unreachable",
-                ErrorKind::PermissionDenied => "permission denied",
-                ErrorKind::NotFound => "no such file or socket",
-                // Name resolution failures carry no kind of their own.
-                _ if io.to_string().contains("lookup address") => "no such host",
-                _ => return Some(format!("{io}")),
-            }
-            .to_owned(),
-        ),
+        sqlx::Error::Io(io) => Some(match io.kind() {
+            ErrorKind::NotFound => "no such file or socket".to_owned(),
+            // Name resolution failures carry no kind of their own.
+            _ if io.to_string().contains("lookup address") => "no such host".to_owned(),
+            _ => io_reason(io),
+        }),
         sqlx::Error::Tls(tls) => Some(format!("TLS failed: {tls}")),
         sqlx::Error::PoolTimedOut => Some("timed out".to_owned()),
         sqlx::Error::Database(db) => match db.code().as_deref() {
@@ -84,6 +73,25 @@ pub(crate) fn unreachable_reason(err: &sqlx::Error) -> Option<String> {
         },
         _ => None,
     }
+}
+
+/// Why a network operation failed, in words from the error's kind, never an OS error number
+/// (a read that times out is "os error 11" on Linux): what the stores and `emdp health` say.
+pub fn io_reason(err: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::ConnectionRefused => "connection refused",
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => "timed out",
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
+            "the connection was closed by the other side"
+        }
+        ErrorKind::HostUnreachable => "no route to the host",
+        ErrorKind::NetworkUnreachable => "the network is unreachable",
+        ErrorKind::AddrNotAvailable => "the address is not available",
+        ErrorKind::PermissionDenied => "permission denied",
+        _ => return err.to_string(),
+    }
+    .to_owned()
 }
 
 /// Where a pool connects, for messages: `HOST:PORT` of a PostgreSQL server, the file of a

@@ -32,8 +32,8 @@ struct Answer {
     detail: Option<String>,
 }
 
-/// Why a request got no answer, in words from the error's kind (never an OS error number:
-/// a read that times out is "os error 11" on Linux).
+/// Why a request got no answer, in words ([`emdp_storage::io_reason`]), with what a user of
+/// `emdp health` checks next.
 fn reason(err: &std::io::Error, timeout: Duration) -> String {
     use std::io::ErrorKind;
     match err.kind() {
@@ -42,11 +42,7 @@ fn reason(err: &std::io::Error, timeout: Duration) -> String {
         ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
             "the connection was closed before an answer".to_owned()
         }
-        ErrorKind::HostUnreachable => "no route to the host".to_owned(),
-        ErrorKind::NetworkUnreachable => "the network is unreachable".to_owned(),
-        ErrorKind::AddrNotAvailable => "the address is not available".to_owned(),
-        ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => err.to_string(),
+        _ => emdp_storage::io_reason(err),
     }
 }
 
