@@ -17,8 +17,33 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-/// The longest wait between reconnection or store attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The exponential wait between reconnection or store attempts: 100 ms, doubling up to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Backoff(Self::FIRST)
+    }
+
+    /// The wait before the next attempt, in milliseconds (for logs).
+    fn millis(&self) -> u64 {
+        self.0.as_millis() as u64
+    }
+
+    /// Waits before the next attempt; the one after it waits twice as long.
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+
+    /// Starts again from the first wait (after a success).
+    fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
 
 /// How many store attempts failing with a message's own error (not an outage) a message gets
 /// before it is kept as a dead letter, by default.
@@ -170,7 +195,7 @@ async fn drive(
     sender: mpsc::Sender<Publish>,
     stats: Arc<SubscriberStats>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -179,7 +204,7 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 stats.connections.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(session_present = ack.session_present, "MQTT connected");
                 for topic in &topics {
@@ -193,9 +218,8 @@ async fn drive(
             }
             Ok(_) => {}
             Err(err) => {
-                tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                tracing::warn!(error = %err, retry_in_ms = backoff.millis(), "MQTT connection lost");
+                backoff.wait().await;
             }
         }
     }
@@ -309,7 +333,7 @@ impl Writer {
     /// for as long as it lasts, since every message would fail alike and none is to blame; a
     /// failure of the rows' own until `max_attempts` of them, then gives up.
     async fn store_rows(&self, source: &str, rows: &[RawRow], max_attempts: u32) -> Result<(), GaveUp> {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new();
         let mut attempts = 0;
         loop {
             match self.ingestor.ingest_rows(rows, source, SourceFormat::Ndjson, None, None).await {
@@ -330,10 +354,9 @@ impl Writer {
                             return Err(GaveUp { error, attempts });
                         }
                     }
-                    tracing::warn!(%error, %source, attempts, retry_in_ms = backoff.as_millis() as u64,
+                    tracing::warn!(%error, %source, attempts, retry_in_ms = backoff.millis(),
                         "storing MQTT messages failed: not acknowledged, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.wait().await;
                 }
             }
         }
@@ -350,7 +373,7 @@ impl Writer {
             attempts: gave_up.attempts,
             dead_at: self.ingestor.clock().now(),
         };
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new();
         loop {
             match self.dead_letters.add_dead_letter(&letter).await {
                 Ok(id) => {
@@ -362,10 +385,9 @@ impl Writer {
                     return;
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, %topic, retry_in_ms = backoff.as_millis() as u64,
+                    tracing::error!(error = %err, %topic, retry_in_ms = backoff.millis(),
                         "keeping an MQTT message as a dead letter failed: not acknowledged, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.wait().await;
                 }
             }
         }
@@ -416,15 +438,14 @@ impl AlertPublisher {
         let options = config.options(&format!("{}-alerts", config.client_id), true);
         let (client, mut eventloop) = AsyncClient::new(options, 10_000);
         let connection = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new();
             loop {
                 match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => backoff = Duration::from_millis(100),
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => backoff.reset(),
                     Ok(_) => {}
                     Err(err) => {
                         tracing::warn!(error = %err, "MQTT alert publisher disconnected");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        backoff.wait().await;
                     }
                 }
             }
